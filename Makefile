@@ -1,0 +1,53 @@
+# meterlake: `make demo` and `make test` are the two commands a newcomer needs.
+# Both install what is missing first (idempotent: a second run downloads nothing).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MVN    := mvn -q -B
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint report bench kafka-start kafka-stop clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed  ## venv + pinned Python packages + JVM jars
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+.jars/spark/.installed: conf/maven/spark-jars.xml
+	rm -rf .jars/spark
+	$(MVN) -f $< dependency:copy-dependencies
+	touch $@
+
+.jars/kafka/.installed: conf/maven/kafka-broker.xml
+	rm -rf .jars/kafka
+	$(MVN) -f $< dependency:copy-dependencies
+	touch $@
+
+demo: setup  ## a month of 11 meters through bronze, silver and gold; the four answers
+	$(BIN)/meterlake demo
+
+test: setup  ## the whole test suite (what CI runs), slow cases included
+	$(BIN)/pytest
+
+test-fast: setup  ## the suite without the slow cases
+	$(BIN)/pytest -m "not slow"
+
+lint: setup  ## ruff
+	$(BIN)/ruff check meterlake bronze silver gold tests
+
+kafka-start: setup  ## the local broker on 127.0.0.1:9092
+	$(BIN)/meterlake kafka start
+
+kafka-stop: setup  ## stop it
+	$(BIN)/meterlake kafka stop
+
+clean:  ## remove the lake, broker data and build outputs (not the venv or jars)
+	-$(BIN)/meterlake kafka stop
+	rm -rf lake .kafka build

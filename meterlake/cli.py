@@ -1,0 +1,171 @@
+"""The `meterlake` command line (contract: shared spec interface.md)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from meterlake.config import Config, load_config
+from meterlake.errors import MeterlakeError
+
+log = logging.getLogger("meterlake")
+
+VIEWS = ("q1", "q2", "q3", "q4")
+FORMATS = ("table", "csv", "json")
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Global options work before or after the subcommand; SUPPRESS keeps the
+    # subcommand's parser from resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--conf", help="configuration file (default conf/meterlake.toml)")
+    common.add_argument("--lake", help="root of the Delta tables (env METERLAKE_LAKE)")
+    common.add_argument("--topic", help="Kafka topic (env METERLAKE_TOPIC)")
+    common.add_argument("--bootstrap", help="Kafka bootstrap servers (env METERLAKE_BOOTSTRAP)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    parser = argparse.ArgumentParser(
+        prog="meterlake", parents=[common],
+        description="Streaming lakehouse for residential energy meters.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = sub.add_parser("kafka", parents=[common], help="the local Kafka broker")
+    kafka.add_argument("action", choices=("start", "stop", "status"))
+
+    gen = sub.add_parser("generate", parents=[common], help="a synthetic month of readings")
+    gen.add_argument("--out", required=True, help="output file (timestamp;sensor_id;energy)")
+    gen.add_argument("--meters", type=int, default=11)
+    gen.add_argument("--days", type=int, default=29)
+    gen.add_argument("--start", default="2024-02-01", help="first day, YYYY-MM-DD")
+    gen.add_argument("--cadence", type=float, default=60.0, help="seconds between readings")
+    gen.add_argument("--seed", type=int, default=42)
+
+    pub = sub.add_parser("publish", parents=[common], help="replay a readings file into Kafka")
+    pub.add_argument("--filename", required=True)
+    pub.add_argument("--speedup", type=float, default=60.0,
+                     help="times faster than real time; 0 = as fast as possible")
+
+    run = sub.add_parser("run", parents=[common], help="the bronze, silver and gold jobs")
+    run.add_argument("--layers", default="bronze,silver,gold")
+    run.add_argument("--once", action="store_true", help="catch up on everything, then exit")
+
+    query = sub.add_parser("query", parents=[common], help="the sorted view of one question")
+    query.add_argument("view", choices=VIEWS)
+    query.add_argument("--format", choices=FORMATS, default="table")
+    when = query.add_mutually_exclusive_group()
+    when.add_argument("--version", type=int, help="gold table version (time travel)")
+    when.add_argument("--as-of", dest="as_of", help="gold as of this timestamp (time travel)")
+
+    sql = sub.add_parser("sql", parents=[common], help="read-only SQL over the lake")
+    sql.add_argument("statement")
+    sql.add_argument("--format", choices=FORMATS, default="table")
+
+    hist = sub.add_parser("history", parents=[common], help="Delta history of a table")
+    hist.add_argument("table")
+
+    replay = sub.add_parser("replay", parents=[common], help="fresh topic, publish, run --once, views")
+    replay.add_argument("file")
+
+    sub.add_parser("demo", parents=[common], help="generate a month, run it all, show the answers")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "conf", None)).with_overrides(
+        lake=getattr(args, "lake", None),
+        topic=getattr(args, "topic", None),
+        bootstrap=getattr(args, "bootstrap", None),
+    )
+
+
+def _kafka(config: Config, args: argparse.Namespace) -> None:
+    from meterlake import broker
+
+    if args.action == "start":
+        print(broker.start(config.broker).describe())
+    elif args.action == "stop":
+        stopped = broker.stop(config.broker)
+        print("kafka broker stopped" if stopped else "kafka broker was not running")
+    else:
+        print(broker.status(config.broker).describe())
+
+
+def _generate(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.generate import MonthSpec, write_readings
+
+    spec = MonthSpec(
+        meters=args.meters, days=args.days, start=args.start,
+        cadence_s=args.cadence, seed=args.seed,
+    )
+    count = write_readings(spec, Path(args.out))
+    print(f"wrote {count:,} readings to {args.out}")
+
+
+def _publish(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.publish import publish_file
+
+    publish_file(config, Path(args.filename), speedup=args.speedup)
+
+
+def _run(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.pipeline import run
+
+    run(config, layers=[x.strip() for x in args.layers.split(",") if x.strip()], once=args.once)
+
+
+def _query(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.lake import print_result, query_view
+
+    print_result(query_view(config, args.view, version=args.version, as_of=args.as_of), args.format)
+
+
+def _sql(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.lake import print_result, read_only_sql
+
+    print_result(read_only_sql(config, args.statement), args.format)
+
+
+def _history(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.lake import history, print_result
+
+    print_result(history(config, args.table), "table")
+
+
+def _replay(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.pipeline import replay
+
+    replay(config, Path(args.file))
+
+
+def _demo(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.pipeline import demo
+
+    demo(config)
+
+
+COMMANDS = {
+    "kafka": _kafka, "generate": _generate, "publish": _publish, "run": _run,
+    "query": _query, "sql": _sql, "history": _history, "replay": _replay, "demo": _demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        COMMANDS[args.command](_config(args), args)
+    except MeterlakeError as exc:
+        print(f"meterlake: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("meterlake: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0

@@ -1,0 +1,157 @@
+"""Configuration: conf/meterlake.toml (plus the tariff file) as frozen dataclasses.
+
+Loaded once, at the edge (the CLI, a test fixture), and passed in. Precedence:
+command-line option > environment variable > file > the defaults below.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from meterlake.errors import MeterlakeError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONF = PROJECT_ROOT / "conf" / "meterlake.toml"
+
+LAYER_TABLES = {
+    "bronze": ("bronze",),
+    "silver": ("readings", "silver", "quarantine"),
+    "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost"),
+}
+
+
+@dataclass(frozen=True)
+class KafkaConf:
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = "energy"
+    partitions: int = 3
+    client: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BrokerConf:
+    home: Path = Path(".kafka")
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    start_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SparkConf:
+    master: str = "local[2]"
+    app_name: str = "meterlake"
+    shuffle_partitions: int = 4
+    ui: bool = False
+    driver_memory: str = "2g"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamsConf:
+    bronze: str = "10 seconds"
+    silver: str = "10 seconds"
+    month_energy: str = "5 minutes"
+    day_energy: str = "5 minutes"
+    halfhour_energy: str = "5 minutes"
+    day_cost: str = "1 minute"
+    max_offsets_per_trigger: int = 500_000
+
+    def trigger(self, name: str) -> str:
+        return str(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class SemanticsConf:
+    zone: str = "Europe/Lisbon"
+    min_timestamp: datetime = datetime(2000, 1, 1)
+    max_clock_skew_s: float = 86_400.0
+    max_power_kw: float = 50.0
+    allowed_lateness_s: float = 3_600.0
+    tariff: Path = PROJECT_ROOT / "conf" / "tariff.toml"
+
+
+@dataclass(frozen=True)
+class Config:
+    lake: Path = Path("lake")
+    kafka: KafkaConf = KafkaConf()
+    broker: BrokerConf = BrokerConf()
+    spark: SparkConf = SparkConf()
+    streams: StreamsConf = StreamsConf()
+    semantics: SemanticsConf = SemanticsConf()
+
+    def table_path(self, table: str) -> Path:
+        """Where a Delta table lives: <lake>/<layer>/<table>."""
+        for layer, tables in LAYER_TABLES.items():
+            if table in tables:
+                return self.lake / layer / table
+        raise MeterlakeError(
+            f"unknown table {table!r}; known: {', '.join(t for ts in LAYER_TABLES.values() for t in ts)}"
+        )
+
+    def checkpoint(self, query: str) -> Path:
+        """Every streaming query has its own checkpoint: <lake>/_checkpoints/<query>."""
+        return self.lake / "_checkpoints" / query
+
+    def with_overrides(
+        self, lake: str | None = None, topic: str | None = None, bootstrap: str | None = None
+    ) -> Config:
+        kafka = self.kafka
+        if topic:
+            kafka = replace(kafka, topic=topic)
+        if bootstrap:
+            kafka = replace(kafka, bootstrap=bootstrap)
+        return replace(self, lake=Path(lake) if lake else self.lake, kafka=kafka)
+
+
+def _section(data: dict, name: str, cls: type, **converters) -> object:
+    raw = dict(data.get(name, {}))
+    known = set(cls.__dataclass_fields__)
+    unknown = {k for k in raw if k not in known}
+    if unknown:
+        raise MeterlakeError(f"config [{name}]: unknown setting(s) {', '.join(sorted(unknown))}")
+    for key, convert in converters.items():
+        if key in raw:
+            raw[key] = convert(raw[key])
+    return cls(**raw)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the TOML file, then apply METERLAKE_* environment overrides."""
+    conf_path = Path(path) if path else DEFAULT_CONF
+    try:
+        data = tomllib.loads(conf_path.read_text())
+    except FileNotFoundError:
+        raise MeterlakeError(f"config file not found: {conf_path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MeterlakeError(f"config file {conf_path} is not valid TOML: {exc}") from None
+    base = conf_path.parent
+    config = Config(
+        lake=Path(data.get("lake", {}).get("root", "lake")),
+        kafka=_section(
+            data, "kafka", KafkaConf, client=lambda d: {k: str(v) for k, v in d.items()}
+        ),
+        broker=_section(data, "broker", BrokerConf, home=Path),
+        spark=_section(data, "spark", SparkConf, conf=lambda d: {k: str(v) for k, v in d.items()}),
+        streams=_section(data, "streams", StreamsConf),
+        semantics=_section(
+            data,
+            "semantics",
+            SemanticsConf,
+            min_timestamp=lambda s: datetime.fromisoformat(str(s)),
+            tariff=lambda p: base / p,
+        ),
+    )
+    secret = os.environ.get("METERLAKE_KAFKA_SASL_JAAS_CONFIG")
+    if secret:
+        client = {**config.kafka.client, "sasl.jaas.config": secret}
+        config = replace(config, kafka=replace(config.kafka, client=client))
+    return config.with_overrides(
+        lake=os.environ.get("METERLAKE_LAKE"),
+        topic=os.environ.get("METERLAKE_TOPIC"),
+        bootstrap=os.environ.get("METERLAKE_BOOTSTRAP"),
+    )

@@ -1,0 +1,58 @@
+"""Shared fixtures: one Kafka broker and one SparkSession per test session.
+
+The broker runs on free loopback ports with its data in a temporary folder,
+so the suite never touches a developer's broker on 9092.
+"""
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from meterlake import broker as kafka_broker
+from meterlake.config import Config, load_config
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    config = load_config()
+    home = tmp_path_factory.mktemp("kafka")
+    broker = replace(config.broker, home=home, port=_free_port(), controller_port=_free_port())
+    kafka = replace(config.kafka, bootstrap=f"{broker.host}:{broker.port}")
+    spark = replace(config.spark, shuffle_partitions=2)
+    return replace(config, broker=broker, kafka=kafka, spark=spark)
+
+
+@pytest.fixture(scope="session")
+def kafka(base_config: Config):
+    """The real Apache Kafka broker (KRaft), started once for the session."""
+    kafka_broker.start(base_config.broker)
+    yield base_config.kafka.bootstrap
+    kafka_broker.stop(base_config.broker)
+
+
+@pytest.fixture(scope="session")
+def spark(base_config: Config):
+    from meterlake.session import build_session
+
+    session = build_session(base_config)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def config(base_config: Config, tmp_path: Path) -> Config:
+    """A fresh lake and a fresh topic per test."""
+    topic = f"energy-{uuid.uuid4().hex[:8]}"
+    return replace(
+        base_config, lake=tmp_path / "lake", kafka=replace(base_config.kafka, topic=topic)
+    )
