@@ -16,6 +16,7 @@ from meterlake.errors import MeterlakeError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+LOG4J2 = PROJECT_ROOT / "conf" / "log4j2.properties"
 JARS_DIR = Path(os.environ.get("METERLAKE_JARS", PROJECT_ROOT / ".jars"))
 
 
@@ -62,6 +63,12 @@ def build_session(config: Config) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # pandas warns about pyspark's own concat on every batch; not actionable here.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    os.environ.setdefault(
+        "PYSPARK_SUBMIT_ARGS",
+        f"--driver-java-options -Dlog4j2.configurationFile={LOG4J2} pyspark-shell",
+    )
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder

@@ -1,0 +1,1 @@
+"""Bronze: every Kafka message, as it came, in Delta."""

@@ -1,0 +1,1 @@
+"""Gold: the four answer tables, upserted from silver pieces."""

@@ -1,0 +1,730 @@
+"""DuckDB over the Delta lake: the read side (views q1..q4, `sql`, `history`).
+
+How the lake is read
+--------------------
+Each Delta table is opened with the `deltalake` package (delta-rs), turned into
+a lazy pyarrow dataset (`DeltaTable.to_pyarrow_dataset()`) and registered in an
+in-memory DuckDB connection, which scans it lazily and pushes filters and
+projections down to the Parquet files. Why not DuckDB's own `delta` extension:
+
+- time travel by version *and* by timestamp: delta-rs loads any version, and we
+  pick the version for a timestamp ourselves from the commit history (the
+  DuckDB extension offers versions only);
+- it works offline: nothing to `INSTALL`, no extension download, no extension
+  binary tied to one DuckDB release;
+- the pyarrow dataset is read by Python code (delta-rs' file system), so DuckDB
+  can run with `enable_external_access=false` and still scan the lake.
+
+Tables whose protocol needs deletion vectors or column mapping cannot become a
+pyarrow dataset; they are read through delta-rs' own scan and materialised in
+memory instead (correct, just not lazy).
+
+The views follow docs/semantics.md, "The clock and the views". "Now" is the
+latest `as_of` of the view's own table (so a view of a time-travelled table is
+self-consistent), the current day and month are its local date in the
+configured zone, and timestamps are shown in that zone with their offset. The
+connection's TimeZone is set to the zone, so nothing depends on the machine's.
+
+`sql` runs in a sandbox: one statement, which DuckDB's parser must classify as
+a query (SELECT, WITH, VALUES, FROM, TABLE, PIVOT, DESCRIBE, SUMMARIZE); then
+the connection runs with external access off (no files, no ATTACH, no
+extensions) and its configuration locked, so a query cannot turn it back on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, tzinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, DeltaProtocolError
+
+from meterlake.config import LAYER_TABLES, Config
+from meterlake.errors import MeterlakeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+log = logging.getLogger(__name__)
+
+ALL_TABLES: tuple[str, ...] = tuple(t for tables in LAYER_TABLES.values() for t in tables)
+GOLD_TABLES: tuple[str, ...] = LAYER_TABLES["gold"]
+
+# Each view reads only its own gold table, so `--version` / `--as-of` apply to it.
+VIEW_TABLES = {
+    "q1": "month_energy",
+    "q2": "day_energy",
+    "q3": "halfhour_energy",
+    "q4": "day_cost",
+}
+VIEW_TITLES = {
+    "q1": "kWh per sensor this month",
+    "q2": "kWh per sensor today",
+    "q3": "kWh per sensor and half hour today",
+    "q4": "cost per sensor today",
+}
+COST_NOTE = "energy term only, no VAT or fixed charges"
+FORMATS = ("table", "csv", "json")
+
+# Settings applied, in this order, before a connection runs untrusted SQL. The
+# Arrow datasets are registered before; DuckDB scans them without file access.
+SANDBOX_SETTINGS = (
+    "SET python_enable_replacements = false",  # no scanning of Python variables by name
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET enable_external_access = false",  # no files, ATTACH, COPY, INSTALL/LOAD
+    "SET lock_configuration = true",  # and no SET/RESET to undo the above
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    """Rows of a query, ready to print or to hand to pandas.
+
+    `decimals` and `notes` only shape the human table: `decimals` rounds every
+    float (None: by column name, kWh 3, EUR 4, else 6); `notes` are footnotes.
+    """
+
+    columns: list[str]
+    rows: list[tuple]
+    decimals: int | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.rows, columns=self.columns)
+
+
+# --------------------------------------------------------------------------- time
+
+
+def zone_of(config: Config) -> ZoneInfo:
+    try:
+        return ZoneInfo(config.semantics.zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MeterlakeError(f"unknown time zone {config.semantics.zone!r}") from None
+
+
+def parse_instant(text: str, zone: tzinfo) -> datetime:
+    """'YYYY-MM-DD HH:MM:SS' is local time in `zone`; ISO 8601 with an offset is absolute.
+
+    A local time in the repeated October hour is its first occurrence, one in
+    the skipped March hour uses the offset before the switch (fold=0), as in
+    docs/semantics.md.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MeterlakeError(
+            f"cannot read time {text!r}: expected 'YYYY-MM-DD HH:MM:SS' (local time) "
+            "or ISO 8601 with an offset, e.g. 2024-02-03T12:00:00+00:00"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def _local(value: datetime, zone: tzinfo) -> datetime:
+    return value.astimezone(zone)
+
+
+# --------------------------------------------------------------------------- Delta
+
+
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    timestamp: datetime  # UTC
+    operation: str
+    metrics: dict[str, Any]
+
+
+def _commits(table: DeltaTable) -> list[Commit]:
+    """The table's commits still in its log, oldest first."""
+    commits = [
+        Commit(
+            version=int(info["version"]),
+            timestamp=datetime.fromtimestamp(int(info.get("timestamp", 0)) / 1000, tz=UTC),
+            operation=str(info.get("operation", "")),
+            metrics=dict(info.get("operationMetrics") or {}),
+        )
+        for info in table.history()
+    ]
+    return sorted(commits, key=lambda c: c.version)
+
+
+def _missing_table_message(config: Config, name: str) -> str:
+    path = config.table_path(name)
+    return f"table {name} not found at {path}: run `meterlake run --once` first"
+
+
+def open_table(
+    config: Config, name: str, version: int | None = None, as_of: datetime | None = None
+) -> DeltaTable:
+    """The Delta table `name`, at `version`, or as it was at the instant `as_of`.
+
+    As of an instant means the latest commit made at or before it (Delta's
+    timestamp-as-of). A version outside the log or an instant before the first
+    commit is an error, never silently the nearest version.
+    """
+    if version is not None and as_of is not None:
+        raise MeterlakeError("give a version or a time to travel to, not both")
+    path = config.table_path(name)
+    if not DeltaTable.is_deltatable(str(path)):
+        raise MeterlakeError(_missing_table_message(config, name))
+    try:
+        table = DeltaTable(str(path))
+        if version is None and as_of is None:
+            return table
+        commits = _commits(table)
+        first, last = commits[0].version, table.version()
+        if as_of is None:
+            if not first <= version <= last:
+                raise MeterlakeError(
+                    f"{name} has versions {first}..{last}; there is no version {version}"
+                )
+            chosen = version
+        else:
+            earlier = [c.version for c in commits if c.timestamp <= as_of]
+            if not earlier:
+                zone = zone_of(config)
+                raise MeterlakeError(
+                    f"{name} did not exist at {_text(_local(as_of, zone))}: its first version "
+                    f"({first}) was written at {_text(_local(commits[0].timestamp, zone))}"
+                )
+            chosen = earlier[-1]
+        table.load_as_version(chosen)
+        return table
+    except DeltaError as exc:
+        raise MeterlakeError(f"cannot read {name} at {path}: {_one_line(exc)}") from None
+
+
+def arrow_source(table: DeltaTable) -> ds.Dataset | pa.Table:
+    """A lazy dataset when pyarrow can read the table, else the table in memory."""
+    try:
+        return table.to_pyarrow_dataset()
+    except DeltaProtocolError as exc:
+        log.info("reading %s through delta-rs' scan: %s", table.table_uri, exc)
+        data = pa.RecordBatchReader.from_stream(table.scan()).read_all()
+        # The scan yields string_view columns, which DuckDB cannot filter in Arrow.
+        schema = pa.schema(table.schema().to_arrow())
+        return data.select(schema.names).cast(schema)
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _clock_sql(table: str, zone: str) -> str:
+    """One row: `now` (latest as_of of the table) and `today` (its local date)."""
+    local_now = f"timezone({_sql_string(zone)}, max(as_of))"
+    return f"SELECT max(as_of) AS now, CAST({local_now} AS DATE) AS today FROM {table}"
+
+
+def month_view_sql(zone: str) -> str:
+    """q1: kWh per sensor for the current month."""
+    return f"""
+WITH clock AS ({_clock_sql("month_energy", zone)})
+SELECT sensor_id, energy_kwh FROM (
+    SELECT m.sensor_id, m.energy_kwh
+    FROM month_energy AS m, clock
+    WHERE m.month = CAST(date_trunc('month', clock.today) AS DATE)
+)
+ORDER BY round(energy_kwh, 9) DESC, sensor_id DESC
+"""
+
+
+def day_view_sql(table: str, value: str, zone: str) -> str:
+    """q2/q4: today's value per sensor with a row this month; 0 when nothing today."""
+    return f"""
+WITH clock AS ({_clock_sql(table, zone)}),
+month_sensors AS (
+    SELECT DISTINCT t.sensor_id
+    FROM {table} AS t, clock
+    WHERE t.day BETWEEN CAST(date_trunc('month', clock.today) AS DATE) AND clock.today
+),
+this_day AS (
+    SELECT t.sensor_id, t.{value} FROM {table} AS t, clock WHERE t.day = clock.today
+)
+SELECT sensor_id, {value} FROM (
+    SELECT s.sensor_id, coalesce(d.{value}, 0.0) AS {value}
+    FROM month_sensors AS s LEFT JOIN this_day AS d USING (sensor_id)
+)
+ORDER BY round({value}, 9) DESC, sensor_id DESC
+"""
+
+
+def _halfhour_rows_sql(zone: str) -> str:
+    """The CTEs for q3: `clock` and the current day's rows, each with its sensor's rank."""
+    return f"""
+WITH clock AS ({_clock_sql("halfhour_energy", zone)}),
+day_rows AS (
+    SELECT h.sensor_id, h.period_start, h.energy_kwh,
+           dense_rank() OVER (ORDER BY h.sensor_id) AS sensor_rank
+    FROM halfhour_energy AS h, clock
+    WHERE h.day = clock.today AND h.sensor_id IS NOT NULL
+)"""
+
+
+def halfhour_sensors(con: duckdb.DuckDBPyConnection, zone: str) -> list[str]:
+    """The sensors with a row for the current day, in id order (q3's columns)."""
+    rows = con.execute(
+        _halfhour_rows_sql(zone)
+        + "\nSELECT DISTINCT sensor_id, sensor_rank FROM day_rows ORDER BY sensor_rank"
+    ).fetchall()
+    return [sensor for sensor, _ in rows]
+
+
+def halfhour_view_sql(zone: str, sensors: Sequence[str]) -> str:
+    """q3: one row per half hour of the current day that starts before "now".
+
+    The periods are generated in UTC, from the instant of the day's local
+    midnight to the next one, so a DST day has 46 or 50 of them. DuckDB views
+    cannot pivot on data, so the columns are fixed here: column k holds the
+    sensor ranked k in `day_rows`, `sensors` being that same ranking, read from
+    the same data (no sensor id is ever pasted into the SQL as a value).
+    """
+    z = _sql_string(zone)
+    columns = "".join(
+        f",\n    sum(d.energy_kwh) FILTER (WHERE d.sensor_rank = {rank}) AS {quote_identifier(s)}"
+        for rank, s in enumerate(sensors, start=1)
+    )
+    return f"""{_halfhour_rows_sql(zone)},
+bounds AS (
+    SELECT now,
+           timezone('UTC', timezone({z}, CAST(today AS TIMESTAMP))) AS first_utc,
+           timezone('UTC', timezone({z}, CAST(today + 1 AS TIMESTAMP))) AS end_utc
+    FROM clock
+),
+periods AS (
+    SELECT timezone('UTC', slot) AS period_start, now
+    FROM (SELECT unnest(range(first_utc, end_utc, INTERVAL 30 MINUTE)) AS slot, now FROM bounds)
+)
+SELECT p.period_start{columns}
+FROM periods AS p LEFT JOIN day_rows AS d ON d.period_start = p.period_start
+WHERE p.period_start < p.now
+GROUP BY p.period_start
+ORDER BY p.period_start
+"""
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def create_views(con: duckdb.DuckDBPyConnection, zone: str, tables: Iterable[str]) -> list[str]:
+    """The views q1..q4 over those of their tables that are registered."""
+    needs = {
+        "q1": {"sensor_id", "month", "energy_kwh", "as_of"},
+        "q2": {"sensor_id", "day", "energy_kwh", "as_of"},
+        "q3": {"sensor_id", "day", "period_start", "energy_kwh", "as_of"},
+        "q4": {"sensor_id", "day", "cost_eur", "as_of"},
+    }
+    present = set(tables)
+    created = []
+    for view, table in VIEW_TABLES.items():
+        if table not in present:
+            continue
+        missing = needs[view] - _columns(con, table)
+        if missing:
+            log.warning("no view %s: %s lacks %s", view, table, ", ".join(sorted(missing)))
+            continue
+        if view == "q1":
+            body = month_view_sql(zone)
+        elif view == "q3":
+            body = halfhour_view_sql(zone, halfhour_sensors(con, zone))
+        else:
+            body = day_view_sql(table, "cost_eur" if view == "q4" else "energy_kwh", zone)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
+        created.append(view)
+    return created
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def _new_connection(zone: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET TimeZone = {_sql_string(zone)}")
+    except duckdb.Error as exc:
+        con.close()
+        raise MeterlakeError(f"DuckDB does not know the time zone {zone!r}") from exc
+    return con
+
+
+def connect(
+    config: Config,
+    version: int | None = None,
+    as_of: str | datetime | None = None,
+    tables: Sequence[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake's tables registered and the views q1..q4.
+
+    `tables` (default: every table of every layer) are registered under their
+    names; by default those not in the lake yet are skipped, named ones must
+    exist. `version` / `as_of` (an instant, or text for `parse_instant`) load
+    every registered table at that version / as of that instant. The
+    connection is not sandboxed: it is for the notebook and the tests.
+    """
+    return _connect(config, version, as_of, tables)[0]
+
+
+def _connect(
+    config: Config,
+    version: int | None,
+    as_of: str | datetime | None,
+    tables: Sequence[str] | None,
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, int]]:
+    """`connect`, and the version of each table it registered."""
+    zone = zone_of(config)
+    when = parse_instant(as_of, zone) if isinstance(as_of, str) else as_of
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=zone)
+    names = list(tables) if tables is not None else list(ALL_TABLES)
+    for name in names:
+        config.table_path(name)  # unknown name -> MeterlakeError
+    con = _new_connection(config.semantics.zone)
+    try:
+        versions = {}
+        for name in names:
+            if tables is None and not DeltaTable.is_deltatable(str(config.table_path(name))):
+                continue
+            table = open_table(config, name, version, when)
+            con.register(name, arrow_source(table))
+            versions[name] = table.version()
+        create_views(con, config.semantics.zone, versions)
+    except BaseException:
+        con.close()
+        raise
+    return con, versions
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Sandbox a connection: no file or network access, no extensions, no SET."""
+    for setting in SANDBOX_SETTINGS:
+        con.execute(setting)
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, zone: tzinfo) -> Result:
+    """Run one query; instants (TIMESTAMPTZ) come back in `zone`."""
+    cursor = con.execute(sql)
+    description = cursor.description or []
+    columns = [d[0] for d in description]
+    instants = [i for i, d in enumerate(description) if str(d[1]) == "TIMESTAMP WITH TIME ZONE"]
+    rows = cursor.fetchall()
+    if instants:
+        rows = [_localize_row(row, instants, zone) for row in rows]
+    return Result(columns=columns, rows=rows)
+
+
+def _localize_row(row: tuple, indexes: list[int], zone: tzinfo) -> tuple:
+    values = list(row)
+    for i in indexes:
+        if isinstance(values[i], datetime) and values[i].tzinfo is not None:
+            values[i] = values[i].astimezone(zone)
+    return tuple(values)
+
+
+def _one_line(exc: BaseException) -> str:
+    """DuckDB's message on one line, without the `LINE 1: ...` excerpt and its caret."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [
+        line for line in lines
+        if line and not line.startswith("LINE ") and set(line) != {"^"}
+    ]
+    return " ".join(kept) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def query_view(
+    config: Config, view: str, version: int | None = None, as_of: str | None = None
+) -> Result:
+    """The sorted answer of one question, optionally on an earlier version of its table."""
+    if view not in VIEW_TABLES:
+        raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(VIEW_TABLES)}")
+    table = VIEW_TABLES[view]
+    zone = zone_of(config)
+    if not DeltaTable.is_deltatable(str(config.table_path(table))):
+        raise MeterlakeError(
+            f"gold table {table} not found under {config.lake}: run `meterlake run --once` first"
+        )
+    con, versions = _connect(config, version, as_of, (table,))
+    with closing(con):
+        views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        if view not in views:
+            raise MeterlakeError(f"{table} does not have the columns {view} needs")
+        result = fetch(con, f"SELECT * FROM {view}", zone)
+        columns = result.columns
+        if view == "q3":
+            # DuckDB renames columns equal but for case ("a", "A" -> "A_1"); the
+            # header must show the sensor ids themselves.
+            columns = ["period_start", *halfhour_sensors(con, config.semantics.zone)]
+        now = con.execute(f"SELECT max(as_of) FROM {table}").fetchone()[0]
+    notes = [_view_note(view, table, versions[table], now, zone)]
+    if view == "q4":
+        notes.append(COST_NOTE)
+    return Result(
+        columns=columns,
+        rows=result.rows,
+        decimals=4 if view == "q4" else 3,
+        notes=tuple(notes),
+    )
+
+
+def _view_note(view: str, table: str, version: int, now: datetime | None, zone: tzinfo) -> str:
+    if now is None:
+        return f"{view}: {table} version {version} is empty"
+    local = _local(now, zone)
+    period = local.strftime("%Y-%m") if view == "q1" else local.date().isoformat()
+    return (
+        f"{view}: {VIEW_TITLES[view]} ({period}), as of {_text(local)} "
+        f"({table} version {version})"
+    )
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """Accept one query and nothing else, as DuckDB's own parser classifies it."""
+    try:
+        parsed = con.extract_statements(statement)
+    except duckdb.Error as exc:
+        raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
+    if not parsed:
+        raise MeterlakeError("no SQL statement given")
+    types = [s.type for s in parsed]
+    # A PIVOT whose columns come from the data is one statement that DuckDB's
+    # parser expands into two, both without text: CREATE TYPE (an ENUM of the
+    # values, in memory) then the SELECT.
+    dynamic_pivot = types == [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT] and not any(
+        s.query.strip() for s in parsed
+    )
+    if dynamic_pivot:
+        return
+    if len(parsed) > 1:
+        raise MeterlakeError(f"one statement at a time, got {len(parsed)}")
+    if types[0] != duckdb.StatementType.SELECT:
+        raise MeterlakeError(
+            f"read-only: {types[0].name} statements are not allowed, only queries "
+            "(SELECT, WITH, VALUES, FROM, PIVOT, DESCRIBE, SUMMARIZE)"
+        )
+
+
+def read_only_sql(config: Config, statement: str) -> Result:
+    """One read-only query over every table of the lake and the views q1..q4."""
+    zone = zone_of(config)
+    con, versions = _connect(config, None, None, None)
+    with closing(con):
+        check_read_only(con, statement)
+        lock_down(con)
+        try:
+            result = fetch(con, statement, zone)
+        except duckdb.PermissionException as exc:
+            raise MeterlakeError(f"refused, read-only sandbox: {_one_line(exc)}") from None
+        except duckdb.CatalogException as exc:
+            if not versions.keys() & set(GOLD_TABLES):
+                raise MeterlakeError(
+                    f"no gold tables under {config.lake}: run `meterlake run --once` first"
+                ) from None
+            raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
+        except duckdb.Error as exc:
+            raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
+    notes = (COST_NOTE,) if any("cost" in c.lower() for c in result.columns) else ()
+    return Result(columns=result.columns, rows=result.rows, notes=notes)
+
+
+HISTORY_METRICS = {
+    # Spark (camelCase) and delta-rs (snake_case) names, first present wins.
+    "rows_written": (
+        "numTargetRowsInserted", "num_target_rows_inserted", "numOutputRows",
+        "num_added_rows", "num_output_rows",
+    ),
+    "rows_updated": ("numTargetRowsUpdated", "num_target_rows_updated", "numUpdatedRows",
+                     "num_updated_rows"),
+    "rows_deleted": ("numTargetRowsDeleted", "num_target_rows_deleted", "numDeletedRows",
+                     "num_deleted_rows"),
+}
+
+
+def _metric(metrics: dict[str, Any], names: Sequence[str]) -> int | None:
+    for name in names:
+        if metrics.get(name) is not None:
+            try:
+                return int(metrics[name])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def history(config: Config, table: str) -> Result:
+    """The Delta history of a table, newest first; MERGE counts inserted rows as written."""
+    path = config.table_path(table)  # unknown name -> MeterlakeError listing the known ones
+    if not DeltaTable.is_deltatable(str(path)):
+        raise MeterlakeError(
+            f"table {table} has not been created yet (no Delta table at {path}): "
+            "run `meterlake run --once` first"
+        )
+    zone = zone_of(config)
+    try:
+        commits = _commits(DeltaTable(str(path)))
+    except DeltaError as exc:
+        raise MeterlakeError(f"cannot read the history of {table}: {_one_line(exc)}") from None
+    rows = [
+        (
+            c.version,
+            _local(c.timestamp, zone),
+            c.operation,
+            *(_metric(c.metrics, names) for names in HISTORY_METRICS.values()),
+        )
+        for c in reversed(commits)
+    ]
+    return Result(
+        columns=["version", "timestamp", "operation", *HISTORY_METRICS],
+        rows=rows,
+        notes=(f"{table}: {len(rows)} commits in {path}",),
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _text(value: Any) -> str:
+    """Full precision, unambiguous text: floats as repr, instants ISO with offset."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="backslashreplace")
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(_json_value(value), ensure_ascii=False)
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return _text(value)
+
+
+def _decimals_for(column: str) -> int:
+    name = column.lower()
+    if any(word in name for word in ("eur", "cost", "price")):
+        return 4
+    if any(word in name for word in ("kwh", "energy")):
+        return 3
+    return 6
+
+
+def _cell(value: Any, decimals: int) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.{decimals}f}"
+    return _text(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def format_table(result: Result) -> str:
+    """An aligned table for people: numbers right-aligned and rounded, then the notes."""
+    decimals = [
+        result.decimals if result.decimals is not None else _decimals_for(c)
+        for c in result.columns
+    ]
+    cells = [[_cell(v, d) for v, d in zip(row, decimals, strict=True)] for row in result.rows]
+    numeric = [
+        any(_is_number(row[i]) for row in result.rows)
+        and all(row[i] is None or _is_number(row[i]) for row in result.rows)
+        for i in range(len(result.columns))
+    ]
+    widths = [
+        max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(result.columns)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(result.columns), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    count = len(result.rows)
+    out.append(f"({count} row{'' if count == 1 else 's'})")
+    out += result.notes
+    return "\n".join(out) + "\n"
+
+
+def format_csv(result: Result) -> str:
+    """Header and full-precision values; NULL is an empty field."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(result.columns)
+    writer.writerows([("" if v is None else _text(v)) for v in row] for row in result.rows)
+    return buffer.getvalue()
+
+
+def format_json(result: Result) -> str:
+    """A list of objects, one per row, values at full precision."""
+    objects = [
+        json.dumps(
+            {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)},
+            ensure_ascii=False,
+        )
+        for row in result.rows
+    ]
+    if not objects:
+        return "[]\n"
+    return "[\n" + ",\n".join(objects) + "\n]\n"
+
+
+def format_result(result: Result, fmt: str) -> str:
+    if fmt == "table":
+        return format_table(result)
+    if fmt == "csv":
+        return format_csv(result)
+    if fmt == "json":
+        return format_json(result)
+    raise MeterlakeError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def print_result(result: Result, fmt: str, file: TextIO | None = None) -> None:
+    (file or sys.stdout).write(format_result(result, fmt))

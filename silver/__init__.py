@@ -1,0 +1,1 @@
+"""Silver: validated readings, consumption pieces with the tariff, quarantine."""

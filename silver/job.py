@@ -1,0 +1,178 @@
+"""Silver: bronze (Delta stream) -> readings, pieces (`silver`) and quarantine.
+
+Per-sensor state (the recent accepted readings, bounded by the allowed
+lateness) lives in Spark's state store (RocksDB), keyed by sensor id. Each
+micro-batch is written to the three tables with Delta's idempotent writes
+(txnAppId = this checkpoint's query id, txnVersion = batch id), so a replayed
+batch after a crash changes nothing.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame, functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
+from pyspark.sql.types import (
+    BinaryType, DateType, DoubleType, IntegerType, LongType, StringType, StructField, StructType,
+    TimestampType,
+)
+
+from meterlake.config import Config
+from meterlake.tables import checkpoint_query_id, ensure_table
+from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
+from silver.message import parse_timestamp
+from silver.tariff import load_tariff
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+_COORDINATES = [
+    StructField("topic", StringType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("kafka_timestamp", TimestampType()),
+]
+READINGS_SCHEMA = StructType([
+    StructField("sensor_id", StringType()),
+    StructField("event_time", TimestampType()),
+    StructField("day", DateType()),
+    StructField("energy", DoubleType()),
+    *_COORDINATES,
+])
+PIECES_SCHEMA = StructType([
+    StructField("sensor_id", StringType()),
+    StructField("period_start", TimestampType()),
+    StructField("day", DateType()),
+    StructField("month", DateType()),
+    StructField("band", StringType()),
+    StructField("price", DoubleType()),
+    StructField("kwh", DoubleType()),
+    StructField("cost_eur", DoubleType()),
+    StructField("interval_start", TimestampType()),
+    StructField("interval_end", TimestampType()),
+    StructField("sign", IntegerType()),
+    *_COORDINATES,
+])
+QUARANTINE_SCHEMA = StructType([
+    StructField("reason", StringType()),
+    StructField("detail", StringType()),
+    StructField("sensor_id", StringType()),
+    StructField("event_time", TimestampType()),
+    StructField("energy", DoubleType()),
+    StructField("key", BinaryType()),
+    StructField("value", BinaryType()),
+    *_COORDINATES,
+])
+TABLES = {
+    "readings": (READINGS_SCHEMA, "accepted readings"),
+    "silver": (PIECES_SCHEMA, "consumption pieces, one half-hour period each, with the tariff"),
+    "quarantine": (QUARANTINE_SCHEMA, "rejected messages and anomalies, with a reason code"),
+}
+
+
+def silver_rules(config: Config) -> SilverRules:
+    s = config.semantics
+    return SilverRules(
+        zone=s.zone,
+        min_ts_us=parse_timestamp(s.min_timestamp.isoformat(), s.zone),
+        max_clock_skew_us=int(s.max_clock_skew_s * 1e6),
+        allowed_lateness_us=int(s.allowed_lateness_s * 1e6),
+        max_power_kw=s.max_power_kw,
+        tariff=load_tariff(s.tariff, s.zone),
+    )
+
+
+def with_sensor_key(bronze: DataFrame) -> DataFrame:
+    """The grouping key: the JSON's sensor_id, or '' when there is none to read."""
+    sensor = F.get_json_object(F.col("value").cast("string"), "$.sensor_id")
+    return bronze.withColumn("sensor_key", F.coalesce(sensor, F.lit(NO_SENSOR)))
+
+
+def judged(rules: SilverRules):
+    """bronze rows -> the stateful step's output rows (see silver.judge)."""
+
+    def transform(bronze: DataFrame) -> DataFrame:
+        return (
+            bronze.transform(with_sensor_key)
+            .select("sensor_key", "key", "value", "topic", "partition", "offset", "kafka_timestamp")
+            .groupBy("sensor_key")
+            .applyInPandasWithState(
+                judge_group(rules), OUTPUT_DDL, STATE_DDL, "append", GroupStateTimeout.NoTimeout
+            )
+        )
+
+    return transform
+
+
+def _micros(name: str) -> F.Column:
+    return F.timestamp_micros(F.col(name))
+
+
+def readings_rows(out: DataFrame) -> DataFrame:
+    event_time = _micros("ts_us")
+    return out.filter(F.col("kind") == "reading").select(
+        "sensor_id", event_time.alias("event_time"), F.to_date(event_time).alias("day"), "energy",
+        "topic", "partition", "offset", "kafka_timestamp",
+    )
+
+
+def pieces_rows(out: DataFrame) -> DataFrame:
+    """Pieces; `day` and `month` are local (the session time zone is the tariff's)."""
+    period_start = _micros("period_start_us")
+    day = F.to_date(period_start)
+    return out.filter(F.col("kind") == "piece").select(
+        "sensor_id", period_start.alias("period_start"), day.alias("day"),
+        F.trunc(day, "month").alias("month"), "band", "price", "kwh", "cost_eur",
+        _micros("interval_start_us").alias("interval_start"),
+        _micros("interval_end_us").alias("interval_end"),
+        "sign", "topic", "partition", "offset", "kafka_timestamp",
+    )
+
+
+def quarantine_rows(out: DataFrame) -> DataFrame:
+    return out.filter(F.col("kind") == "flag").select(
+        "reason", "detail", "sensor_id", _micros("ts_us").alias("event_time"), "energy",
+        "key", "value", "topic", "partition", "offset", "kafka_timestamp",
+    )
+
+
+SPLITS = {"readings": readings_rows, "silver": pieces_rows, "quarantine": quarantine_rows}
+
+
+def write_silver_batch(config: Config):
+    """foreachBatch: one micro-batch of judged rows -> three Delta appends, idempotent."""
+    app_id: dict[str, str] = {}
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        spark = batch.sparkSession
+        if "id" not in app_id:
+            app_id["id"] = "silver-" + checkpoint_query_id(spark, config.checkpoint("silver"))
+        batch = batch.persist()
+        try:
+            for table, rows in SPLITS.items():
+                (
+                    batch.transform(rows).write.format("delta").mode("append")
+                    .option("txnAppId", app_id["id"]).option("txnVersion", batch_id)
+                    .save(str(config.table_path(table)))
+                )
+        finally:
+            batch.unpersist()
+
+    return write
+
+
+def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
+    for table, (schema, comment) in TABLES.items():
+        ensure_table(spark, config.table_path(table), schema, comment)
+    bronze = spark.readStream.format("delta").load(str(config.table_path("bronze")))
+    writer = (
+        bronze.transform(judged(silver_rules(config)))
+        .writeStream.queryName("silver")
+        .option("checkpointLocation", str(config.checkpoint("silver")))
+        .foreachBatch(write_silver_batch(config))
+    )
+    writer = writer.trigger(availableNow=True) if once else writer.trigger(
+        processingTime=config.streams.trigger("silver")
+    )
+    return writer.start()

@@ -1,0 +1,133 @@
+"""One Kafka message -> a reading, or the reason it is rejected (rules 1-5 of docs/semantics.md).
+
+Pure functions, no Spark: the stateful step calls `parse_message` for every
+message it sees, and the unit tests call it directly.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+EPOCH = datetime(1970, 1, 1)
+MAX_SENSOR_ID = 64
+FIELDS = ("timestamp", "sensor_id", "energy")
+
+
+@dataclass(frozen=True)
+class Reading:
+    sensor_id: str
+    ts_us: int  # the instant, microseconds since the epoch (UTC)
+    energy: float
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    detail: str
+    sensor_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRules:
+    zone: str
+    min_ts_us: int
+    max_ts_us: int  # wall clock + allowed skew, fixed for one micro-batch
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"key {dup!r} repeated")
+    return obj
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@lru_cache(maxsize=200_000)
+def _local_hour_offset_us(zone: str, year: int, month: int, day: int, hour: int) -> int:
+    """UTC offset of a local wall-clock hour. fold=0: the first occurrence of a
+    repeated hour, and the pre-switch offset for a skipped one (docs/semantics.md)."""
+    offset = datetime(year, month, day, hour, tzinfo=_zone(zone)).utcoffset()
+    assert offset is not None
+    return offset // timedelta(microseconds=1)
+
+
+def parse_timestamp(text: str, zone: str) -> int:
+    """A meter timestamp -> microseconds since the epoch. Raises ValueError."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is not None:
+        return (moment.astimezone(UTC).replace(tzinfo=None) - EPOCH) // timedelta(microseconds=1)
+    offset = _local_hour_offset_us(zone, moment.year, moment.month, moment.day, moment.hour)
+    return (moment - EPOCH) // timedelta(microseconds=1) - offset
+
+
+def _bad_sensor_id(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"sensor_id is a {type(value).__name__}, not a string"
+    if not value.strip():
+        return "sensor_id is empty"
+    if len(value) > MAX_SENSOR_ID:
+        return f"sensor_id longer than {MAX_SENSOR_ID} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "sensor_id contains control characters"
+    return None
+
+
+def parse_message(value: bytes | None, rules: MessageRules) -> Reading | Rejection:
+    """Validate one raw message value (rules 1-5, first failure wins)."""
+    try:
+        text = (value or b"").decode("utf-8")
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except UnicodeDecodeError:
+        return Rejection("malformed_json", "value is not UTF-8")
+    except _DuplicateKey as exc:
+        return Rejection("malformed_json", str(exc))
+    except (ValueError, RecursionError):
+        return Rejection("malformed_json", "value is not JSON")
+    if not isinstance(obj, dict):
+        return Rejection("malformed_json", f"value is a JSON {type(obj).__name__}, not an object")
+
+    absent = [f for f in FIELDS if obj.get(f) is None]
+    sensor = obj.get("sensor_id")
+    sensor_text = sensor if isinstance(sensor, str) else None
+    if absent:
+        return Rejection("missing_field", f"{', '.join(absent)} absent or null", sensor_text)
+    problem = _bad_sensor_id(sensor)
+    if problem:
+        return Rejection("bad_sensor_id", problem, sensor_text)
+    assert isinstance(sensor, str)
+
+    raw_ts = obj["timestamp"]
+    if not isinstance(raw_ts, str):
+        return Rejection("bad_timestamp", "timestamp is not a string", sensor)
+    try:
+        ts_us = parse_timestamp(raw_ts, rules.zone)
+    except (ValueError, OverflowError):
+        return Rejection("bad_timestamp", f"unparseable timestamp {raw_ts[:40]!r}", sensor)
+    if ts_us < rules.min_ts_us:
+        return Rejection("bad_timestamp", f"{raw_ts[:40]} is before the minimum timestamp", sensor)
+    if ts_us > rules.max_ts_us:
+        return Rejection("bad_timestamp", f"{raw_ts[:40]} is ahead of the wall clock", sensor)
+
+    energy = obj["energy"]
+    if isinstance(energy, bool) or not isinstance(energy, int | float):
+        return Rejection("bad_energy", f"energy is a {type(energy).__name__}, not a number", sensor)
+    energy = float(energy)
+    if math.isnan(energy) or math.isinf(energy):
+        return Rejection("bad_energy", f"energy is {energy}", sensor)
+    if energy < 0:
+        return Rejection("bad_energy", "energy is negative", sensor)
+    return Reading(sensor, ts_us, energy)

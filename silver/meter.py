@@ -1,0 +1,113 @@
+"""One meter's readings in arrival order -> accepted readings, pieces, flags.
+
+The per-sensor state machine of rules 6-10 (docs/semantics.md): too_late,
+duplicate, conflicting_duplicate, implausible_jump, counter_decrease, and the
+retraction of the interval a late reading falls into. Pure Python: Spark's
+state store holds a `Window` between micro-batches; the tests drive it directly.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from silver.split import Piece, split_at_half_hours
+from silver.tariff import Tariff
+
+US_PER_HOUR = 3_600_000_000
+
+
+@dataclass(frozen=True)
+class MeterRules:
+    allowed_lateness_us: int
+    max_power_kw: float
+    tariff: Tariff
+
+
+@dataclass
+class Window:
+    """The sensor's accepted readings of the last allowed-lateness span, plus
+    the one before them (the baseline a late reading may need), sorted by time."""
+
+    ts_us: list[int] = field(default_factory=list)
+    energy: list[float] = field(default_factory=list)
+
+    @property
+    def latest_us(self) -> int | None:
+        return self.ts_us[-1] if self.ts_us else None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A reading judged by the state: rejected (quarantined) or an anomaly."""
+
+    reason: str
+    detail: str
+
+
+@dataclass
+class Verdict:
+    """What one reading produced."""
+
+    accepted: bool
+    flags: list[Flag] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
+
+
+def _fmt(ts_us: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat(timespec="seconds")
+
+
+def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: MeterRules) -> Verdict:
+    """Apply one reading to the window (mutated in place) and return what it produced."""
+    latest = window.latest_us
+    if latest is not None and ts_us < latest - rules.allowed_lateness_us:
+        return Verdict(False, [Flag("too_late", f"{(latest - ts_us) / 1e6:.0f} s behind {_fmt(latest)}")])
+    i = bisect_left(window.ts_us, ts_us)
+    if i < len(window.ts_us) and window.ts_us[i] == ts_us:
+        if window.energy[i] == energy:
+            return Verdict(False, [Flag("duplicate", "same reading seen before")])
+        return Verdict(
+            False, [Flag("conflicting_duplicate", f"first reading had energy {window.energy[i]!r}")]
+        )
+    flags: list[Flag] = []
+    if i > 0:
+        prev_ts, prev_e = window.ts_us[i - 1], window.energy[i - 1]
+        rise = energy - prev_e
+        hours = (ts_us - prev_ts) / US_PER_HOUR
+        if rise > rules.max_power_kw * hours:
+            return Verdict(
+                False,
+                [Flag("implausible_jump", f"+{rise:.3f} kWh in {hours * 60:.1f} min since {_fmt(prev_ts)}")],
+            )
+        if rise < 0:
+            flags.append(Flag("counter_decrease", f"register fell by {-rise:.3f} kWh; counts 0"))
+
+    window.ts_us.insert(i, ts_us)
+    window.energy.insert(i, energy)
+    pieces: list[Piece] = []
+    has_prev, has_next = i > 0, i + 1 < len(window.ts_us)
+    ts, en = window.ts_us, window.energy
+    if has_prev and has_next:  # a late reading: retract the interval it falls into
+        pieces += split_at_half_hours(sensor_id, ts[i - 1], en[i - 1], ts[i + 1], en[i + 1], rules.tariff, -1)
+    if has_prev:
+        pieces += split_at_half_hours(sensor_id, ts[i - 1], en[i - 1], ts_us, energy, rules.tariff)
+    if has_next:
+        pieces += split_at_half_hours(sensor_id, ts_us, energy, ts[i + 1], en[i + 1], rules.tariff)
+        if en[i + 1] < energy:
+            flags.append(
+                Flag("counter_decrease", f"the reading at {_fmt(ts[i + 1])} is lower; that interval counts 0")
+            )
+    _trim(window, rules.allowed_lateness_us)
+    return Verdict(True, flags, pieces)
+
+
+def _trim(window: Window, lateness_us: int) -> None:
+    latest = window.latest_us
+    if latest is None:
+        return
+    keep_from = max(bisect_left(window.ts_us, latest - lateness_us) - 1, 0)
+    if keep_from:
+        del window.ts_us[:keep_from]
+        del window.energy[:keep_from]
