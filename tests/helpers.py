@@ -23,3 +23,28 @@ def us(local: str) -> int:
 def write_lines(path: Path, rows: list[tuple[str, str, float]]) -> Path:
     path.write_text("".join(f"{ts};{sensor};{energy}\n" for ts, sensor, energy in rows))
     return path
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Send raw (key, value) messages to Kafka, in order, and wait for every ack."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def reading_message(ts: str, sensor: str, energy: float) -> tuple[bytes, bytes]:
+    import json
+
+    value = json.dumps({"timestamp": ts, "sensor_id": sensor, "energy": energy})
+    return sensor.encode(), value.encode()
+
+
+def table_rows(spark, config, table: str, *columns: str) -> list[tuple]:
+    df = spark.read.format("delta").load(str(config.table_path(table)))
+    return sorted(tuple(row) for row in df.select(*columns).collect())

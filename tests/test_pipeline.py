@@ -1,0 +1,104 @@
+"""End to end through the real broker: Kafka -> bronze -> silver -> gold, `run --once`."""
+from __future__ import annotations
+
+import random
+from datetime import date, datetime
+
+import pytest
+
+from meterlake.pipeline import run_once
+from tests.helpers import produce, reading_message, table_rows
+
+ALL = ["bronze", "silver", "gold"]
+
+# Two sensors, hand-computed (spec section 3, winter prices):
+#   X: 100.0 at Feb 3 23:40 -> 100.8 at Feb 4 00:20 -> 101.1 at 00:50
+#      0.4 kWh in 23:30 (Feb 3); 0.4 + 0.1 kWh in 00:00, 0.2 kWh in 00:30 (Feb 4); vazio 0.1072
+#   Y: 200.0 at Feb 4 08:50 -> 200.6 at 09:10
+#      0.3 kWh cheias 0.1741 in 08:30 + 0.3 kWh ponta 0.2400 in 09:00 = 0.12423 EUR
+SMALL = [
+    ("2024-02-03 23:40:00", "X", 100.0),
+    ("2024-02-04 00:20:00", "X", 100.8),
+    ("2024-02-04 08:50:00", "Y", 200.0),
+    ("2024-02-04 00:50:00", "X", 101.1),
+    ("2024-02-04 09:10:00", "Y", 200.6),
+]
+
+
+def _send(kafka: str, config, rows) -> None:
+    produce(kafka, config.kafka.topic, [reading_message(*row) for row in rows])
+
+
+def _gold(spark, config) -> dict[str, list[tuple]]:
+    return {
+        "month_energy": table_rows(spark, config, "month_energy", "sensor_id", "month", "energy_kwh"),
+        "day_energy": table_rows(spark, config, "day_energy", "sensor_id", "day", "energy_kwh"),
+        "halfhour_energy": table_rows(
+            spark, config, "halfhour_energy", "sensor_id", "period_start", "energy_kwh"
+        ),
+        "day_cost": table_rows(spark, config, "day_cost", "sensor_id", "day", "cost_eur"),
+    }
+
+
+def _approx(rows: list[tuple]) -> list[tuple]:
+    return [(*row[:-1], pytest.approx(row[-1], abs=1e-9)) for row in rows]
+
+
+EXPECTED = {
+    "month_energy": [("X", date(2024, 2, 1), 1.1), ("Y", date(2024, 2, 1), 0.6)],
+    "day_energy": [("X", date(2024, 2, 3), 0.4), ("X", date(2024, 2, 4), 0.7),
+                   ("Y", date(2024, 2, 4), 0.6)],
+    "halfhour_energy": [
+        ("X", datetime(2024, 2, 3, 23, 30), 0.4), ("X", datetime(2024, 2, 4, 0, 0), 0.5),
+        ("X", datetime(2024, 2, 4, 0, 30), 0.2), ("Y", datetime(2024, 2, 4, 8, 30), 0.3),
+        ("Y", datetime(2024, 2, 4, 9, 0), 0.3),
+    ],
+    "day_cost": [("X", date(2024, 2, 3), 0.4 * 0.1072), ("X", date(2024, 2, 4), 0.7 * 0.1072),
+                 ("Y", date(2024, 2, 4), 0.3 * 0.1741 + 0.3 * 0.24)],
+}
+
+
+def test_a_small_file_gives_the_hand_computed_gold_tables(spark, kafka, config) -> None:
+    _send(kafka, config, SMALL)
+    run_once(spark, config, ALL, echo=lambda _: None)
+    gold = _gold(spark, config)
+    for table, expected in EXPECTED.items():
+        assert gold[table] == _approx(expected), table
+    assert table_rows(spark, config, "day_cost", "sensor_id", "day", "as_of")[1] == (
+        "X", date(2024, 2, 4), datetime(2024, 2, 4, 0, 50)
+    )
+
+
+def test_publishing_the_same_messages_twice_changes_no_answer(spark, kafka, config) -> None:
+    _send(kafka, config, SMALL)
+    run_once(spark, config, ALL, echo=lambda _: None)
+    first = _gold(spark, config)
+    _send(kafka, config, SMALL)
+    run_once(spark, config, ALL, echo=lambda _: None)
+    assert _gold(spark, config) == first
+    reasons = table_rows(spark, config, "quarantine", "reason")
+    assert reasons == [("duplicate",)] * len(SMALL) or reasons == sorted(
+        [("duplicate",)] * 3 + [("too_late",)] * 2
+    )
+    assert len(table_rows(spark, config, "bronze", "offset", "partition")) == 2 * len(SMALL)
+
+
+def test_a_shuffled_stream_within_the_lateness_gives_the_same_answers(spark, kafka, config) -> None:
+    rows = [(f"2024-02-10 {m // 60:02d}:{m % 60:02d}:{(m * 7) % 60:02d}", s, 500.0 + i * 0.01 + m * 0.004)
+            for i, s in enumerate("ABC") for m in range(0, 180, 3)]
+    shuffled = rows[:]
+    random.Random(7).shuffle(shuffled)  # 3 hours of data: some shuffles exceed the lateness
+    shuffled = sorted(rows, key=lambda r: (r[0][:13], random.Random(r[0] + r[1]).random()))
+    _send(kafka, config, sorted(rows))
+    run_once(spark, config, ALL, echo=lambda _: None)
+    in_order = _gold(spark, config)
+    from dataclasses import replace
+    other = replace(config, lake=config.lake.parent / "lake2",
+                    kafka=replace(config.kafka, topic=config.kafka.topic + "-shuffled"))
+    _send(kafka, other, shuffled)  # shuffled within each hour: at most 1 h late
+    run_once(spark, other, ALL, echo=lambda _: None)
+    out_of_order = _gold(spark, other)
+    for table in in_order:
+        assert [r[:-1] for r in out_of_order[table]] == [r[:-1] for r in in_order[table]]
+        assert out_of_order[table] == _approx(in_order[table])
+    assert table_rows(spark, other, "quarantine", "reason") == []
