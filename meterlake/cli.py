@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not getattr(args, "verbose", False):  # kafka-python logs every failed connection
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
         COMMANDS[args.command](_config(args), args)
     except MeterlakeError as exc:

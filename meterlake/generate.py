@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -192,7 +192,7 @@ APPLIANCES = (
               (((1.7, 1.9), (20, 30)), ((0.1, 0.2), (50, 70)))),
     Appliance("vacuum cleaner, iron", (0.05, 0.3), (11.0, 17.0), 2.0, (((1.2, 2.0), (15, 40)),)),
 )
-WATER_HEATER = Appliance("water heater", (1.0, 2.0), (-0.5, 21.5), 0.7, (((0, 0), (30, 60)),))
+WATER_HEATER = Appliance("water heater", (1.0, 2.0), (-0.5, 21.5), 0.7, (((1.5, 2.5), (30, 60)),))
 
 
 def appliance_runs(
@@ -208,7 +208,7 @@ def appliance_runs(
         MINUTES_PER_DAY, size=count, p=when
     )
     for kw_range, minutes in appliance.phases:
-        kw = rng.uniform(*kw_range) if kw_range != (0, 0) else habits.water_heater_kw
+        kw = rng.uniform(*kw_range)
         end = np.minimum(start + np.round(rng.uniform(*minutes, count)).astype(np.int64),
                          days * MINUTES_PER_DAY)
         np.add.at(power, start, kw)
@@ -241,7 +241,9 @@ def power_kw(habits: Habits, rng: np.random.Generator, days: int, weekday0: int)
     for appliance in APPLIANCES:
         power += appliance_runs(appliance, habits, rng, days)
     if habits.water_heater_kw:  # reheats after the morning and evening showers
-        power += appliance_runs(WATER_HEATER, habits, rng, days)
+        kw = habits.water_heater_kw
+        heater = replace(WATER_HEATER, phases=(((kw, kw), WATER_HEATER.phases[0][1]),))
+        power += appliance_runs(heater, habits, rng, days)
     return np.minimum(power, habits.contracted_kw)
 
 

@@ -237,11 +237,10 @@ def _not_reachable(kafka: KafkaConf, exc: Exception) -> MeterlakeError:
     )
 
 
-def ensure_topic(kafka: KafkaConf) -> bool:
-    """Create the topic (kafka.partitions partitions, replication 1) unless it exists;
-    True if it was created."""
+def _admin(kafka: KafkaConf):
+    """A KafkaAdminClient, or MeterlakeError if the broker does not answer in time."""
     from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka.errors import KafkaError
 
     settings = {
         "bootstrap_servers": kafka.bootstrap.split(","),
@@ -252,9 +251,22 @@ def ensure_topic(kafka: KafkaConf) -> bool:
     }
     try:
         with _quiet_kafka_logs():
-            admin = KafkaAdminClient(**settings)
+            return KafkaAdminClient(**settings)
     except (KafkaError, OSError) as exc:
         raise _not_reachable(kafka, exc) from None
+
+
+def ensure_broker_reachable(config: Config) -> None:
+    """MeterlakeError (within CONNECT_TIMEOUT_MS) unless the configured broker answers."""
+    _admin(config.kafka).close()
+
+
+def ensure_topic(kafka: KafkaConf) -> bool:
+    """Create the topic (kafka.partitions partitions, replication 1) unless it exists;
+    True if it was created."""
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin = _admin(kafka)
     try:
         admin.create_topics(
             {kafka.topic: {"num_partitions": kafka.partitions, "replication_factor": 1}},
@@ -334,16 +346,20 @@ def publish_readings(
     began = time.monotonic()
     bar = tqdm(total=total, unit=" lines", unit_scale=True, file=sys.stderr,
                disable=(not sys.stderr.isatty()) if progress is None else not progress,
-               dynamic_ncols=True, desc=f"publish {kafka.topic}")
+               desc=f"publish {kafka.topic}")
     try:
-        unread = 0
+        unread, header_possible = 0, True
         for number, line in enumerate(lines, 1):
             unread += 1
             if unread >= PROGRESS_EVERY or speedup:
                 bar.update(unread)
                 unread = 0
-            if not line.strip() or (number == 1 and is_header(line)):
+            if not line.strip():
                 continue
+            if header_possible:  # only the first non-blank line may be a header
+                header_possible = False
+                if is_header(line):
+                    continue
             try:
                 reading = parse_line(line, zone)
             except BadLine as exc:

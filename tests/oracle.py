@@ -290,8 +290,7 @@ _SQL_LINES = [
         SELECT parsed.*,
                epoch_us(local_ts) + frac_us
                    - coalesce(offset_min * 60000000, m.offset_us) AS t
-        FROM parsed LEFT JOIN local_minutes m
-            ON offset_min IS NULL AND m.lm = date_trunc('minute', local_ts)
+        FROM parsed LEFT JOIN local_minutes m ON m.lm = date_trunc('minute', local_ts)
     ) p, limits l
     """,
 ]

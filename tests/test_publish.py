@@ -20,6 +20,7 @@ from meterlake.generate import MonthSpec, write_readings
 from meterlake.publish import (
     BadLine,
     client_settings,
+    ensure_broker_reachable,
     is_header,
     parse_line,
     publish_file,
@@ -211,6 +212,7 @@ def test_pacing_follows_the_timestamps_divided_by_the_speedup(
 
 def test_malformed_lines_are_reported_skipped_and_counted(kafka: str, config: Config) -> None:
     lines = [
+        "",  # blank: ignored silently
         "timestamp;sensor_id;energy",  # a header: skipped silently
         "2024-02-01 00:00:00;A;1.0",
         "",  # blank: ignored silently
@@ -219,6 +221,7 @@ def test_malformed_lines_are_reported_skipped_and_counted(kafka: str, config: Co
         "not a timestamp;A;1.0",
         "2024-02-01 00:03:00;;1.0",
         "2024-02-01 00:04:00;A;2.0\r\n",
+        "timestamp;sensor_id;energy",  # a header after the data is a bad line
     ]
     reports: list[str] = []
 
@@ -226,12 +229,24 @@ def test_malformed_lines_are_reported_skipped_and_counted(kafka: str, config: Co
         config, lines, speedup=0, source="f.csv", report=reports.append, progress=False
     )
 
-    assert (result.sent, result.skipped) == (2, 4)
+    assert (result.sent, result.skipped) == (2, 5)
     assert [r.split(": skipped")[0] for r in reports] == [
-        "f.csv:4", "f.csv:5", "f.csv:6", "f.csv:7",
+        "f.csv:5", "f.csv:6", "f.csv:7", "f.csv:8", "f.csv:10",
     ]
     values = [json.loads(r.value) for r in consume(config, 2)]
     assert [v["energy"] for v in values] == [1.0, 2.0]
+
+
+def test_a_flood_of_bad_lines_is_counted_but_reported_only_at_first(
+    kafka: str, config: Config
+) -> None:
+    lines = ["garbage"] * 50 + ["2024-02-01 00:00:00;A;1.0"]
+    reports: list[str] = []
+
+    result = publish_readings(config, lines, speedup=0, report=reports.append, progress=False)
+
+    assert (result.sent, result.skipped) == (1, 50)
+    assert len(reports) == 21 and "further unparseable lines" in reports[-1]
 
 
 def test_a_classroom_file_replays_unchanged(kafka: str, config: Config, tmp_path: Path) -> None:
@@ -283,6 +298,10 @@ def test_an_unreachable_broker_is_one_clear_error_not_a_hang(config: Config) -> 
     with pytest.raises(MeterlakeError, match=f"not reachable at {bootstrap}"):
         publish_readings(config, ["2024-02-01 00:00:00;A;1.0"], speedup=0, progress=False)
     assert time.monotonic() - began < 12
+
+
+def test_the_reachability_check_passes_for_a_running_broker(kafka: str, config: Config) -> None:
+    ensure_broker_reachable(config)  # an unreachable one fails as in the test above
 
 
 def test_a_missing_file_is_a_clear_error(config: Config, tmp_path: Path) -> None:

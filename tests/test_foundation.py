@@ -1,0 +1,93 @@
+"""The stack itself: the local broker, Spark with Delta and Kafka, DuckDB over Delta."""
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import pytest
+from kafka import KafkaConsumer
+
+from bronze.job import start_bronze
+from meterlake import broker
+from meterlake.cli import main
+from meterlake.lake import connect, history, read_only_sql
+from meterlake.session import spark_settings
+from tests.conftest import _free_port
+from tests.helpers import produce
+
+
+def test_broker_start_is_idempotent_and_stop_frees_the_ports(base_config, tmp_path) -> None:
+    conf = replace(base_config.broker, home=tmp_path / "kafka", port=_free_port(),
+                   controller_port=_free_port())
+    first = broker.start(conf)
+    try:
+        second = broker.start(conf)
+        assert first.pid == second.pid and second.listening
+        assert "running" in broker.status(conf).describe()
+    finally:
+        assert broker.stop(conf)
+    with socket.socket() as sock:
+        sock.bind((conf.host, conf.port))  # free again
+    assert broker.status(conf).pid is None
+    assert broker.stop(conf) is False
+
+
+def test_broker_start_on_a_taken_port_is_one_clear_error(base_config, tmp_path, capsys) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        conf = replace(base_config.broker, home=tmp_path / "kafka", port=port)
+        with pytest.raises(Exception, match=f"port 127.0.0.1:{port} is taken"):
+            broker.start(conf)
+
+
+def test_cli_prints_one_line_for_an_expected_failure(capsys) -> None:
+    assert main(["--conf", "/nonexistent.toml", "kafka", "status"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "meterlake: error: config file not found: /nonexistent.toml"
+
+
+def test_spark_settings_use_local_jars_and_loopback(base_config) -> None:
+    settings = spark_settings(base_config)
+    jars = settings["spark.jars"].split(",")
+    assert any("delta-spark_4.2_2.13" in j for j in jars)
+    assert any("spark-sql-kafka-0-10_2.13" in j for j in jars)
+    assert "spark.jars.packages" not in settings  # nothing resolved through Ivy at run time
+    assert settings["spark.ui.enabled"] == "false"
+    assert settings["spark.driver.bindAddress"] == "127.0.0.1"
+    assert settings["spark.sql.session.timeZone"] == "Europe/Lisbon"
+    assert "RocksDB" in settings["spark.sql.streaming.stateStore.providerClass"]
+
+
+def test_messages_round_trip_through_the_broker(kafka, config) -> None:
+    sent = [(f"k{i % 3}".encode(), f"v{i}".encode()) for i in range(50)]
+    produce(kafka, config.kafka.topic, sent)
+    consumer = KafkaConsumer(
+        config.kafka.topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
+        consumer_timeout_ms=5000, enable_auto_commit=False,
+    )
+    got = [(m.key, m.value) for m in consumer]
+    consumer.close()
+    assert sorted(got) == sorted(sent)
+
+
+def test_spark_lands_a_topic_in_delta_and_duckdb_reads_it_and_an_older_version(
+    spark, kafka, config
+) -> None:
+    first = [(b"a", b"one"), (b"b", b"two"), (None, b"\x00\xff binary")]
+    produce(kafka, config.kafka.topic, first)
+    start_bronze(spark, config, once=True).awaitTermination()
+    produce(kafka, config.kafka.topic, [(b"c", b"three")])
+    start_bronze(spark, config, once=True).awaitTermination()
+
+    rows = spark.read.format("delta").load(str(config.table_path("bronze"))).collect()
+    landed = sorted(((r.key and bytes(r.key), bytes(r.value), r.topic) for r in rows), key=repr)
+    expected = [*first, (b"c", b"three")]
+    assert landed == sorted(((k, v, config.kafka.topic) for k, v in expected), key=repr)
+    assert len({(r.partition, r.offset) for r in rows}) == 4
+
+    assert read_only_sql(config, "SELECT count(*) FROM bronze").rows == [(4,)]
+    versions = sorted(row[0] for row in history(config, "bronze").rows)
+    older = connect(config, version=versions[-2], tables=["bronze"])
+    assert older.sql("SELECT count(*) FROM bronze").fetchall() == [(3,)]
