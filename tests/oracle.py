@@ -1,115 +1,112 @@
 """The oracle: a batch reference implementation of the semantics, in DuckDB SQL.
 
-This module is the *reference* the streaming pipeline is checked against. It
-reads a readings file in the publisher's format and computes, in one batch,
-what bronze -> silver -> gold must end up holding: the judgement of every
-line (accepted, or its quarantine code), the silver pieces, the four gold
-tables and the four sorted views. It follows the shared contract
+This module is the *reference* the streaming pipeline is checked against. From
+a readings file in the publisher's format it computes, in one batch, what
+bronze -> silver -> gold must end up holding: the judgement of every line
+(accepted, or its quarantine code), the silver pieces, the four gold tables and
+the four sorted views. It follows the shared contract
 (``/work/shared/spec/semantics.md``) and the project's decisions where the
 contract is silent (``docs/semantics.md``).
 
 Independence: it shares no code with the Spark pipeline. It reads only the
 semantics settings (a ``meterlake.config.SemanticsConf``) and the tariff file
 (``conf/tariff.toml``, parsed here with ``tomllib``). Every rule is a DuckDB SQL
-statement; Python only loads the file, builds the tariff lookup table from the
-TOML, runs the statements in order and returns pandas frames.
+statement below; Python only runs them in order, builds the tariff lookup table
+from the TOML, and hands back pandas frames.
 
 Input
 -----
 One reading per line, ``timestamp;sensor_id;energy``, no header. LINE ORDER IS
-ARRIVAL ORDER: per sensor, a reading is judged against the readings of the
-same sensor on earlier lines (what the pipeline sees, since the publisher keys
-messages by sensor). The file must be UTF-8 (otherwise ``ValueError``); a
-trailing ``\\r`` is removed and empty lines are skipped (they are not readings).
-A line is cut at its first two ``;``: fewer fields mean missing fields, and a
-third field holding a further ``;`` is not a number.
+ARRIVAL ORDER: a reading is judged against the readings of the same sensor on
+earlier lines (what the pipeline sees, the publisher keying messages by
+sensor). The file must be UTF-8 (else ``ValueError``). A trailing ``\\r`` is
+dropped and empty lines are skipped (not readings). A line is cut at its first
+two ``;``: fewer fields are missing fields; a third field holding another ``;``
+is not a number.
 
 How each rule is expressed
 --------------------------
-1. Per line, in the documented order (first failing rule names the reason):
-   ``missing_field`` (a field absent or empty), ``bad_sensor_id`` (blank, more
-   than 64 characters, or a control character), ``bad_timestamp``
-   (unparseable, before ``min_timestamp``, or more than ``max_clock_skew_s``
-   ahead of ``now``: that last rule only when a ``now`` argument is given),
-   ``bad_energy`` (not a decimal number, NaN, infinite, negative). Plain
-   ``CASE`` over regular expressions and ``TRY_CAST``.
+1. Per line (``lines``), the first failing rule names the reason, in the
+   documented order: ``missing_field`` (a field absent or empty),
+   ``bad_sensor_id`` (blank, over 64 characters, or a control character),
+   ``bad_timestamp`` (unparseable, before ``min_timestamp``, or more than
+   ``max_clock_skew_s`` ahead of ``now``, that last rule only when a ``now``
+   argument is given), ``bad_energy`` (not a decimal number, NaN, infinite,
+   negative). A ``CASE`` over regular expressions and ``TRY_CAST``.
 
-   Timestamps: ``YYYY-MM-DD[T ]HH:MM:SS[.fraction][offset]`` where the
-   offset is ``Z``, ``+HH``, ``+HHMM`` or ``+HH:MM`` (any sign); fractions are
-   truncated to microseconds. A naive timestamp is Europe/Lisbon (the
-   configured zone) wall-clock time, resolved with the offset in force
-   *before* the transition: the first occurrence (summer, +01:00) of the
-   repeated October hour, and +00:00 for the skipped March hour (01:30 ->
-   01:30 UTC). DuckDB's ``timezone()`` alone reads the repeated hour as its
-   second occurrence, so the rule is spelled out in SQL: per distinct local
-   minute, the offsets one day before and after (``o_prev``, ``o_next``); if
-   they differ, ``local - o_prev`` is taken when it is a valid reading of the
-   local time, else ``local - o_next`` when valid, else (a gap)
-   ``local - o_prev``. This assumes zone transitions fall on whole minutes and
-   are more than a day apart (true for Europe/Lisbon). Every instant is
-   handled as a BIGINT of microseconds since the epoch (UTC).
+   Timestamps: ``YYYY-MM-DD[T ]HH:MM:SS[.fraction][offset]``, the offset being
+   ``Z``, ``+HH``, ``+HHMM`` or ``+HH:MM`` (either sign); fractions are
+   truncated to microseconds. A naive timestamp is wall-clock time in the zone
+   (Europe/Lisbon), read with the offset in force *before* a transition: the
+   first occurrence (summer, +01:00) of the repeated October hour, +00:00 in
+   the skipped March hour (01:30 -> 01:30 UTC). DuckDB's ``timezone()`` alone
+   reads the repeated hour as its second occurrence, so the rule is spelled
+   out: per distinct local hour the zone's offsets a day before and a day after
+   (``o_prev``, ``o_next``); where they differ, ``local - o_prev`` when that
+   instant really shows ``local`` on the wall, else ``local - o_next`` when
+   that one does, else (a skipped time) ``local - o_prev``. This assumes the
+   zone's transitions are more than a day apart (true for Europe/Lisbon).
+   Instants are then BIGINT microseconds since the epoch (UTC).
 
 2. Per sensor, in arrival order, against the sensor's state: ``too_late``
    (more than ``allowed_lateness_s`` before the latest accepted reading),
    ``duplicate`` / ``conflicting_duplicate`` (an accepted reading with the same
-   instant, same / different energy), ``implausible_jump``
+   instant and the same / another energy), ``implausible_jump``
    (``e - pred.e > max_power_kw * hours`` against the accepted predecessor in
-   time), and the ``counter_decrease`` anomaly (accepted; ``e < pred.e``; also
+   time) and the ``counter_decrease`` anomaly (accepted, ``e < pred.e``; also
    recorded for the successor in time when a late reading is accepted before a
-   lower one). This is a sequential state machine; it is computed in two parts:
+   lower one). A sequential state machine, computed in two parts:
 
-   * The window-function fast path. Call a reading *simple* when its instant is
-     later than every earlier valid reading of the sensor (a running maximum).
-     While the latest accepted reading is also the latest valid one (the state
-     is *clean*), a simple reading can only be judged against that reading
-     (no lateness, no duplicate possible), and it is accepted unless it jumps.
-     So a reading that is simple and does not jump against the previous simple
-     reading (``LAG`` over simple readings) is accepted, with
-     ``counter_decrease`` when it is lower. Every other reading is *hard*: late
-     readings, repeats, and jumps.
-   * The walk: a ``WITH RECURSIVE`` CTE that processes, for all sensors at once
-     (one reading per sensor and iteration), the hard readings and the readings
-     after a rejected jump until an accepted simple reading makes the state
-     clean again. When the state is clean it jumps straight to the next hard
-     reading. Its state per sensor is a sorted list of the accepted readings
-     of the last ``allowed_lateness_s`` before the latest one, plus the one
-     before them (exactly what rules 6-10 can look at); the readings skipped
-     over are merged in from a precomputed list. Each row of the walk is one
-     judged reading. Readings after a late one keep their judgement (they are
-     not re-validated), as documented. To keep the walk small, only the hard
-     readings and the ``k`` readings after each static jump are handed to it;
-     if a sensor's stretch of rejected jumps is longer, the walk is run again
-     with everything (correct, slower).
+   * Window functions (the fast path). With ``LAG`` over arrival order, a
+     reading is *good* when it is later than the previous valid reading and
+     does not jump against it; otherwise *bad* (late, repeated, jumping). As
+     long as the previous reading is the sensor's latest accepted one (the
+     state is *clean*), a good reading is accepted against it and becomes the
+     latest one in turn, with ``counter_decrease`` when it is lower. So in
+     in-order data every reading is decided by ``LAG`` alone.
+   * The walk: a ``WITH RECURSIVE`` CTE that runs the state machine for all
+     sensors at once, one reading per sensor and iteration, over the bad
+     readings and the readings after them until the state is clean again
+     (then it jumps to the next bad reading). Its state per sensor is the
+     sorted list of accepted readings within ``allowed_lateness_s`` of the
+     latest one, plus the one before them: all that rules 6-10 can look at.
+     The good readings a jump skips are merged into it from a precomputed
+     list (the tail of the run before each bad reading). Readings after a late
+     one keep their judgement (not re-validated), as documented. The walk is
+     first given the bad readings and the 16 after each; if a sensor's state
+     is still not clean after them, it is run again with more (then with all
+     of them): always correct, only slower.
 
-   For in-order data the walk is empty and everything is window functions. A
-   file where most readings are out of order walks every reading (about 40 us
-   per iteration): correct, but seconds rather than a fraction of a second.
+   A file in which most readings are out of order walks nearly every reading
+   (some tens of microseconds per iteration): correct, seconds rather than a
+   fraction of one.
 
 3. Consumption: consecutive accepted readings in time (``LAG`` over the
-   instant) give intervals with ``delta = max(e1 - e0, 0)``; each is cut at
-   every half hour (``range()`` of period starts, unnested), and a piece
+   instant) are intervals with ``delta = max(e1 - e0, 0)``; an interval is cut
+   at every half hour (``range()`` of period starts, unnested) and a piece
    covering ``[a, b)`` gets ``delta * (b - a) / (t1 - t0)``. Half hours are
-   computed in UTC, which is exact because the zone's offsets are whole half
+   taken in UTC, which is the same because the zone's offsets are whole half
    hours (checked: an error otherwise).
 
-4. Tariff: per distinct period start, its local time (``timezone()``), local
-   ``day`` and ``month``, the half-hour slot of the day, and whether summer
-   time is in force (the offset is above the smaller of the offsets on
-   1 January and 1 July of that year); joined to the tariff table built from
-   the TOML (effective by local date, winter/summer schedule, slot -> band and
-   price). ``cost_eur = kwh * price`` (energy term only).
+4. Tariff: per distinct period, its local start (``timezone()``), ``day``
+   (local date), ``month``, half-hour slot, and whether summer time is in
+   force (the offset is above the smaller of the offsets on 1 January and
+   1 July of that year), joined to the table built from the TOML: tariff
+   effective on the local date, winter or summer schedule, slot -> band and
+   price. ``cost_eur = kwh * price`` (energy term only).
 
-5. Gold and views, as in docs/semantics.md "The clock and the views": gold
-   sums pieces per (sensor, month), (sensor, day), (sensor, period) with
-   ``as_of`` = the latest closing reading among the intervals summed. "Now" is
-   the latest ``as_of``; q1/q2/q4 list the sensors with a row for the current
-   month (0 where nothing today), sorted by the value rounded to 9 decimals
-   descending, then ``sensor_id`` descending; q3 has one row per period of the
-   current day starting before now and one column per such sensor.
+5. Gold and the views, as docs/semantics.md "The clock and the views" says:
+   one row per (sensor, month), (sensor, day), (sensor, period), ``as_of`` =
+   the latest closing reading of the intervals summed; "now" = the latest
+   ``as_of``; q1, q2, q4 list the sensors with a row for the current month
+   (0 where nothing today) sorted by the value rounded to 9 decimals
+   descending, then ``sensor_id`` descending; q3 has a row per period of the
+   current day that starts before now and a column per such sensor.
 
-Restrictions: none on the rules themselves. Known choices are listed where
-they are made (empty lines skipped, non-UTF-8 files refused, fractions beyond
-microseconds truncated, one ``counter_decrease`` record per event).
+Restrictions: none on the rules. Choices where the docs are silent are stated
+where they are made: empty lines skipped, non-UTF-8 files refused, fractions
+beyond microseconds truncated, one ``counter_decrease`` record per event (a
+successor can be recorded again when a late reading lands before it).
 """
 from __future__ import annotations
 
@@ -120,49 +117,52 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from meterlake.config import SemanticsConf, load_config
 
 __all__ = ["OracleResult", "compute_answers", "tariff_rows"]
 
 HALF_HOUR_US = 30 * 60 * 1_000_000
-US_PER_HOUR = 3_600_000_000
-# How many readings after a static jump the walk is first given (then all).
-WALK_AFTER_JUMP = 256
+# The walk is first given the bad readings and this many after each, then
+# more, then all (see the module docstring).
+WALK_WIDTHS = (16, 1024, None)
 
-_TS_PATTERN = (
+_TS_SIMPLE = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
+_TS_ISO = (
     r"^(\d{4}-\d{2}-\d{2})[T ]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)(\.\d{1,9})?"
     r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$"
 )
-_ENERGY_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-_CONTROL_CHARS = r"[\x00-\x1f\x7f\x{80}-\x{9f}]"
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_BLANK = r"[\s\p{Z}]*"
+_CONTROL = r"[\x00-\x1f\x7f\x{80}-\x{9f}]"
 _READING = "STRUCT(t BIGINT, e DOUBLE, n BIGINT)"
 
 
 @dataclass(frozen=True)
 class OracleResult:
-    """Everything the pipeline must agree with. Instants are tz-aware UTC."""
+    """What the pipeline must agree with. Instants are tz-aware UTC pandas columns."""
 
     readings: pd.DataFrame  # accepted: sensor_id, timestamp, energy, line_no
-    quarantine: pd.DataFrame  # line_no, sensor_id, timestamp, energy, reason (one per event)
-    quarantine_counts: dict[str, int]
-    pieces: pd.DataFrame  # sensor_id, period_start, day, month, kwh, band, price, cost_eur, as_of
+    quarantine: pd.DataFrame  # one row per event: line_no, sensor_id, timestamp, energy,
+    #                           reason, line
+    quarantine_counts: dict[str, int]  # reason -> events
+    pieces: pd.DataFrame  # sensor_id, period_start, day, month, kwh, band, price, cost_eur,
+    #                       as_of (the closing reading of the piece's interval)
     month_energy: pd.DataFrame  # sensor_id, month, energy_kwh, as_of
     day_energy: pd.DataFrame  # sensor_id, day, energy_kwh, as_of
     halfhour_energy: pd.DataFrame  # sensor_id, day, period_start, energy_kwh
     day_cost: pd.DataFrame  # sensor_id, day, cost_eur, as_of
-    now: pd.Timestamp | None  # the latest as_of (UTC); None without pieces
-    q1: pd.DataFrame  # sensor_id, energy_kwh: current month
-    q2: pd.DataFrame  # sensor_id, energy_kwh: current day
-    q3: pd.DataFrame  # period_start (local, with offset), one column per sensor
-    q4: pd.DataFrame  # sensor_id, cost_eur: current day
+    now: pd.Timestamp | None  # the latest as_of; None when there are no pieces
+    q1: pd.DataFrame  # sensor_id, energy_kwh (current month)
+    q2: pd.DataFrame  # sensor_id, energy_kwh (current day)
+    q3: pd.DataFrame  # period_start (local time, with offset), one column per sensor
+    q4: pd.DataFrame  # sensor_id, cost_eur (current day)
 
 
 # --------------------------------------------------------------------------- tariff
 
 
-def _minutes(clock: str) -> int:
+def _minute_of_day(clock: str) -> int:
     hours, minutes = clock.strip().split(":")
     value = int(hours) * 60 + int(minutes)
     if not 0 <= value <= 1440 or value % 30:
@@ -171,231 +171,244 @@ def _minutes(clock: str) -> int:
 
 
 def tariff_rows(path: str | Path) -> list[tuple[date, date | None, str, int, str, float]]:
-    """The tariff file as a lookup table.
+    """The tariff file as a lookup table, checked.
 
-    One row per (tariff, season, half-hour slot of the local day):
-    ``(effective_from, effective_until, season, slot, band, price)``, where
+    One row per tariff, season and half-hour slot of the local day (0-47):
+    ``(effective_from, effective_until, season, slot, band, price)``;
     ``effective_until`` is the next tariff's start (exclusive) or None.
     """
     data = tomllib.loads(Path(path).read_text())
     tariffs = sorted(data.get("tariff", []), key=lambda t: str(t["effective_from"]))
-    if not tariffs:
-        raise ValueError(f"{path}: no [[tariff]]")
     starts = [date.fromisoformat(str(t["effective_from"])) for t in tariffs]
-    if len(set(starts)) != len(starts):
-        raise ValueError(f"{path}: two tariffs start on the same day")
+    if not tariffs or len(set(starts)) != len(starts):
+        raise ValueError(f"{path}: no tariff, or two starting on the same day")
     rows = []
     for i, tariff in enumerate(tariffs):
         until = starts[i + 1] if i + 1 < len(tariffs) else None
-        prices = tariff["prices"]
         for season in ("winter", "summer"):
-            slots: dict[int, str] = {}
+            bands: dict[int, str] = {}
             for band, intervals in tariff[season].items():
-                if band not in prices:
+                if band not in tariff["prices"]:
                     raise ValueError(f"{path}: band {band!r} has no price")
                 for interval in intervals:
-                    first, last = (_minutes(x) for x in interval.split("-"))
+                    first, last = (_minute_of_day(x) for x in interval.split("-"))
                     if last <= first:
                         last += 1440
                     for slot in range(first // 30, last // 30):
-                        if slot % 48 in slots:
+                        if slot % 48 in bands:
                             raise ValueError(f"{path}: {season} slot {slot % 48} in two bands")
-                        slots[slot % 48] = band
-            if len(slots) != 48:
+                        bands[slot % 48] = band
+            if len(bands) != 48:
                 raise ValueError(f"{path}: the {season} schedule does not cover the day")
             rows += [
-                (starts[i], until, season, slot, band, float(prices[band]))
-                for slot, band in sorted(slots.items())
+                (starts[i], until, season, slot, band, float(tariff["prices"][band]))
+                for slot, band in sorted(bands.items())
             ]
     return rows
 
 
 # --------------------------------------------------------------------------- SQL
 
-# 1. Lines -> fields -> parsed values -> the per-line rules (1-5 of the docs).
+# 1. The file -> one row per line -> parsed fields -> rules 1-5 of the docs.
 _SQL_LINES = [
     """
     CREATE MACRO zone_offset_us(z, u) AS epoch_us(timezone(z, u)) - epoch_us(u)
     """,
+    # The offset for a naive local time `lt`, given the zone's offsets a day
+    # before (o_prev) and after (o_next): the offset in force before the
+    # transition when the local time is repeated or skipped.
     """
-    CREATE TABLE fields AS
-    SELECT line_no, parts[1] AS ts, parts[2] AS sensor_id,
-           CASE WHEN len(parts) >= 3 THEN array_to_string(parts[3:], ';') END AS energy_text
-    FROM (SELECT line_no, string_split(line, ';') AS parts FROM raw_lines)
+    CREATE MACRO local_offset_us(z, lt, o_prev, o_next) AS CASE
+        WHEN o_prev = o_next THEN o_prev
+        WHEN zone_offset_us(z, lt::TIMESTAMPTZ - to_microseconds(o_prev)) = o_prev THEN o_prev
+        WHEN zone_offset_us(z, lt::TIMESTAMPTZ - to_microseconds(o_next)) = o_next THEN o_next
+        ELSE o_prev END
+    """,
+    """
+    CREATE TABLE raw_lines AS
+    SELECT line_no, line
+    FROM (
+        SELECT line_no,
+               CASE WHEN suffix(line, chr(13)) THEN line[:-2] ELSE line END AS line
+        FROM (
+            SELECT unnest(l) AS line, generate_subscripts(l, 1) AS line_no
+            FROM (SELECT string_split(content, chr(10)) AS l FROM read_text($path))
+        )
+    )
+    WHERE line <> ''
     """,
     f"""
     CREATE TABLE parsed AS
-    SELECT line_no, ts, sensor_id, energy_text,
-           try_cast(m.d || ' ' || m.hms AS TIMESTAMP) AS local_ts,
-           CASE WHEN m.frac = '' THEN 0
-                ELSE CAST(rpad(substr(m.frac, 2, 6), 6, '0') AS BIGINT) END AS frac_us,
-           CASE WHEN m.tz = '' THEN NULL
+    SELECT line_no, ts, sensor_id, energy_text, energy,
+           CASE WHEN simple_ts THEN try_cast(ts AS TIMESTAMP)
+                ELSE try_cast(m.d || ' ' || m.hms AS TIMESTAMP) END AS local_ts,
+           CASE WHEN simple_ts OR m.frac = '' THEN 0
+                ELSE CAST(rpad(m.frac[2:7], 6, '0') AS BIGINT) END AS frac_us,
+           CASE WHEN simple_ts OR m.tz = '' THEN NULL
                 WHEN m.tz = 'Z' THEN 0
                 ELSE (CASE WHEN m.tz[1] = '-' THEN -1 ELSE 1 END)
                      * (CAST(m.tz[2:3] AS BIGINT) * 60
                         + CASE WHEN length(m.tz) > 3 THEN CAST(m.tz[-2:] AS BIGINT) ELSE 0 END)
-           END AS offset_min,
-           CASE WHEN regexp_full_match(energy_text, '{_ENERGY_PATTERN}')
-                THEN try_cast(energy_text AS DOUBLE) END AS energy
-    FROM (SELECT *, regexp_extract(ts, '{_TS_PATTERN}', ['d', 'hms', 'frac', 'tz']) AS m
-          FROM fields)
-    """,
-    # The zone's offset for every naive local minute used (and min_timestamp):
-    # the offset in force before the transition (first occurrence of the
-    # repeated hour, pre-switch offset in the skipped hour).
-    """
-    CREATE TABLE local_minutes AS
-    WITH minutes AS (
-        SELECT DISTINCT date_trunc('minute', local_ts) AS lm
-        FROM parsed WHERE local_ts IS NOT NULL AND offset_min IS NULL
-        UNION SELECT date_trunc('minute', min_local) FROM cfg WHERE min_local IS NOT NULL
-    ), hours AS (
-        SELECT lh,
-               zone_offset_us(zone, (lh - INTERVAL 1 DAY)::TIMESTAMPTZ) AS o_prev,
-               zone_offset_us(zone, (lh + INTERVAL 1 DAY)::TIMESTAMPTZ) AS o_next
-        FROM (SELECT DISTINCT date_trunc('hour', lm) AS lh FROM minutes), cfg
+           END AS offset_min
+    FROM (
+        SELECT *,
+               CASE WHEN NOT simple_ts
+                    THEN regexp_extract(ts, '{_TS_ISO}', ['d', 'hms', 'frac', 'tz']) END AS m,
+               CASE WHEN regexp_full_match(energy_text, '{_NUMBER}')
+                    THEN try_cast(energy_text AS DOUBLE) END AS energy
+        FROM (
+            SELECT line_no, parts[1] AS ts, parts[2] AS sensor_id,
+                   CASE WHEN len(parts) = 3 THEN parts[3]
+                        WHEN len(parts) > 3 THEN array_to_string(parts[3:], ';') END
+                       AS energy_text,
+                   regexp_full_match(parts[1], '{_TS_SIMPLE}') AS simple_ts
+            FROM (SELECT line_no, string_split(line, ';') AS parts FROM raw_lines)
+        )
     )
-    SELECT lm,
-           CASE WHEN o_prev = o_next THEN o_prev
-                WHEN zone_offset_us(zone, lm::TIMESTAMPTZ - to_microseconds(o_prev)) = o_prev
-                    THEN o_prev
-                WHEN zone_offset_us(zone, lm::TIMESTAMPTZ - to_microseconds(o_next)) = o_next
-                    THEN o_next
-                ELSE o_prev
-           END AS offset_us
-    FROM minutes JOIN hours ON date_trunc('hour', lm) = lh, cfg
+    """,
+    """
+    CREATE TABLE local_hours AS
+    SELECT lh, zone_offset_us(zone, (lh - INTERVAL 1 DAY)::TIMESTAMPTZ) AS o_prev,
+               zone_offset_us(zone, (lh + INTERVAL 1 DAY)::TIMESTAMPTZ) AS o_next
+    FROM (SELECT DISTINCT date_trunc('hour', local_ts) AS lh
+          FROM parsed WHERE local_ts IS NOT NULL AND offset_min IS NULL
+          UNION SELECT date_trunc('hour', min_local) FROM cfg WHERE min_local IS NOT NULL),
+         cfg
     """,
     """
     CREATE TABLE limits AS
-    SELECT coalesce(min_utc_us,
-                    epoch_us(min_local) - (SELECT offset_us FROM local_minutes
-                                           WHERE lm = date_trunc('minute', min_local)))
-               AS min_us,
-           now_us, skew_us
-    FROM cfg
+    SELECT coalesce(c.min_utc_us,
+                    epoch_us(c.min_local)
+                    - local_offset_us(c.zone, c.min_local, h.o_prev, h.o_next)) AS min_us,
+           c.now_us, c.skew_us
+    FROM cfg c LEFT JOIN local_hours h ON h.lh = date_trunc('hour', c.min_local)
     """,
     f"""
     CREATE TABLE lines AS
-    SELECT p.line_no, p.ts, p.sensor_id, p.energy_text, p.t, p.energy AS e,
-           CASE WHEN coalesce(p.ts, '') = '' OR coalesce(p.sensor_id, '') = ''
-                     OR coalesce(p.energy_text, '') = '' THEN 'missing_field'
-                WHEN regexp_full_match(p.sensor_id, '[\\s\\p{{Z}}]*')
-                     OR length(p.sensor_id) > 64
-                     OR regexp_matches(p.sensor_id, '{_CONTROL_CHARS}') THEN 'bad_sensor_id'
-                WHEN p.t IS NULL OR p.t < l.min_us
-                     OR (l.now_us IS NOT NULL AND p.t - l.now_us > l.skew_us) THEN 'bad_timestamp'
-                WHEN p.energy IS NULL OR NOT isfinite(p.energy) OR p.energy < 0 THEN 'bad_energy'
+    SELECT line_no, sensor_id, t, energy AS e,
+           CASE WHEN coalesce(ts, '') = '' OR coalesce(sensor_id, '') = ''
+                     OR coalesce(energy_text, '') = '' THEN 'missing_field'
+                WHEN regexp_full_match(sensor_id, '{_BLANK}') OR length(sensor_id) > 64
+                     OR regexp_matches(sensor_id, '{_CONTROL}') THEN 'bad_sensor_id'
+                WHEN t IS NULL OR t < min_us OR t - now_us > skew_us THEN 'bad_timestamp'
+                WHEN energy IS NULL OR NOT isfinite(energy) OR energy < 0 THEN 'bad_energy'
            END AS reason
     FROM (
-        SELECT parsed.*,
-               epoch_us(local_ts) + frac_us
-                   - coalesce(offset_min * 60000000, m.offset_us) AS t
-        FROM parsed LEFT JOIN local_minutes m ON m.lm = date_trunc('minute', local_ts)
-    ) p, limits l
+        SELECT p.*, l.*,
+               epoch_us(p.local_ts) + p.frac_us
+               - coalesce(p.offset_min * 60000000,
+                          local_offset_us(c.zone, p.local_ts, h.o_prev, h.o_next)) AS t
+        FROM parsed p
+        LEFT JOIN local_hours h ON h.lh = date_trunc('hour', p.local_ts)
+        CROSS JOIN cfg c CROSS JOIN limits l
+    )
     """,
 ]
 
-# 2. The per-sensor rules (6-10): static classification for the fast path.
-_SQL_CLASSIFY = [
-    """
-    CREATE TABLE valid0 AS
-    SELECT sensor_id, line_no, t, e,
-           row_number() OVER w AS n,
-           max(t) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS runmax
-    FROM lines WHERE reason IS NULL
-    WINDOW w AS (PARTITION BY sensor_id ORDER BY line_no)
-    """,
-    # simple: later than every earlier valid reading; p_*: the previous simple
-    # reading, which is the latest accepted one while the state is clean.
-    """
-    CREATE TABLE valid1 AS
-    SELECT *,
-           last_value(CASE WHEN simple THEN t END IGNORE NULLS)
-               OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS p_t,
-           last_value(CASE WHEN simple THEN e END IGNORE NULLS)
-               OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS p_e
-    FROM (SELECT *, runmax IS NULL OR t > runmax AS simple FROM valid0)
-    WINDOW w AS (PARTITION BY sensor_id ORDER BY n)
-    """,
-    """
-    CREATE TABLE valid2 AS
-    SELECT *, NOT simple OR jumps OR walk_all AS hard
-    FROM (
-        SELECT v.*, c.walk_all,
-               v.simple AND v.p_t IS NOT NULL
-                   AND v.e - v.p_e > c.max_power_kw * (v.t - v.p_t) / 3600000000.0 AS jumps,
-               v.simple AND v.p_t IS NOT NULL AND v.e < v.p_e AS decrease,
-               greatest(v.t, coalesce(v.runmax, v.t)) AS rmax
-        FROM valid1 v, cfg c
-    )
-    """,
-    """
+# 2. Rules 6-10, the fast path: LAG over arrival order; `bad` readings go to
+#    the walk.
+_SQL_VALID = """
     CREATE TABLE valid AS
-    SELECT *,
-           min(CASE WHEN hard THEN n END)
-               OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_hard,
-           max(CASE WHEN jumps THEN n END)
-               OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS last_jump
-    FROM valid2
-    WINDOW w AS (PARTITION BY sensor_id ORDER BY n)
+    SELECT v.*,
+           c.walk_all OR (t_prev IS NOT NULL AND (
+               t <= t_prev OR e - e_prev > c.max_power_kw * (t - t_prev) / 3600000000.0))
+               AS bad
+    FROM (
+        SELECT sensor_id, line_no, t, e, row_number() OVER w AS n,
+               lag(t) OVER w AS t_prev, lag(e) OVER w AS e_prev
+        FROM lines WHERE reason IS NULL
+        WINDOW w AS (PARTITION BY sensor_id ORDER BY line_no)
+    ) v, cfg c
+"""
+
+_SQL_WALK_PREPARE = [
+    """
+    CREATE TABLE bad AS
+    SELECT sensor_id, n, t_prev, lag(n, 1, 0) OVER (PARTITION BY sensor_id ORDER BY n)
+               AS prev_bad
+    FROM valid WHERE bad
     """,
-    # The accepted readings a clean jump to hard reading h skips over, that
-    # the state must hold at h: those of the run before h within the lateness
-    # of the run's last reading, plus the one before them.
+    # For each bad reading h, the good readings of the run before it (all
+    # accepted and increasing when the walk jumps over them) that the state
+    # must hold at h: within the lateness of the run's last one, plus the one
+    # before them. Found by an equi-join on time buckets of the lateness.
     f"""
     CREATE TABLE skipped AS
-    SELECT sensor_id, next_hard AS h,
-           list({{'t': t, 'e': e, 'n': n}}::{_READING} ORDER BY n) AS rows
-    FROM (
-        SELECT v.*, max(v.t) OVER run - c.lateness_us AS cut,
-               lead(v.t) OVER (PARTITION BY v.sensor_id, v.next_hard ORDER BY v.n) AS next_t
-        FROM valid v, cfg c
-        WHERE NOT v.hard AND v.next_hard IS NOT NULL
-        WINDOW run AS (PARTITION BY v.sensor_id, v.next_hard)
+    WITH runs AS (
+        SELECT b.sensor_id, b.n AS h, b.prev_bad, b.t_prev - c.lateness_us AS cut,
+               b.t_prev AS t_last, greatest(c.lateness_us, 1000000) AS width
+        FROM bad b, cfg c
+        WHERE b.t_prev IS NOT NULL AND b.n - 1 > b.prev_bad
+    ), tail AS (
+        SELECT r.sensor_id, r.h, r.prev_bad, v.n, v.t, v.e
+        FROM (SELECT *, unnest(range(cut // width, t_last // width + 1)) AS bucket FROM runs) r
+        JOIN valid v ON v.sensor_id = r.sensor_id AND v.t // r.width = r.bucket
+        WHERE v.n > r.prev_bad AND v.n < r.h AND v.t >= r.cut
+    ), before AS (
+        SELECT v.sensor_id, f.h, v.n, v.t, v.e
+        FROM (SELECT sensor_id, h, prev_bad, min(n) AS i0 FROM tail GROUP BY ALL) f
+        JOIN valid v ON v.sensor_id = f.sensor_id AND v.n = f.i0 - 1
+        WHERE f.i0 - 1 > f.prev_bad
     )
-    WHERE t >= cut OR next_t >= cut
-    GROUP BY sensor_id, next_hard
+    SELECT sensor_id, h, list({{'t': t, 'e': e, 'n': n}}::{_READING} ORDER BY n) AS rows
+    FROM (SELECT sensor_id, h, n, t, e FROM tail UNION ALL SELECT * FROM before)
+    GROUP BY sensor_id, h
     """,
 ]
 
-# The readings the walk may visit: hard ones and $k after each static jump.
+# The readings the walk may visit: the bad ones and $width after each (all
+# from the first bad one when $width is NULL), with the next bad one after
+# each and what a jump to it skips.
 _SQL_WALK_ROWS = """
     CREATE OR REPLACE TABLE walk_rows AS
-    SELECT v.sensor_id, v.n, v.t, v.e, v.next_hard, v.rmax,
-           coalesce(s.rows, []) AS skipped
-    FROM valid v LEFT JOIN skipped s ON s.sensor_id = v.sensor_id AND s.h = v.n
-    WHERE v.hard OR v.n - v.last_jump <= coalesce($k, v.n)
+    SELECT v.sensor_id, v.n, v.t, v.e, coalesce(s.rows, []) AS skipped,
+           min(CASE WHEN v.bad THEN v.n END) OVER (
+               PARTITION BY v.sensor_id ORDER BY v.n
+               ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_bad
+    FROM (
+        SELECT DISTINCT sensor_id, n + i AS n
+        FROM (SELECT sensor_id, n, unnest(range(0, coalesce($width::BIGINT, -1) + 1)) AS i
+              FROM bad)
+        UNION ALL
+        SELECT v.sensor_id, v.n
+        FROM valid v JOIN (SELECT sensor_id, min(n) AS first_bad FROM bad GROUP BY ALL) f
+            ON f.sensor_id = v.sensor_id AND v.n >= f.first_bad
+        WHERE $width::BIGINT IS NULL
+    ) g
+    JOIN valid v USING (sensor_id, n)
+    LEFT JOIN skipped s ON s.sensor_id = v.sensor_id AND s.h = v.n
 """
 
 # The walk: one judged reading per sensor and iteration. `acc` is the state
-# (accepted readings in the lateness window plus the one before, sorted by
-# instant); `ptime` its latest instant; `rmax` the latest valid instant so
-# far. Clean (ptime = rmax): jump to the next hard reading; else the next one.
+# (accepted readings within the lateness of the latest one plus the one
+# before, sorted by instant), `ptime` the latest accepted instant, `tpos` the
+# instant of the reading just judged. Clean (ptime = tpos: that reading is the
+# latest accepted one): jump to the next bad reading; else judge the next one.
 _SQL_WALK = f"""
     CREATE OR REPLACE TABLE walk AS
-    WITH RECURSIVE walk(sensor_id, pos, next_hard, rmax, ptime, acc, reason, decrease,
+    WITH RECURSIVE walk(sensor_id, pos, tpos, next_bad, ptime, acc, reason, decrease,
                         succ_n) AS (
-        SELECT sensor_id, 0::BIGINT, min(n) FILTER (WHERE hard), NULL::BIGINT, NULL::BIGINT,
-               []::{_READING}[], NULL::VARCHAR, false, NULL::BIGINT
-        FROM valid GROUP BY sensor_id HAVING bool_or(hard)
+        SELECT sensor_id, 0::BIGINT, NULL::BIGINT, min(n), NULL::BIGINT, []::{_READING}[],
+               NULL::VARCHAR, false, NULL::BIGINT
+        FROM bad GROUP BY sensor_id
         UNION ALL
-        SELECT sensor_id, n, next_hard, rmax, new_acc[-1].t, new_acc, reason, decrease,
-               succ_n
+        SELECT sensor_id, n, t, next_bad, new_acc[-1].t, new_acc, reason, decrease, succ_n
         FROM (
             SELECT *,
                    CASE WHEN below IS NULL THEN keep ELSE list_prepend(below, keep) END
                        AS new_acc
             FROM (
                 SELECT *,
-                       list_filter(acc2, lambda x: x.t >= acc2[-1].t - lateness_us) AS keep,
-                       list_filter(acc2, lambda x: x.t < acc2[-1].t - lateness_us)[-1]
-                           AS below
+                       list_filter(acc2, lambda x: x.t >= cut) AS keep,
+                       list_filter(acc2, lambda x: x.t < cut)[-1] AS below
                 FROM (
                     SELECT *,
                            CASE WHEN reason IS NULL
                                 THEN list_sort(list_append(acc1, {{'t': t, 'e': e, 'n': n}}))
                                 ELSE acc1 END AS acc2,
-                           reason IS NULL AND pred IS NOT NULL AND e < pred.e AS decrease,
+                           greatest(acc1[-1].t, CASE WHEN reason IS NULL THEN t END)
+                               - lateness_us AS cut,
+                           coalesce(reason IS NULL AND e < pred.e, false) AS decrease,
                            CASE WHEN reason IS NULL AND succ.e < e THEN succ.n END AS succ_n
                     FROM (
                         SELECT *,
@@ -411,15 +424,15 @@ _SQL_WALK = f"""
                                    list_filter(acc1, lambda x: x.t < t)[-1] AS pred,
                                    list_filter(acc1, lambda x: x.t > t)[1] AS succ
                             FROM (
-                                SELECT r.sensor_id, r.n, r.t, r.e, r.next_hard, r.rmax,
+                                SELECT r.sensor_id, r.n, r.t, r.e, r.next_bad,
                                        list_sort(list_concat(w.acc, list_filter(
                                            r.skipped, lambda x: x.n > w.pos))) AS acc1,
                                        c.lateness_us, c.max_power_kw
                                 FROM walk w
                                 JOIN walk_rows r
                                     ON r.sensor_id = w.sensor_id
-                                   AND r.n = CASE WHEN w.ptime IS NOT DISTINCT FROM w.rmax
-                                                  THEN w.next_hard ELSE w.pos + 1 END
+                                   AND r.n = CASE WHEN w.ptime IS NOT DISTINCT FROM w.tpos
+                                                  THEN w.next_bad ELSE w.pos + 1 END
                                 CROSS JOIN cfg c
                             )
                         )
@@ -428,49 +441,53 @@ _SQL_WALK = f"""
             )
         )
     )
-    SELECT sensor_id, pos AS n, ptime, rmax, reason, decrease, succ_n
+    SELECT sensor_id, pos AS n, tpos, ptime, reason, decrease, succ_n
     FROM walk WHERE pos > 0
 """
 
-# A sensor whose walk stopped in an unclean state before its last reading ran
-# past the readings it was given (a long stretch after a rejected jump).
-_SQL_WALK_TRUNCATED = """
-    SELECT count(*) FROM (
-        SELECT sensor_id, arg_max(n, n) AS n, arg_max(ptime, n) AS ptime,
-               arg_max(rmax, n) AS rmax
-        FROM walk GROUP BY sensor_id
-    ) w JOIN valid v ON v.sensor_id = w.sensor_id AND v.n = w.n + 1
-    WHERE w.ptime IS DISTINCT FROM w.rmax
+# Sensors whose walk stopped short: state not clean after its last judged
+# reading, yet more readings follow (they were not given to the walk).
+_SQL_WALK_SHORT = """
+    SELECT count(*)
+    FROM (SELECT sensor_id, max(n) AS n, arg_max(tpos, n) AS tpos, arg_max(ptime, n) AS ptime
+          FROM walk GROUP BY sensor_id) w
+    JOIN valid v ON v.sensor_id = w.sensor_id AND v.n = w.n + 1
+    WHERE w.ptime IS DISTINCT FROM w.tpos
 """
 
-# 3. Judgement of every line; accepted readings; quarantine events.
+_SQL_NO_WALK = """
+    CREATE OR REPLACE TABLE walk AS
+    SELECT NULL::VARCHAR AS sensor_id, NULL::BIGINT AS n, NULL::BIGINT AS tpos,
+           NULL::BIGINT AS ptime, NULL::VARCHAR AS reason, false AS decrease,
+           NULL::BIGINT AS succ_n
+    WHERE false
+"""
+
+# 3. Judgements: accepted readings and the quarantine (one row per event).
 _SQL_JUDGED = [
     """
-    CREATE TABLE judged AS
-    SELECT l.line_no, l.ts, l.sensor_id, l.t, l.e, v.n,
-           coalesce(l.reason, w.reason) AS reason,
-           coalesce(w.decrease, v.decrease, false) AS decrease,
-           w.succ_n
-    FROM lines l
-    LEFT JOIN valid v ON v.line_no = l.line_no
-    LEFT JOIN walk w ON w.sensor_id = v.sensor_id AND w.n = v.n
+    CREATE TABLE accepted AS
+    SELECT v.sensor_id, v.t, v.e, v.line_no
+    FROM valid v ANTI JOIN (SELECT * FROM walk WHERE reason IS NOT NULL) w USING (sensor_id, n)
     """,
     """
     CREATE TABLE quarantine AS
-    SELECT line_no, sensor_id, ts AS timestamp_text,
-           make_timestamp(t)::TIMESTAMPTZ AS timestamp, e AS energy, reason
-    FROM judged WHERE reason IS NOT NULL
-    UNION ALL
-    SELECT line_no, sensor_id, ts, make_timestamp(t)::TIMESTAMPTZ, e, 'counter_decrease'
-    FROM judged WHERE reason IS NULL AND decrease
-    UNION ALL
-    SELECT s.line_no, s.sensor_id, s.ts, make_timestamp(s.t)::TIMESTAMPTZ, s.e,
-           'counter_decrease'
-    FROM judged j JOIN judged s ON s.sensor_id = j.sensor_id AND s.n = j.succ_n
-    """,
-    """
-    CREATE TABLE accepted AS
-    SELECT sensor_id, t, e, line_no FROM judged WHERE reason IS NULL
+    SELECT q.line_no, q.sensor_id, make_timestamp(q.t)::TIMESTAMPTZ AS timestamp,
+           q.e AS energy, q.reason, r.line
+    FROM (
+        SELECT line_no, sensor_id, t, e, reason FROM lines WHERE reason IS NOT NULL
+        UNION ALL
+        SELECT v.line_no, v.sensor_id, v.t, v.e, coalesce(w.reason, 'counter_decrease')
+        FROM valid v JOIN walk w USING (sensor_id, n)
+        WHERE w.reason IS NOT NULL OR w.decrease
+        UNION ALL
+        SELECT v.line_no, v.sensor_id, v.t, v.e, 'counter_decrease'
+        FROM valid v ANTI JOIN walk w USING (sensor_id, n)
+        WHERE v.e < v.e_prev
+        UNION ALL
+        SELECT v.line_no, v.sensor_id, v.t, v.e, 'counter_decrease'
+        FROM walk w JOIN valid v ON v.sensor_id = w.sensor_id AND v.n = w.succ_n
+    ) q JOIN raw_lines r USING (line_no)
     """,
 ]
 
@@ -478,53 +495,55 @@ _SQL_JUDGED = [
 _SQL_PIECES = [
     f"""
     CREATE TABLE raw_pieces AS
-    SELECT sensor_id, p AS period_us, t1 AS as_of_us,
-           delta * (least(t1, p + {HALF_HOUR_US}) - greatest(t0, p))::DOUBLE / (t1 - t0) AS kwh
-    FROM (
+    WITH intervals AS (
         SELECT sensor_id, t0, t1, greatest(e1 - e0, 0.0) AS delta,
-               unnest(range(t0 - (t0 % {HALF_HOUR_US} + {HALF_HOUR_US}) % {HALF_HOUR_US},
-                            t1, {HALF_HOUR_US})) AS p
+               t0 - (t0 % {HALF_HOUR_US} + {HALF_HOUR_US}) % {HALF_HOUR_US} AS p0
         FROM (
             SELECT sensor_id, lag(t) OVER w AS t0, lag(e) OVER w AS e0, t AS t1, e AS e1
-            FROM accepted
-            WINDOW w AS (PARTITION BY sensor_id ORDER BY t)
+            FROM accepted WINDOW w AS (PARTITION BY sensor_id ORDER BY t)
         )
         WHERE t0 IS NOT NULL
     )
+    SELECT sensor_id, p0 AS period_us, t1 AS as_of_us, delta AS kwh
+    FROM intervals WHERE t1 <= p0 + {HALF_HOUR_US}
+    UNION ALL
+    SELECT sensor_id, p, t1,
+           delta * (least(t1, p + {HALF_HOUR_US}) - greatest(t0, p))::DOUBLE / (t1 - t0)
+    FROM (SELECT *, unnest(range(p0, t1, {HALF_HOUR_US})) AS p
+          FROM intervals WHERE t1 > p0 + {HALF_HOUR_US})
     """,
     """
     CREATE TABLE periods AS
-    SELECT p.*, date_trunc('month', day)::DATE AS month,
-           (hour(local_start) * 60 + minute(local_start)) // 30 AS slot,
-           offset_us > least(zone_offset_us(zone, make_timestamp(year(day), 1, 1, 0, 0, 0)
-                                                     ::TIMESTAMPTZ),
-                             zone_offset_us(zone, make_timestamp(year(day), 7, 1, 0, 0, 0)
-                                                     ::TIMESTAMPTZ)) AS summer
+    SELECT p.period_us, make_timestamp(p.period_us)::TIMESTAMPTZ AS period_start,
+           p.day, date_trunc('month', p.day)::DATE AS month, p.offset_us, t.band, t.price
     FROM (
-        SELECT period_us, local_start, local_start::DATE AS day,
-               epoch_us(local_start) - period_us AS offset_us, zone
+        SELECT *,
+               offset_us > least(
+                   zone_offset_us(zone, make_timestamp(year(day), 1, 1, 0, 0, 0)::TIMESTAMPTZ),
+                   zone_offset_us(zone, make_timestamp(year(day), 7, 1, 0, 0, 0)::TIMESTAMPTZ))
+                   AS summer
         FROM (
-            SELECT period_us, timezone(zone, make_timestamp(period_us)::TIMESTAMPTZ)
-                       AS local_start, zone
-            FROM (SELECT DISTINCT period_us FROM raw_pieces), cfg
+            SELECT period_us, local_start::DATE AS day,
+                   (hour(local_start) * 60 + minute(local_start)) // 30 AS slot,
+                   epoch_us(local_start) - period_us AS offset_us, zone
+            FROM (SELECT period_us, zone,
+                         timezone(zone, make_timestamp(period_us)::TIMESTAMPTZ) AS local_start
+                  FROM (SELECT DISTINCT period_us FROM raw_pieces), cfg)
         )
     ) p
+    LEFT JOIN tariff t
+        ON t.effective_from <= p.day AND (t.effective_until IS NULL OR p.day < t.effective_until)
+       AND t.season = CASE WHEN p.summer THEN 'summer' ELSE 'winter' END AND t.slot = p.slot
     """,
     """
     CREATE TABLE pieces AS
-    SELECT r.sensor_id, make_timestamp(r.period_us)::TIMESTAMPTZ AS period_start,
-           p.day, p.month, r.kwh, t.band, t.price, r.kwh * t.price AS cost_eur,
-           make_timestamp(r.as_of_us)::TIMESTAMPTZ AS as_of
-    FROM raw_pieces r
-    JOIN periods p USING (period_us)
-    LEFT JOIN tariff t
-        ON t.effective_from <= p.day AND (t.effective_until IS NULL OR p.day < t.effective_until)
-       AND t.season = CASE WHEN p.summer THEN 'summer' ELSE 'winter' END
-       AND t.slot = p.slot
+    SELECT r.sensor_id, p.period_start, p.day, p.month, r.kwh, p.band, p.price,
+           r.kwh * p.price AS cost_eur, make_timestamp(r.as_of_us)::TIMESTAMPTZ AS as_of
+    FROM raw_pieces r JOIN periods p USING (period_us)
     """,
 ]
 
-# 5. Gold: one row per key, every month / day / period.
+# 5. Gold: one row per key, every month / day / period ever seen.
 _SQL_GOLD = {
     "month_energy": """
         SELECT sensor_id, month, sum(kwh) AS energy_kwh, max(as_of) AS as_of
@@ -544,24 +563,42 @@ _SQL_GOLD = {
     """,
 }
 
-# The clock: now = latest as_of; current day and month in the zone.
-_SQL_CLOCK = """
+# The clock and the views. Now = the latest as_of; the current day and month
+# are its local date and month.
+_SQL_VIEW_PREPARE = [
+    """
     CREATE TABLE clock AS
     SELECT now_ts, local_now::DATE AS day, date_trunc('month', local_now)::DATE AS month
     FROM (SELECT now_ts, timezone(zone, now_ts) AS local_now
           FROM (SELECT max(as_of) AS now_ts FROM pieces), cfg)
     WHERE now_ts IS NOT NULL
-"""
-
-_SQL_VIEW_SENSORS = """
+    """,
+    """
     CREATE TABLE view_sensors AS
     SELECT m.sensor_id, m.energy_kwh AS month_kwh,
            coalesce(d.energy_kwh, 0.0) AS day_kwh, coalesce(c.cost_eur, 0.0) AS day_cost
-    FROM month_energy m CROSS JOIN clock k
+    FROM month_energy m JOIN clock k ON m.month = k.month
     LEFT JOIN day_energy d ON d.sensor_id = m.sensor_id AND d.day = k.day
     LEFT JOIN day_cost c ON c.sensor_id = m.sensor_id AND c.day = k.day
-    WHERE m.month = k.month
-"""
+    """,
+    # q3 in long form: each period of the current day starting before now,
+    # times each view sensor; NULL where the sensor has no piece there.
+    f"""
+    CREATE TABLE q3_long AS
+    SELECT p.period_start, s.sensor_id, h.energy_kwh
+    FROM (
+        SELECT make_timestamp(p)::TIMESTAMPTZ AS period_start
+        FROM clock k, cfg c,
+             range(epoch_us(k.now_ts) - epoch_us(k.now_ts) % {HALF_HOUR_US}
+                       - 52::BIGINT * {HALF_HOUR_US},
+                   epoch_us(k.now_ts), {HALF_HOUR_US}) r(p)
+        WHERE timezone(c.zone, make_timestamp(p)::TIMESTAMPTZ)::DATE = k.day
+    ) p
+    CROSS JOIN view_sensors s
+    LEFT JOIN halfhour_energy h
+        ON h.sensor_id = s.sensor_id AND h.period_start = p.period_start
+    """,
+]
 
 _SQL_VIEWS = {
     "q1": """SELECT sensor_id, month_kwh AS energy_kwh FROM view_sensors
@@ -572,48 +609,17 @@ _SQL_VIEWS = {
              ORDER BY round(day_cost, 9) DESC, sensor_id DESC""",
 }
 
-# q3 in long form: every period of the current day that starts before now,
-# times every view sensor; NULL where the sensor has no piece there.
-_SQL_Q3_LONG = f"""
-    CREATE TABLE q3_long AS
-    SELECT p.period_start, s.sensor_id, h.energy_kwh
-    FROM (
-        SELECT make_timestamp(p)::TIMESTAMPTZ AS period_start
-        FROM clock k, cfg c,
-             range(epoch_us(k.now_ts) - epoch_us(k.now_ts) % {HALF_HOUR_US}
-                       - 26 * {US_PER_HOUR},
-                   epoch_us(k.now_ts), {HALF_HOUR_US}) r(p)
-        WHERE timezone(c.zone, make_timestamp(p)::TIMESTAMPTZ)::DATE = k.day
-    ) p
-    CROSS JOIN view_sensors s
-    LEFT JOIN halfhour_energy h
-        ON h.sensor_id = s.sensor_id AND h.period_start = p.period_start
+_SQL_Q3 = """
+    PIVOT q3_long ON sensor_id USING sum(energy_kwh) GROUP BY period_start ORDER BY period_start
 """
 
 
 # --------------------------------------------------------------------------- glue
 
 
-def _read_lines(path: Path) -> pa.Table:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 ({exc})") from None
-    numbered = [
-        (i, line.removesuffix("\r")) for i, line in enumerate(text.split("\n"), start=1)
-    ]
-    numbered = [(i, line) for i, line in numbered if line]
-    return pa.table(
-        {
-            "line_no": pa.array([i for i, _ in numbered], pa.int64()),
-            "line": pa.array([line for _, line in numbered], pa.string()),
-        }
-    )
-
-
 def _epoch_us(moment: datetime) -> int:
     if moment.tzinfo is None:
-        raise ValueError("an instant needs a time zone (a naive datetime is ambiguous)")
+        raise ValueError(f"{moment} is naive: give the instant a time zone")
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
@@ -623,6 +629,20 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
+def _walk(con: duckdb.DuckDBPyConnection) -> None:
+    """Rules 6-10 for the readings the fast path cannot decide."""
+    if not con.execute("SELECT count(*) FROM valid WHERE bad").fetchone()[0]:
+        con.execute(_SQL_NO_WALK)
+        return
+    for sql in _SQL_WALK_PREPARE:
+        con.execute(sql)
+    for width in WALK_WIDTHS:
+        con.execute(_SQL_WALK_ROWS, {"width": width})
+        con.execute(_SQL_WALK)
+        if not con.execute(_SQL_WALK_SHORT).fetchone()[0]:
+            return
+
+
 def compute_answers(
     readings_file: str | Path,
     semantics: SemanticsConf | None = None,
@@ -630,19 +650,18 @@ def compute_answers(
     now: datetime | None = None,
     walk_all: bool = False,
 ) -> OracleResult:
-    """Judge every line of ``readings_file`` and compute silver, gold and the views.
+    """Judge every line of ``readings_file``; compute silver, gold and the views.
 
-    ``semantics`` defaults to ``conf/meterlake.toml``'s ``[semantics]`` (its
-    ``tariff`` path names the tariff file). ``now`` (tz-aware) enables the
-    ``max_clock_skew_s`` rule; without it no reading is too far ahead.
-    ``walk_all`` sends every reading through the recursive walk instead of the
-    window-function fast path (slow; for testing that both agree).
+    ``semantics`` defaults to the ``[semantics]`` of ``conf/meterlake.toml``;
+    its ``tariff`` names the tariff file. ``now`` (tz-aware) turns on the
+    ``max_clock_skew_s`` rule. ``walk_all`` sends every reading through the
+    recursive walk instead of the fast path (slow; for testing that both agree).
     """
     semantics = semantics or load_config().semantics
+    min_ts = semantics.min_timestamp
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        min_ts = semantics.min_timestamp
         con.execute(
             """
             CREATE TABLE cfg AS SELECT
@@ -667,63 +686,53 @@ def compute_answers(
                                     slot INTEGER, band VARCHAR, price DOUBLE)"""
         )
         con.executemany("INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff))
-        raw_lines = _read_lines(Path(readings_file))
-        con.register("raw_lines", raw_lines)
 
-        for sql in _SQL_LINES + _SQL_CLASSIFY:
+        try:
+            con.execute(_SQL_LINES[0])
+            con.execute(_SQL_LINES[1])
+            con.execute(_SQL_LINES[2], {"path": str(readings_file)})
+        except duckdb.InvalidInputException as exc:
+            raise ValueError(f"{readings_file}: {exc}") from None
+        for sql in [*_SQL_LINES[3:], _SQL_VALID]:
             con.execute(sql)
-        for k in (WALK_AFTER_JUMP, None):
-            con.execute(_SQL_WALK_ROWS, {"k": k})
-            con.execute(_SQL_WALK)
-            if not con.execute(_SQL_WALK_TRUNCATED).fetchone()[0]:
-                break
+        _walk(con)
         for sql in _SQL_JUDGED + _SQL_PIECES:
             con.execute(sql)
 
-        bad = con.execute(
-            f"SELECT count(*) FILTER (WHERE offset_us % {HALF_HOUR_US} <> 0) FROM periods"
-        ).fetchone()[0]
-        if bad:
-            raise ValueError(f"zone {semantics.zone}: offsets that are not whole half hours")
-        missing = con.execute("SELECT min(day) FROM pieces WHERE price IS NULL").fetchone()[0]
-        if missing is not None:
-            raise ValueError(f"no tariff in force on {missing}")
+        half_hours, untariffed = con.execute(
+            f"""SELECT bool_and(offset_us % {HALF_HOUR_US} = 0), min(day) FILTER (WHERE price IS NULL)
+                FROM periods"""
+        ).fetchone()
+        if half_hours is False:
+            raise ValueError(f"zone {semantics.zone}: an offset that is not whole half hours")
+        if untariffed is not None:
+            raise ValueError(f"no tariff in force on {untariffed}")
 
         gold = {}
         for name, sql in _SQL_GOLD.items():
             con.execute(f"CREATE TABLE {name} AS {sql}")
             gold[name] = con.execute(f"SELECT * FROM {name}").df()
-        con.execute(_SQL_CLOCK)
-        con.execute(_SQL_VIEW_SENSORS)
+        for sql in _SQL_VIEW_PREPARE:
+            con.execute(sql)
         views = {name: con.execute(sql).df() for name, sql in _SQL_VIEWS.items()}
-        con.execute(_SQL_Q3_LONG)
-        sensors = [row[0] for row in con.execute(
-            "SELECT sensor_id FROM view_sensors ORDER BY sensor_id").fetchall()]
+        sensors = sorted(views["q1"]["sensor_id"])
         if sensors:
-            q3 = con.execute(
-                "PIVOT q3_long ON sensor_id USING sum(energy_kwh) GROUP BY period_start "
-                "ORDER BY period_start"
-            ).df()
-            q3 = q3.reindex(columns=["period_start", *sensors])
+            q3 = con.execute(_SQL_Q3).df().reindex(columns=["period_start", *sensors])
             q3["period_start"] = q3["period_start"].dt.tz_convert(semantics.zone)
         else:
-            q3 = pd.DataFrame({"period_start": pd.Series([], dtype="datetime64[us, UTC]")})
+            q3 = pd.DataFrame({"period_start": pd.Series([], dtype=f"datetime64[us, {semantics.zone}]")})
         now_row = con.execute("SELECT now_ts FROM clock").fetchone()
 
         counts = dict(
-            con.execute(
-                "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason"
-            ).fetchall()
+            con.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason")
+            .fetchall()
         )
         readings = con.execute(
             """SELECT sensor_id, make_timestamp(t)::TIMESTAMPTZ AS timestamp, e AS energy, line_no
                FROM accepted ORDER BY sensor_id, t"""
         ).df()
         quarantine = con.execute("SELECT * FROM quarantine ORDER BY line_no, reason").df()
-        pieces = con.execute(
-            """SELECT sensor_id, period_start, day, month, kwh, band, price, cost_eur, as_of
-               FROM pieces ORDER BY sensor_id, period_start, as_of"""
-        ).df()
+        pieces = con.execute("SELECT * FROM pieces ORDER BY sensor_id, period_start, as_of").df()
     finally:
         con.close()
 
