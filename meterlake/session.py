@@ -52,6 +52,9 @@ def spark_settings(config: Config) -> dict[str, str]:
         # Delta 4.4 re-lists every file after each commit (a Spark job) when the
         # session time zone is not UTC; the incremental checksum is enough.
         "spark.databricks.delta.allFilesInCrc.verificationMode.enabled": "false",
+        # Rebuilding a table's state from its log: 50 partitions by default,
+        # far too many tasks for small logs on a few cores.
+        "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
     }

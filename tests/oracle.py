@@ -357,14 +357,10 @@ _SQL_WALK_PREPARE = [
 ]
 
 # The readings the walk may visit: the bad ones and $width after each (all
-# from the first bad one when $width is NULL), with the next bad one after
-# each and what a jump to it skips.
+# from the first bad one when $width is NULL), with what a jump to them skips.
 _SQL_WALK_ROWS = """
     CREATE OR REPLACE TABLE walk_rows AS
-    SELECT v.sensor_id, v.n, v.t, v.e, coalesce(s.rows, []) AS skipped,
-           min(CASE WHEN v.bad THEN v.n END) OVER (
-               PARTITION BY v.sensor_id ORDER BY v.n
-               ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_bad
+    SELECT v.sensor_id, v.n, v.t, v.e, v.bad, coalesce(s.rows, []) AS skipped
     FROM (
         SELECT DISTINCT sensor_id, n + i AS n
         FROM (SELECT sensor_id, n, unnest(range(0, coalesce($width::BIGINT, -1) + 1)) AS i
@@ -379,87 +375,119 @@ _SQL_WALK_ROWS = """
     LEFT JOIN skipped s ON s.sensor_id = v.sensor_id AND s.h = v.n
 """
 
-# The walk: one judged reading per sensor and iteration. `acc` is the state
-# (accepted readings within the lateness of the latest one plus the one
-# before, sorted by instant), `ptime` the latest accepted instant, `tpos` the
-# instant of the reading just judged. Clean (ptime = tpos: that reading is the
-# latest accepted one): jump to the next bad reading; else judge the next one.
-_SQL_WALK = f"""
-    CREATE OR REPLACE TABLE walk AS
-    WITH RECURSIVE walk(sensor_id, pos, tpos, next_bad, ptime, acc, reason, decrease,
-                        succ_n) AS (
-        SELECT sensor_id, 0::BIGINT, NULL::BIGINT, min(n), NULL::BIGINT, []::{_READING}[],
-               NULL::VARCHAR, false, NULL::BIGINT
-        FROM bad GROUP BY sensor_id
-        UNION ALL
-        SELECT sensor_id, n, t, next_bad, new_acc[-1].t, new_acc, reason, decrease, succ_n
-        FROM (
-            SELECT *,
-                   CASE WHEN below IS NULL THEN keep ELSE list_prepend(below, keep) END
-                       AS new_acc
-            FROM (
-                SELECT *,
-                       list_filter(acc2, lambda x: x.t >= cut) AS keep,
-                       list_filter(acc2, lambda x: x.t < cut)[-1] AS below
-                FROM (
-                    SELECT *,
-                           CASE WHEN reason IS NULL
-                                THEN list_sort(list_append(acc1, {{'t': t, 'e': e, 'n': n}}))
-                                ELSE acc1 END AS acc2,
-                           greatest(acc1[-1].t, CASE WHEN reason IS NULL THEN t END)
-                               - lateness_us AS cut,
-                           coalesce(reason IS NULL AND e < pred.e, false) AS decrease,
-                           CASE WHEN reason IS NULL AND succ.e < e THEN succ.n END AS succ_n
-                    FROM (
-                        SELECT *,
-                               CASE WHEN acc1[-1].t - t > lateness_us THEN 'too_late'
-                                    WHEN same.e = e THEN 'duplicate'
-                                    WHEN same IS NOT NULL THEN 'conflicting_duplicate'
-                                    WHEN e - pred.e > max_power_kw * (t - pred.t) / 3600000000.0
-                                        THEN 'implausible_jump'
-                               END AS reason
-                        FROM (
-                            SELECT *,
-                                   list_filter(acc1, lambda x: x.t = t)[1] AS same,
-                                   list_filter(acc1, lambda x: x.t < t)[-1] AS pred,
-                                   list_filter(acc1, lambda x: x.t > t)[1] AS succ
-                            FROM (
-                                SELECT r.sensor_id, r.n, r.t, r.e, r.next_bad,
-                                       list_sort(list_concat(w.acc, list_filter(
-                                           r.skipped, lambda x: x.n > w.pos))) AS acc1,
-                                       c.lateness_us, c.max_power_kw
-                                FROM walk w
-                                JOIN walk_rows r
-                                    ON r.sensor_id = w.sensor_id
-                                   AND r.n = CASE WHEN w.ptime IS NOT DISTINCT FROM w.tpos
-                                                  THEN w.next_bad ELSE w.pos + 1 END
-                                CROSS JOIN cfg c
-                            )
-                        )
-                    )
-                )
-            )
-        )
-    )
-    SELECT sensor_id, pos AS n, tpos, ptime, reason, decrease, succ_n
-    FROM walk WHERE pos > 0
-"""
+# The walk is a fold (list_reduce) over each sensor's walk rows, in arrival
+# order. Its accumulator and the list elements share one struct type: the
+# reading (n, t, e, bad, skipped) in the elements, the state in the
+# accumulator: `pos` and `tpos` (index and instant of the reading judged
+# last), `acc` (accepted readings within the lateness of the latest one, plus
+# the one before, sorted by instant: acc[-1] is the latest accepted one),
+# `short` (the walk ran out of readings while the state was not clean) and
+# `verdicts` (the judgements so far). Clean (acc[-1].t = tpos: the reading judged
+# last is the latest accepted one): good readings are skipped, the next bad
+# one is judged; otherwise the next reading is judged. The nested
+# `list_transform([value], lambda name: ...)[1]` only names an intermediate
+# value (a `let`).
+_WALK_STATE = (
+    f"STRUCT(n BIGINT, t BIGINT, e DOUBLE, bad BOOLEAN, skipped {_READING}[], pos BIGINT, "
+    f"tpos BIGINT, acc {_READING}[], short BOOLEAN, "
+    f"verdicts STRUCT(n BIGINT, reason VARCHAR, decrease BOOLEAN, succ_n BIGINT)[])"
+)
+_SQL_WALK_MACROS = [
+    f"""
+    CREATE MACRO walk_state(pos, tpos, acc, short, verdicts) AS
+        {{'n': NULL, 't': NULL, 'e': NULL, 'bad': NULL, 'skipped': [], 'pos': pos,
+          'tpos': tpos, 'acc': acc, 'short': short, 'verdicts': verdicts}}::{_WALK_STATE}
+    """,
+    # Rules 6-9 against the state `acc` (the skipped readings merged in).
+    """
+    CREATE MACRO walk_reason(x, acc, same, pred, lateness_us, max_power_kw) AS CASE
+        WHEN acc[-1].t - x.t > lateness_us THEN 'too_late'
+        WHEN same.e = x.e THEN 'duplicate'
+        WHEN same IS NOT NULL THEN 'conflicting_duplicate'
+        WHEN x.e - pred.e > max_power_kw * (x.t - pred.t) / 3600000000.0
+            THEN 'implausible_jump'
+        END
+    """,
+    # Keep the accepted readings within the lateness of the latest one, and
+    # the one before them.
+    """
+    CREATE MACRO walk_prune(acc, cut) AS CASE
+        WHEN list_filter(acc, lambda y: y.t < cut)[-1] IS NULL
+            THEN list_filter(acc, lambda y: y.t >= cut)
+        ELSE list_prepend(list_filter(acc, lambda y: y.t < cut)[-1],
+                          list_filter(acc, lambda y: y.t >= cut))
+        END
+    """,
+    f"""
+    CREATE MACRO walk_step(s, x, lateness_us, max_power_kw) AS CASE
+        WHEN s.short THEN s
+        WHEN s.acc[-1].t IS NOT DISTINCT FROM s.tpos AND NOT x.bad THEN s
+        WHEN s.acc[-1].t IS DISTINCT FROM s.tpos AND x.n <> s.pos + 1
+            THEN walk_state(s.pos, s.tpos, s.acc, true, s.verdicts)
+        ELSE list_transform(
+            [list_sort(list_concat(s.acc, list_filter(x.skipped, lambda y: y.n > s.pos)))],
+            lambda acc: list_transform(
+                [{{'same': list_filter(acc, lambda y: y.t = x.t)[1],
+                   'pred': list_filter(acc, lambda y: y.t < x.t)[-1],
+                   'succ': list_filter(acc, lambda y: y.t > x.t)[1]}}],
+                lambda k: list_transform(
+                    [walk_reason(x, acc, k.same, k.pred, lateness_us, max_power_kw)],
+                    lambda reason: list_transform(
+                        [CASE WHEN reason IS NULL
+                              THEN list_sort(list_append(acc, {{'t': x.t, 'e': x.e, 'n': x.n}}))
+                              ELSE acc END],
+                        lambda kept: walk_state(
+                            x.n, x.t, walk_prune(kept, kept[-1].t - lateness_us), false,
+                            list_append(s.verdicts, {{
+                                'n': x.n, 'reason': reason,
+                                'decrease': coalesce(reason IS NULL AND x.e < k.pred.e, false),
+                                'succ_n': CASE WHEN reason IS NULL AND k.succ.e < x.e
+                                               THEN k.succ.n END}}))
+                    )[1]
+                )[1]
+            )[1]
+        )[1]
+        END
+    """,
+]
 
-# Sensors whose walk stopped short: state not clean after its last judged
-# reading, yet more readings follow (they were not given to the walk).
+_SQL_WALK = [
+    f"""
+    CREATE OR REPLACE TABLE walk_final AS
+    SELECT sensor_id, s.pos, s.tpos, s.acc[-1].t AS ptime, s.short, s.verdicts
+    FROM (
+        SELECT sensor_id,
+               list_reduce(readings,
+                           lambda s, x: walk_step(s, x, c.lateness_us, c.max_power_kw),
+                           walk_state(0, NULL, [], false, [])) AS s
+        FROM (SELECT sensor_id,
+                     list({{'n': n, 't': t, 'e': e, 'bad': bad, 'skipped': skipped, 'pos': NULL,
+                           'tpos': NULL, 'acc': [], 'short': NULL, 'verdicts': []}}::{_WALK_STATE}
+                          ORDER BY n) AS readings
+              FROM walk_rows GROUP BY sensor_id),
+             cfg c
+    )
+    """,
+    """
+    CREATE OR REPLACE TABLE walk AS
+    SELECT sensor_id, d.n, d.reason, d.decrease, d.succ_n
+    FROM (SELECT sensor_id, unnest(verdicts) AS d FROM walk_final)
+    """,
+]
+
+# Sensors whose walk stopped short: it met a gap in the readings it was given,
+# or ended before the sensor's last reading, while the state was not clean.
 _SQL_WALK_SHORT = """
     SELECT count(*)
-    FROM (SELECT sensor_id, max(n) AS n, arg_max(tpos, n) AS tpos, arg_max(ptime, n) AS ptime
-          FROM walk GROUP BY sensor_id) w
-    JOIN valid v ON v.sensor_id = w.sensor_id AND v.n = w.n + 1
-    WHERE w.ptime IS DISTINCT FROM w.tpos
+    FROM walk_final w JOIN (SELECT sensor_id, max(n) AS last FROM valid GROUP BY ALL) v
+        USING (sensor_id)
+    WHERE w.short OR (w.ptime IS DISTINCT FROM w.tpos AND w.pos < v.last)
 """
 
 _SQL_NO_WALK = """
     CREATE OR REPLACE TABLE walk AS
-    SELECT NULL::VARCHAR AS sensor_id, NULL::BIGINT AS n, NULL::BIGINT AS tpos,
-           NULL::BIGINT AS ptime, NULL::VARCHAR AS reason, false AS decrease,
-           NULL::BIGINT AS succ_n
+    SELECT NULL::VARCHAR AS sensor_id, NULL::BIGINT AS n, NULL::VARCHAR AS reason,
+           false AS decrease, NULL::BIGINT AS succ_n
     WHERE false
 """
 
@@ -634,11 +662,12 @@ def _walk(con: duckdb.DuckDBPyConnection) -> None:
     if not con.execute("SELECT count(*) FROM valid WHERE bad").fetchone()[0]:
         con.execute(_SQL_NO_WALK)
         return
-    for sql in _SQL_WALK_PREPARE:
+    for sql in _SQL_WALK_PREPARE + _SQL_WALK_MACROS:
         con.execute(sql)
     for width in WALK_WIDTHS:
         con.execute(_SQL_WALK_ROWS, {"width": width})
-        con.execute(_SQL_WALK)
+        for sql in _SQL_WALK:
+            con.execute(sql)
         if not con.execute(_SQL_WALK_SHORT).fetchone()[0]:
             return
 
