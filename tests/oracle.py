@@ -330,19 +330,23 @@ _SQL_WALK_PREPARE = [
     """,
     # For each bad reading h, the good readings of the run before it (all
     # accepted and increasing when the walk jumps over them) that the state
-    # must hold at h: within the lateness of the run's last one, plus the one
-    # before them. Found by an equi-join on time buckets of the lateness.
+    # must hold at h: those within the lateness of the run's last one, plus
+    # the one before them. Found by an equi-join on time buckets as wide as
+    # the lateness. `complete`: the run reaches below the lateness, so these
+    # rows are all the state at h (nothing that arrived earlier can matter).
     f"""
     CREATE TABLE skipped AS
     WITH runs AS (
         SELECT b.sensor_id, b.n AS h, b.prev_bad, b.t_prev - c.lateness_us AS cut,
-               b.t_prev AS t_last, greatest(c.lateness_us, 1000000) AS width
+               b.t_prev AS t_last, c.bucket_us
         FROM bad b, cfg c
         WHERE b.t_prev IS NOT NULL AND b.n - 1 > b.prev_bad
     ), tail AS (
-        SELECT r.sensor_id, r.h, r.prev_bad, v.n, v.t, v.e
-        FROM (SELECT *, unnest(range(cut // width, t_last // width + 1)) AS bucket FROM runs) r
-        JOIN valid v ON v.sensor_id = r.sensor_id AND v.t // r.width = r.bucket
+        SELECT r.sensor_id, r.h, r.prev_bad, r.cut, v.n, v.t, v.e
+        FROM (SELECT *, unnest(range(cut // bucket_us, t_last // bucket_us + 1)) AS bucket
+              FROM runs) r
+        JOIN (SELECT valid.*, t // bucket_us AS bucket FROM valid, cfg) v
+            ON v.sensor_id = r.sensor_id AND v.bucket = r.bucket
         WHERE v.n > r.prev_bad AND v.n < r.h AND v.t >= r.cut
     ), before AS (
         SELECT v.sensor_id, f.h, v.n, v.t, v.e
@@ -350,17 +354,33 @@ _SQL_WALK_PREPARE = [
         JOIN valid v ON v.sensor_id = f.sensor_id AND v.n = f.i0 - 1
         WHERE f.i0 - 1 > f.prev_bad
     )
-    SELECT sensor_id, h, list({{'t': t, 'e': e, 'n': n}}::{_READING} ORDER BY n) AS rows
-    FROM (SELECT sensor_id, h, n, t, e FROM tail UNION ALL SELECT * FROM before)
+    SELECT sensor_id, h, list({{'t': t, 'e': e, 'n': n}}::{_READING} ORDER BY n) AS rows,
+           min(n) AS first_n, bool_or(is_before) AS complete
+    FROM (SELECT sensor_id, h, n, t, e, false AS is_before FROM tail
+          UNION ALL SELECT *, true FROM before)
     GROUP BY sensor_id, h
+    """,
+    # Where the walk may start afresh, in parallel: a sensor's first bad
+    # reading, and every bad reading whose skipped rows are complete. The
+    # glue removes a start when the walk before it was still busy at its
+    # skipped rows (then its state is not the assumed one).
+    """
+    CREATE TABLE walk_starts AS
+    SELECT b.sensor_id, b.n AS h, b.prev_bad, coalesce(s.first_n, b.n) AS first_n
+    FROM bad b LEFT JOIN skipped s ON s.sensor_id = b.sensor_id AND s.h = b.n
+    WHERE b.prev_bad = 0 OR s.complete
     """,
 ]
 
 # The readings the walk may visit: the bad ones and $width after each (all
-# from the first bad one when $width is NULL), with what a jump to them skips.
+# from the first bad one when $width is NULL), with the next bad reading after
+# each and the skipped rows of each bad one.
 _SQL_WALK_ROWS = """
     CREATE OR REPLACE TABLE walk_rows AS
-    SELECT v.sensor_id, v.n, v.t, v.e, v.bad, coalesce(s.rows, []) AS skipped
+    SELECT v.sensor_id, v.n, v.t, v.e, coalesce(s.rows, []) AS skipped,
+           min(CASE WHEN v.bad THEN v.n END) OVER (
+               PARTITION BY v.sensor_id ORDER BY v.n
+               ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_bad
     FROM (
         SELECT DISTINCT sensor_id, n + i AS n
         FROM (SELECT sensor_id, n, unnest(range(0, coalesce($width::BIGINT, -1) + 1)) AS i
@@ -375,119 +395,103 @@ _SQL_WALK_ROWS = """
     LEFT JOIN skipped s ON s.sensor_id = v.sensor_id AND s.h = v.n
 """
 
-# The walk is a fold (list_reduce) over each sensor's walk rows, in arrival
-# order. Its accumulator and the list elements share one struct type: the
-# reading (n, t, e, bad, skipped) in the elements, the state in the
-# accumulator: `pos` and `tpos` (index and instant of the reading judged
-# last), `acc` (accepted readings within the lateness of the latest one, plus
-# the one before, sorted by instant: acc[-1] is the latest accepted one),
-# `short` (the walk ran out of readings while the state was not clean) and
-# `verdicts` (the judgements so far). Clean (acc[-1].t = tpos: the reading judged
-# last is the latest accepted one): good readings are skipped, the next bad
-# one is judged; otherwise the next reading is judged. The nested
-# `list_transform([value], lambda name: ...)[1]` only names an intermediate
-# value (a `let`).
-_WALK_STATE = (
-    f"STRUCT(n BIGINT, t BIGINT, e DOUBLE, bad BOOLEAN, skipped {_READING}[], pos BIGINT, "
-    f"tpos BIGINT, acc {_READING}[], short BOOLEAN, "
-    f"verdicts STRUCT(n BIGINT, reason VARCHAR, decrease BOOLEAN, succ_n BIGINT)[])"
-)
-_SQL_WALK_MACROS = [
-    f"""
-    CREATE MACRO walk_state(pos, tpos, acc, short, verdicts) AS
-        {{'n': NULL, 't': NULL, 'e': NULL, 'bad': NULL, 'skipped': [], 'pos': pos,
-          'tpos': tpos, 'acc': acc, 'short': short, 'verdicts': verdicts}}::{_WALK_STATE}
-    """,
-    # Rules 6-9 against the state `acc` (the skipped readings merged in).
-    """
-    CREATE MACRO walk_reason(x, acc, same, pred, lateness_us, max_power_kw) AS CASE
-        WHEN acc[-1].t - x.t > lateness_us THEN 'too_late'
-        WHEN same.e = x.e THEN 'duplicate'
-        WHEN same IS NOT NULL THEN 'conflicting_duplicate'
-        WHEN x.e - pred.e > max_power_kw * (x.t - pred.t) / 3600000000.0
-            THEN 'implausible_jump'
-        END
-    """,
-    # Keep the accepted readings within the lateness of the latest one, and
-    # the one before them.
-    """
-    CREATE MACRO walk_prune(acc, cut) AS CASE
-        WHEN list_filter(acc, lambda y: y.t < cut)[-1] IS NULL
-            THEN list_filter(acc, lambda y: y.t >= cut)
-        ELSE list_prepend(list_filter(acc, lambda y: y.t < cut)[-1],
-                          list_filter(acc, lambda y: y.t >= cut))
-        END
-    """,
-    f"""
-    CREATE MACRO walk_step(s, x, lateness_us, max_power_kw) AS CASE
-        WHEN s.short THEN s
-        WHEN s.acc[-1].t IS NOT DISTINCT FROM s.tpos AND NOT x.bad THEN s
-        WHEN s.acc[-1].t IS DISTINCT FROM s.tpos AND x.n <> s.pos + 1
-            THEN walk_state(s.pos, s.tpos, s.acc, true, s.verdicts)
-        ELSE list_transform(
-            [list_sort(list_concat(s.acc, list_filter(x.skipped, lambda y: y.n > s.pos)))],
-            lambda acc: list_transform(
-                [{{'same': list_filter(acc, lambda y: y.t = x.t)[1],
-                   'pred': list_filter(acc, lambda y: y.t < x.t)[-1],
-                   'succ': list_filter(acc, lambda y: y.t > x.t)[1]}}],
-                lambda k: list_transform(
-                    [walk_reason(x, acc, k.same, k.pred, lateness_us, max_power_kw)],
-                    lambda reason: list_transform(
-                        [CASE WHEN reason IS NULL
-                              THEN list_sort(list_append(acc, {{'t': x.t, 'e': x.e, 'n': x.n}}))
-                              ELSE acc END],
-                        lambda kept: walk_state(
-                            x.n, x.t, walk_prune(kept, kept[-1].t - lateness_us), false,
-                            list_append(s.verdicts, {{
-                                'n': x.n, 'reason': reason,
-                                'decrease': coalesce(reason IS NULL AND x.e < k.pred.e, false),
-                                'succ_n': CASE WHEN reason IS NULL AND k.succ.e < x.e
-                                               THEN k.succ.n END}}))
-                    )[1]
-                )[1]
-            )[1]
-        )[1]
-        END
-    """,
-]
-
-_SQL_WALK = [
-    f"""
-    CREATE OR REPLACE TABLE walk_final AS
-    SELECT sensor_id, s.pos, s.tpos, s.acc[-1].t AS ptime, s.short, s.verdicts
-    FROM (
-        SELECT sensor_id,
-               list_reduce(readings,
-                           lambda s, x: walk_step(s, x, c.lateness_us, c.max_power_kw),
-                           walk_state(0, NULL, [], false, [])) AS s
-        FROM (SELECT sensor_id,
-                     list({{'n': n, 't': t, 'e': e, 'bad': bad, 'skipped': skipped, 'pos': NULL,
-                           'tpos': NULL, 'acc': [], 'short': NULL, 'verdicts': []}}::{_WALK_STATE}
-                          ORDER BY n) AS readings
-              FROM walk_rows GROUP BY sensor_id),
-             cfg c
-    )
-    """,
-    """
+# The walk: the state machine of rules 6-10, one row per judged reading. All
+# segments (from each walk start to the next one) advance together, one
+# reading per segment and iteration. State: `acc`, the accepted readings
+# within the lateness of the latest one plus the one before them, sorted by
+# instant (acc[-1] is the latest accepted reading); `pos`, the reading judged
+# last; `clean`, whether that reading is the latest accepted one. Clean: the
+# good readings that follow are accepted by the fast path, so the walk jumps
+# to the next bad reading, merging the skipped readings into `acc` (they all
+# follow acc in time). Not clean: it judges the next reading. A segment stops
+# at the next walk start (or when the readings it was given run out).
+_SQL_WALK = f"""
     CREATE OR REPLACE TABLE walk AS
-    SELECT sensor_id, d.n, d.reason, d.decrease, d.succ_n
-    FROM (SELECT sensor_id, unnest(verdicts) AS d FROM walk_final)
-    """,
-]
+    WITH RECURSIVE walk(sensor_id, seg_end, pos, clean, next_bad, acc, judged, reason,
+                        decrease, succ_n) AS (
+        SELECT sensor_id, lead(h) OVER (PARTITION BY sensor_id ORDER BY h), prev_bad, true, h,
+               []::{_READING}[], false, NULL::VARCHAR, false, NULL::BIGINT
+        FROM walk_starts
+        UNION ALL
+        SELECT sensor_id, seg_end, n, coalesce(new_acc[-1].n = n, false), next_bad, new_acc,
+               true, reason, decrease, succ_n
+        FROM (
+            SELECT *,
+                   CASE WHEN below IS NULL THEN keep ELSE list_prepend(below, keep) END
+                       AS new_acc
+            FROM (
+                SELECT *,
+                       list_filter(acc2, lambda x: x.t >= acc2[-1].t - lateness_us) AS keep,
+                       list_filter(acc2, lambda x: x.t < acc2[-1].t - lateness_us)[-1]
+                           AS below
+                FROM (
+                    SELECT *,
+                           CASE WHEN reason IS NULL
+                                THEN list_concat(list_filter(acc1, lambda x: x.t < t),
+                                                 list_prepend({{'t': t, 'e': e, 'n': n}},
+                                                              list_filter(acc1, lambda x: x.t > t)))
+                                ELSE acc1 END AS acc2,
+                           coalesce(reason IS NULL AND e < pred.e, false) AS decrease,
+                           CASE WHEN reason IS NULL AND succ.e < e THEN succ.n END AS succ_n
+                    FROM (
+                        SELECT *,
+                               CASE WHEN acc1[-1].t - t > lateness_us THEN 'too_late'
+                                    WHEN same.e = e THEN 'duplicate'
+                                    WHEN same IS NOT NULL THEN 'conflicting_duplicate'
+                                    WHEN e - pred.e > max_power_kw * (t - pred.t) / 3600000000.0
+                                        THEN 'implausible_jump'
+                               END AS reason
+                        FROM (
+                            SELECT *,
+                                   list_filter(acc1, lambda x: x.t = t)[1] AS same,
+                                   list_filter(acc1, lambda x: x.t < t)[-1] AS pred,
+                                   list_filter(acc1, lambda x: x.t > t)[1] AS succ
+                            FROM (
+                                SELECT w.sensor_id, w.seg_end, r.n, r.t, r.e, r.next_bad,
+                                       list_concat(w.acc, list_filter(
+                                           r.skipped, lambda x: x.n > w.pos)) AS acc1,
+                                       c.lateness_us, c.max_power_kw
+                                FROM walk w
+                                JOIN walk_rows r
+                                    ON r.sensor_id = w.sensor_id
+                                   AND r.n = CASE WHEN w.clean THEN w.next_bad ELSE w.pos + 1 END
+                                CROSS JOIN cfg c
+                                WHERE w.seg_end IS NULL OR r.n < w.seg_end
+                            )
+                        )
+                    )
+                )
+            )
+        )
+    )
+    SELECT sensor_id, seg_end, pos AS n, clean, reason, decrease, succ_n, judged
+    FROM walk
+"""
 
-# Sensors whose walk stopped short: it met a gap in the readings it was given,
-# or ended before the sensor's last reading, while the state was not clean.
-_SQL_WALK_SHORT = """
-    SELECT count(*)
-    FROM walk_final w JOIN (SELECT sensor_id, max(n) AS last FROM valid GROUP BY ALL) v
-        USING (sensor_id)
-    WHERE w.short OR (w.ptime IS DISTINCT FROM w.tpos AND w.pos < v.last)
+# Segments that ended where they should not have: still busy (not clean, or
+# past the skipped rows) at the next walk start, whose assumed state is then
+# wrong ("merge": drop that start), or not clean when the readings given ran
+# out ("short": give the walk more readings).
+_SQL_WALK_CHECK = """
+    CREATE OR REPLACE TABLE walk_ends AS
+    SELECT e.*, s.first_n,
+           e.seg_end IS NOT NULL AND (NOT e.clean OR e.n >= s.first_n) AS merge,
+           NOT e.clean AND e.n < coalesce(e.seg_end - 1, v.last) AS short
+    FROM (SELECT sensor_id, seg_end, arg_max(n, n) AS n, arg_max(clean, n) AS clean
+          FROM walk GROUP BY sensor_id, seg_end) e
+    JOIN (SELECT sensor_id, max(n) AS last FROM valid GROUP BY ALL) v USING (sensor_id)
+    LEFT JOIN walk_starts s ON s.sensor_id = e.sensor_id AND s.h = e.seg_end
+"""
+
+_SQL_WALK_MERGE = """
+    DELETE FROM walk_starts s USING walk_ends e
+    WHERE e.merge AND s.sensor_id = e.sensor_id AND s.h = e.seg_end
 """
 
 _SQL_NO_WALK = """
     CREATE OR REPLACE TABLE walk AS
     SELECT NULL::VARCHAR AS sensor_id, NULL::BIGINT AS n, NULL::VARCHAR AS reason,
-           false AS decrease, NULL::BIGINT AS succ_n
+           false AS decrease, NULL::BIGINT AS succ_n, false AS judged
     WHERE false
 """
 
@@ -658,18 +662,26 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 
 def _walk(con: duckdb.DuckDBPyConnection) -> None:
-    """Rules 6-10 for the readings the fast path cannot decide."""
+    """Rules 6-10 for the readings the fast path cannot decide (table `walk`)."""
     if not con.execute("SELECT count(*) FROM valid WHERE bad").fetchone()[0]:
         con.execute(_SQL_NO_WALK)
         return
-    for sql in _SQL_WALK_PREPARE + _SQL_WALK_MACROS:
+    for sql in _SQL_WALK_PREPARE:
         con.execute(sql)
     for width in WALK_WIDTHS:
         con.execute(_SQL_WALK_ROWS, {"width": width})
-        for sql in _SQL_WALK:
-            con.execute(sql)
-        if not con.execute(_SQL_WALK_SHORT).fetchone()[0]:
-            return
+        while True:
+            con.execute(_SQL_WALK)
+            con.execute(_SQL_WALK_CHECK)
+            merge, short = con.execute(
+                "SELECT count(*) FILTER (WHERE merge), count(*) FILTER (WHERE short) FROM walk_ends"
+            ).fetchone()
+            if not merge:
+                break
+            con.execute(_SQL_WALK_MERGE)
+        if not short:
+            break
+    con.execute("DELETE FROM walk WHERE NOT judged")
 
 
 def compute_answers(
@@ -697,7 +709,8 @@ def compute_answers(
                 $zone::VARCHAR AS zone, $min_local::TIMESTAMP AS min_local,
                 $min_utc_us::BIGINT AS min_utc_us, $now_us::BIGINT AS now_us,
                 $skew_us::BIGINT AS skew_us, $lateness_us::BIGINT AS lateness_us,
-                $max_power_kw::DOUBLE AS max_power_kw, $walk_all::BOOLEAN AS walk_all
+                $max_power_kw::DOUBLE AS max_power_kw, $walk_all::BOOLEAN AS walk_all,
+                greatest($lateness_us::BIGINT, 1000000) AS bucket_us
             """,
             {
                 "zone": semantics.zone,

@@ -102,3 +102,86 @@ def test_a_shuffled_stream_within_the_lateness_gives_the_same_answers(spark, kaf
         assert [r[:-1] for r in out_of_order[table]] == [r[:-1] for r in in_order[table]]
         assert out_of_order[table] == _approx(in_order[table])
     assert table_rows(spark, other, "quarantine", "reason") == []
+
+
+BAD = [  # (key, raw value, expected reason)
+    (None, b"not json at all", "malformed_json"),
+    (None, b"\x00\x01\x02\xff binary", "malformed_json"),
+    (None, b"", "malformed_json"),
+    (b"X", b'["2024-02-04 01:00:00", "X", 1.0]', "malformed_json"),
+    (b"X", b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "X", "energy": 1, "energy": 2}',
+     "malformed_json"),
+    (b"X", b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "X"}', "missing_field"),
+    (b"X", b'{"timestamp": null, "sensor_id": "X", "energy": 101.2}', "missing_field"),
+    (None, b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "", "energy": 1.0}',
+     "bad_sensor_id"),
+    (None, b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": 42, "energy": 1.0}',
+     "bad_sensor_id"),
+    (b"X", b'{"timestamp": "04/02/2024 01:00", "sensor_id": "X", "energy": 101.2}',
+     "bad_timestamp"),
+    (b"X", b'{"timestamp": "1970-01-01 00:00:00", "sensor_id": "X", "energy": 101.2}',
+     "bad_timestamp"),
+    (b"X", b'{"timestamp": "2100-01-01 00:00:00", "sensor_id": "X", "energy": 101.2}',
+     "bad_timestamp"),
+    (b"X", b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "X", "energy": "101.2"}',
+     "bad_energy"),
+    (b"X", b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "X", "energy": NaN}', "bad_energy"),
+    (b"X", b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "X", "energy": -Infinity}',
+     "bad_energy"),
+    (b"X", b'{"timestamp": "2024-02-04 01:00:00", "sensor_id": "X", "energy": -5}', "bad_energy"),
+    (b"X", b'{"timestamp": "2024-02-04 00:50:00", "sensor_id": "X", "energy": 101.1}', "duplicate"),
+    (b"X", b'{"timestamp": "2024-02-04 00:50:00", "sensor_id": "X", "energy": 101.3}',
+     "conflicting_duplicate"),
+    (b"X", b'{"timestamp": "2024-02-03 23:00:00", "sensor_id": "X", "energy": 99.0}', "too_late"),
+    (b"X", b'{"timestamp": "2024-02-04 00:51:00", "sensor_id": "X", "energy": 999.0}',
+     "implausible_jump"),
+]
+
+
+def test_bad_messages_land_in_quarantine_with_their_reason_and_bronze_keeps_all(
+    spark, kafka, config
+) -> None:
+    _send(kafka, config, SMALL)
+    produce(kafka, config.kafka.topic, [(key, value) for key, value, _ in BAD])
+    run_once(spark, config, ALL, echo=lambda _: None)
+    assert len(table_rows(spark, config, "bronze", "partition", "offset")) == len(SMALL) + len(BAD)
+    quarantined = table_rows(spark, config, "quarantine", "value", "reason")
+    assert sorted((bytes(v), r) for v, r in quarantined) == sorted((v, r) for _, v, r in BAD)
+    coordinates = table_rows(spark, config, "quarantine", "topic", "partition", "offset")
+    assert all(t == config.kafka.topic and p is not None and o is not None for t, p, o in coordinates)
+    assert _gold(spark, config) == {t: _approx(rows) for t, rows in EXPECTED.items()}
+
+
+def test_time_travel_shows_the_answer_before_later_readings(spark, kafka, config) -> None:
+    from meterlake.lake import history, query_view
+
+    _send(kafka, config, SMALL)
+    run_once(spark, config, ALL, echo=lambda _: None)
+    before = query_view(config, "q2", version=None, as_of=None)
+    _send(kafka, config, [("2024-02-04 09:40:00", "Y", 201.0), ("2024-02-04 01:20:00", "X", 101.3)])
+    run_once(spark, config, ALL, echo=lambda _: None)
+    after = query_view(config, "q2", version=None, as_of=None)
+    assert after.rows == [("Y", pytest.approx(1.0)), ("X", pytest.approx(0.9))]
+    versions = sorted(row[0] for row in history(config, "day_energy").rows)
+    earlier = query_view(config, "q2", version=versions[-2], as_of=None)
+    assert earlier.rows == before.rows == [("X", pytest.approx(0.7)), ("Y", pytest.approx(0.6))]
+
+
+def test_a_replayed_gold_batch_changes_nothing(spark, kafka, config) -> None:
+    """Spark re-runs a batch after a crash between the Delta commit and its own
+    commit log: the MERGE carries the same txn id and Delta skips it."""
+    from gold.answers import ANSWERS
+    from gold.job import upsert_batch
+    from meterlake.tables import ensure_table
+
+    _send(kafka, config, SMALL)
+    run_once(spark, config, ALL, echo=lambda _: None)
+    pieces = spark.read.format("delta").load(str(config.table_path("silver")))
+    answer = ANSWERS["day_energy"]
+    ensure_table(spark, config.table_path(answer.table), answer.schema, answer.comment)
+    upsert = upsert_batch(config, answer)
+    upsert(pieces, 0)  # batch 0 of this checkpoint was committed already
+    assert _gold(spark, config)["day_energy"] == _approx(EXPECTED["day_energy"])
+    upsert(pieces, 1)  # a new batch id is applied: the pieces are added once more
+    doubled = [(*row[:-1], 2 * row[-1]) for row in EXPECTED["day_energy"]]
+    assert _gold(spark, config)["day_energy"] == _approx(doubled)
