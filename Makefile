@@ -42,6 +42,10 @@ test-fast: setup  ## the suite without the slow cases
 lint: setup  ## ruff
 	$(BIN)/ruff check meterlake bronze silver gold tests
 
+# The lake to report on: `make report LAKE=/path/to/lake` (relative: from here).
+report: setup  ## run the report notebook and export HTML into build/
+	$(BIN)/python -m meterlake.report --lake $(or $(LAKE),lake) --out build/energy_report.html
+
 kafka-start: setup  ## the local broker on 127.0.0.1:9092
 	$(BIN)/meterlake kafka start
 

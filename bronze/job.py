@@ -3,13 +3,21 @@
 Exactly once through the checkpoint: the Kafka source is replayable and the
 Delta sink commits each micro-batch once.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType,
+    BinaryType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
 )
 
 from meterlake.config import Config
@@ -19,15 +27,17 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-BRONZE_SCHEMA = StructType([
-    StructField("key", BinaryType()),
-    StructField("value", BinaryType()),
-    StructField("topic", StringType()),
-    StructField("partition", IntegerType()),
-    StructField("offset", LongType()),
-    StructField("kafka_timestamp", TimestampType()),
-    StructField("ingested_at", TimestampType()),
-])
+BRONZE_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("kafka_timestamp", TimestampType()),
+        StructField("ingested_at", TimestampType()),
+    ]
+)
 
 
 def kafka_options(config: Config) -> dict[str, str]:
@@ -50,7 +60,11 @@ def read_kafka(spark: SparkSession, config: Config) -> DataFrame:
 def to_bronze(messages: DataFrame) -> DataFrame:
     """Kafka rows -> bronze rows: raw bytes and coordinates, plus when we got them."""
     return messages.select(
-        "key", "value", "topic", "partition", "offset",
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
         F.col("timestamp").alias("kafka_timestamp"),
         F.current_timestamp().alias("ingested_at"),
     )
@@ -67,7 +81,9 @@ def start_bronze(spark: SparkSession, config: Config, once: bool) -> StreamingQu
         .option("checkpointLocation", str(config.checkpoint("bronze")))
         .outputMode("append")
     )
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(
-        processingTime=config.streams.trigger("bronze")
+    writer = (
+        writer.trigger(availableNow=True)
+        if once
+        else writer.trigger(processingTime=config.streams.trigger("bronze"))
     )
     return writer.start(str(path))

@@ -5,6 +5,7 @@ foreachBatch. MERGE is made idempotent with Delta's transaction ids
 (txnAppId = table + this checkpoint's query id, txnVersion = batch id): when
 Spark replays a batch after a crash, Delta skips a MERGE it already committed.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -28,13 +29,16 @@ def merge_increments(spark: SparkSession, answer: Answer, path: str, increments:
     """Add increments to the table: one row per key, updated in place."""
     condition = " AND ".join(f"t.{k} = s.{k}" for k in answer.keys)
     (
-        DeltaTable.forPath(spark, path).alias("t")
+        DeltaTable.forPath(spark, path)
+        .alias("t")
         .merge(increments.alias("s"), condition)
-        .whenMatchedUpdate(set={
-            answer.value: f"t.{answer.value} + s.{answer.value}",
-            "as_of": "greatest(t.as_of, s.as_of)",
-            "updated_at": "s.updated_at",
-        })
+        .whenMatchedUpdate(
+            set={
+                answer.value: f"t.{answer.value} + s.{answer.value}",
+                "as_of": "greatest(t.as_of, s.as_of)",
+                "updated_at": "s.updated_at",
+            }
+        )
         .whenNotMatchedInsertAll()
         .execute()
     )
@@ -72,7 +76,9 @@ def start_gold(spark: SparkSession, config: Config, table: str, once: bool) -> S
         .option("checkpointLocation", str(config.checkpoint(table)))
         .foreachBatch(upsert_batch(config, answer))
     )
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(
-        processingTime=config.streams.trigger(table)
+    writer = (
+        writer.trigger(availableNow=True)
+        if once
+        else writer.trigger(processingTime=config.streams.trigger(table))
     )
     return writer.start()

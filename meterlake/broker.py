@@ -3,6 +3,7 @@
 Runs `kafka.Kafka` from the jars `make setup` copied from Maven Central into
 .jars/kafka. Data, config, log and pid live under the configured home folder.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,8 +144,14 @@ def _format_storage(conf: BrokerConf, properties: Path) -> None:
         return
     cluster_id = _run_tool(conf, "kafka.tools.StorageTool", "random-uuid").splitlines()[-1]
     _run_tool(
-        conf, "kafka.tools.StorageTool", "format", "--standalone",
-        "--cluster-id", cluster_id, "--config", str(properties),
+        conf,
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "--cluster-id",
+        cluster_id,
+        "--config",
+        str(properties),
     )
     log.info("formatted Kafka storage in %s (cluster %s)", conf.home / "data", cluster_id)
 
@@ -171,15 +177,23 @@ def start(conf: BrokerConf) -> BrokerStatus:
     log4j = conf.home / "log4j2.properties"
     log4j.write_text(LOG4J2.format(log=(conf.home / "server.log").resolve()))
     _format_storage(conf, properties)
-    out = open(conf.home / "broker.out", "ab")  # noqa: SIM115 - handed to the child
+    out = open(conf.home / "broker.out", "ab")
     handle = subprocess.Popen(
         [
-            java, f"-Xmx{conf.heap}", f"-Xms{conf.heap}", "-XX:+UseG1GC",
+            java,
+            f"-Xmx{conf.heap}",
+            f"-Xms{conf.heap}",
+            "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={log4j.resolve()}",
-            "-Djava.awt.headless=true", "-cp", classpath,
-            "kafka.Kafka", str(properties.resolve()),
+            "-Djava.awt.headless=true",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(properties.resolve()),
         ],
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     out.close()
@@ -187,7 +201,9 @@ def start(conf: BrokerConf) -> BrokerStatus:
     return _wait_ready(conf, handle.pid, handle)
 
 
-def _wait_ready(conf: BrokerConf, pid: int, subprocess_handle: subprocess.Popen | None) -> BrokerStatus:
+def _wait_ready(
+    conf: BrokerConf, pid: int, subprocess_handle: subprocess.Popen | None
+) -> BrokerStatus:
     deadline = time.monotonic() + conf.start_timeout_s
     while time.monotonic() < deadline:
         if subprocess_handle is not None and subprocess_handle.poll() is not None:
@@ -208,7 +224,8 @@ def _accepts_clients(conf: BrokerConf) -> bool:
 
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=f"{conf.host}:{conf.port}", request_timeout_ms=3000,
+            bootstrap_servers=f"{conf.host}:{conf.port}",
+            request_timeout_ms=3000,
             client_id="meterlake-probe",
         )
     except (KafkaError, OSError, ValueError):
@@ -241,5 +258,3 @@ def stop(conf: BrokerConf, timeout_s: float = 30.0) -> bool:
         time.sleep(0.1)
     (conf.home / "broker.pid").unlink(missing_ok=True)
     return True
-
-

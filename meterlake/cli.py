@@ -1,4 +1,5 @@
 """The `meterlake` command line (contract: shared spec interface.md)."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     parser = argparse.ArgumentParser(
-        prog="meterlake", parents=[common],
+        prog="meterlake",
+        parents=[common],
         description="Streaming lakehouse for residential energy meters.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,8 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
     pub = sub.add_parser("publish", parents=[common], help="replay a readings file into Kafka")
     pub.add_argument("--filename", required=True)
-    pub.add_argument("--speedup", type=float, default=60.0,
-                     help="times faster than real time; 0 = as fast as possible")
+    pub.add_argument(
+        "--speedup",
+        type=float,
+        default=60.0,
+        help="times faster than real time; 0 = as fast as possible",
+    )
 
     run = sub.add_parser("run", parents=[common], help="the bronze, silver and gold jobs")
     run.add_argument("--layers", default="bronze,silver,gold")
@@ -66,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     hist = sub.add_parser("history", parents=[common], help="Delta history of a table")
     hist.add_argument("table")
 
-    replay = sub.add_parser("replay", parents=[common], help="fresh topic, publish, run --once, views")
+    replay = sub.add_parser(
+        "replay", parents=[common], help="fresh topic, publish, run --once, views"
+    )
     replay.add_argument("file")
 
     sub.add_parser("demo", parents=[common], help="generate a month, run it all, show the answers")
@@ -97,8 +105,11 @@ def _generate(config: Config, args: argparse.Namespace) -> None:
     from meterlake.generate import MonthSpec, write_readings
 
     spec = MonthSpec(
-        meters=args.meters, days=args.days, start=args.start,
-        cadence_s=args.cadence, seed=args.seed,
+        meters=args.meters,
+        days=args.days,
+        start=args.start,
+        cadence_s=args.cadence,
+        seed=args.seed,
     )
     count = write_readings(spec, Path(args.out))
     print(f"wrote {count:,} readings to {args.out}")
@@ -147,8 +158,15 @@ def _demo(config: Config, args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "kafka": _kafka, "generate": _generate, "publish": _publish, "run": _run,
-    "query": _query, "sql": _sql, "history": _history, "replay": _replay, "demo": _demo,
+    "kafka": _kafka,
+    "generate": _generate,
+    "publish": _publish,
+    "run": _run,
+    "query": _query,
+    "sql": _sql,
+    "history": _history,
+    "replay": _replay,
+    "demo": _demo,
 }
 
 

@@ -3,6 +3,7 @@
 Loaded once, at the edge (the CLI, a test fixture), and passed in. Precedence:
 command-line option > environment variable > file > the defaults below.
 """
+
 from __future__ import annotations
 
 import os
@@ -89,9 +90,8 @@ class Config:
         for layer, tables in LAYER_TABLES.items():
             if table in tables:
                 return self.lake / layer / table
-        raise MeterlakeError(
-            f"unknown table {table!r}; known: {', '.join(t for ts in LAYER_TABLES.values() for t in ts)}"
-        )
+        known = ", ".join(t for ts in LAYER_TABLES.values() for t in ts)
+        raise MeterlakeError(f"unknown table {table!r}; known: {known}")
 
     def checkpoint(self, query: str) -> Path:
         """Every streaming query has its own checkpoint: <lake>/_checkpoints/<query>."""

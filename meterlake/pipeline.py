@@ -1,4 +1,5 @@
 """Running the layers: catch-up (`run --once`), live streams, replay and the demo."""
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,9 @@ LAYERS = ("bronze", "silver", "gold")
 GOLD_TABLES = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
 
 
-def start_layer(spark: SparkSession, config: Config, layer: str, once: bool) -> list[StreamingQuery]:
+def start_layer(
+    spark: SparkSession, config: Config, layer: str, once: bool
+) -> list[StreamingQuery]:
     if layer == "bronze":
         from bronze.job import start_bronze
 
@@ -54,11 +57,15 @@ def _await(queries: list[StreamingQuery]) -> None:
 def check_layers(layers: list[str]) -> list[str]:
     unknown = [x for x in layers if x not in LAYERS]
     if unknown or not layers:
-        raise MeterlakeError(f"unknown layer(s) {', '.join(unknown) or '(none)'}; use {','.join(LAYERS)}")
+        raise MeterlakeError(
+            f"unknown layer(s) {', '.join(unknown) or '(none)'}; use {','.join(LAYERS)}"
+        )
     return [x for x in LAYERS if x in layers]
 
 
-def run_once(spark: SparkSession, config: Config, layers: list[str], echo=print) -> dict[str, float]:
+def run_once(
+    spark: SparkSession, config: Config, layers: list[str], echo=print
+) -> dict[str, float]:
     """Each layer catches up on everything available, in order; returns seconds per layer."""
     timings = {}
     for layer in check_layers(layers):
@@ -73,7 +80,9 @@ def run_once(spark: SparkSession, config: Config, layers: list[str], echo=print)
 
 def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print) -> None:
     """All layers' streams on their configured triggers, until interrupted."""
-    queries = [q for layer in check_layers(layers) for q in start_layer(spark, config, layer, False)]
+    queries = [
+        q for layer in check_layers(layers) for q in start_layer(spark, config, layer, False)
+    ]
     echo(f"running {', '.join(q.name for q in queries)}; Ctrl-C stops")
     try:
         spark.streams.awaitAnyTermination()
@@ -119,8 +128,10 @@ def show_answers(config: Config, echo=print) -> None:
     from meterlake.lake import format_result, query_view
 
     titles = {
-        "q1": "Q1 energy this month (kWh)", "q2": "Q2 energy today (kWh)",
-        "q3": "Q3 half hours of today (kWh)", "q4": "Q4 cost today (EUR)",
+        "q1": "Q1 energy this month (kWh)",
+        "q2": "Q2 energy today (kWh)",
+        "q3": "Q3 half hours of today (kWh)",
+        "q4": "Q4 cost today (EUR)",
     }
     for view, title in titles.items():
         echo(f"\n== {title} ==")
@@ -135,13 +146,17 @@ def demo(config: Config) -> None:
     from meterlake.generate import MonthSpec, write_readings
 
     print(broker.start(config.broker).describe())
-    data = config.lake.parent / "demo-month.csv" if config.lake.parent != Path() else Path(
-        "demo-month.csv"
+    data = (
+        config.lake.parent / "demo-month.csv"
+        if config.lake.parent != Path()
+        else Path("demo-month.csv")
     )
     started = time.monotonic()
     count = write_readings(MonthSpec(), data)
-    print(f"generated {count:,} readings (11 meters, February 2024) into {data} "
-          f"in {time.monotonic() - started:.1f} s")
+    print(
+        f"generated {count:,} readings (11 meters, February 2024) into {data} "
+        f"in {time.monotonic() - started:.1f} s"
+    )
     if config.lake.exists():
         shutil.rmtree(config.lake)
     replay(config, data)

@@ -3,6 +3,7 @@
 Jars come from the project-local folder that `make setup` fills with Maven
 (.jars/spark), never from Ivy at run time.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,6 @@ def spark_settings(config: Config) -> dict[str, str]:
         # far too many tasks for small logs on a few cores.
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
-        "spark.sql.adaptive.enabled": "true",
     }
     if s.ui:
         settings["spark.ui.host"] = "127.0.0.1"

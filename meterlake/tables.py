@@ -1,4 +1,5 @@
 """Creating Delta tables up front, so downstream streams can start on an empty lake."""
+
 from __future__ import annotations
 
 from pathlib import Path

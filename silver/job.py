@@ -6,14 +6,23 @@ micro-batch is written to the three tables with Delta's idempotent writes
 (txnAppId = this checkpoint's query id, txnVersion = batch id), so a replayed
 batch after a crash changes nothing.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
 from pyspark.sql.types import (
-    BinaryType, DateType, DoubleType, IntegerType, LongType, StringType, StructField, StructType,
+    BinaryType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
     TimestampType,
 )
 
@@ -33,37 +42,43 @@ _COORDINATES = [
     StructField("offset", LongType()),
     StructField("kafka_timestamp", TimestampType()),
 ]
-READINGS_SCHEMA = StructType([
-    StructField("sensor_id", StringType()),
-    StructField("event_time", TimestampType()),
-    StructField("day", DateType()),
-    StructField("energy", DoubleType()),
-    *_COORDINATES,
-])
-PIECES_SCHEMA = StructType([
-    StructField("sensor_id", StringType()),
-    StructField("period_start", TimestampType()),
-    StructField("day", DateType()),
-    StructField("month", DateType()),
-    StructField("band", StringType()),
-    StructField("price", DoubleType()),
-    StructField("kwh", DoubleType()),
-    StructField("cost_eur", DoubleType()),
-    StructField("interval_start", TimestampType()),
-    StructField("interval_end", TimestampType()),
-    StructField("sign", IntegerType()),
-    *_COORDINATES,
-])
-QUARANTINE_SCHEMA = StructType([
-    StructField("reason", StringType()),
-    StructField("detail", StringType()),
-    StructField("sensor_id", StringType()),
-    StructField("event_time", TimestampType()),
-    StructField("energy", DoubleType()),
-    StructField("key", BinaryType()),
-    StructField("value", BinaryType()),
-    *_COORDINATES,
-])
+READINGS_SCHEMA = StructType(
+    [
+        StructField("sensor_id", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("day", DateType()),
+        StructField("energy", DoubleType()),
+        *_COORDINATES,
+    ]
+)
+PIECES_SCHEMA = StructType(
+    [
+        StructField("sensor_id", StringType()),
+        StructField("period_start", TimestampType()),
+        StructField("day", DateType()),
+        StructField("month", DateType()),
+        StructField("band", StringType()),
+        StructField("price", DoubleType()),
+        StructField("kwh", DoubleType()),
+        StructField("cost_eur", DoubleType()),
+        StructField("interval_start", TimestampType()),
+        StructField("interval_end", TimestampType()),
+        StructField("sign", IntegerType()),
+        *_COORDINATES,
+    ]
+)
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("reason", StringType()),
+        StructField("detail", StringType()),
+        StructField("sensor_id", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("energy", DoubleType()),
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        *_COORDINATES,
+    ]
+)
 TABLES = {
     "readings": (READINGS_SCHEMA, "accepted readings"),
     "silver": (PIECES_SCHEMA, "consumption pieces, one half-hour period each, with the tariff"),
@@ -112,8 +127,14 @@ def _micros(name: str) -> F.Column:
 def readings_rows(out: DataFrame) -> DataFrame:
     event_time = _micros("ts_us")
     return out.filter(F.col("kind") == "reading").select(
-        "sensor_id", event_time.alias("event_time"), F.to_date(event_time).alias("day"), "energy",
-        "topic", "partition", "offset", "kafka_timestamp",
+        "sensor_id",
+        event_time.alias("event_time"),
+        F.to_date(event_time).alias("day"),
+        "energy",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
     )
 
 
@@ -122,18 +143,37 @@ def pieces_rows(out: DataFrame) -> DataFrame:
     period_start = _micros("period_start_us")
     day = F.to_date(period_start)
     return out.filter(F.col("kind") == "piece").select(
-        "sensor_id", period_start.alias("period_start"), day.alias("day"),
-        F.trunc(day, "month").alias("month"), "band", "price", "kwh", "cost_eur",
+        "sensor_id",
+        period_start.alias("period_start"),
+        day.alias("day"),
+        F.trunc(day, "month").alias("month"),
+        "band",
+        "price",
+        "kwh",
+        "cost_eur",
         _micros("interval_start_us").alias("interval_start"),
         _micros("interval_end_us").alias("interval_end"),
-        "sign", "topic", "partition", "offset", "kafka_timestamp",
+        "sign",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
     )
 
 
 def quarantine_rows(out: DataFrame) -> DataFrame:
     return out.filter(F.col("kind") == "flag").select(
-        "reason", "detail", "sensor_id", _micros("ts_us").alias("event_time"), "energy",
-        "key", "value", "topic", "partition", "offset", "kafka_timestamp",
+        "reason",
+        "detail",
+        "sensor_id",
+        _micros("ts_us").alias("event_time"),
+        "energy",
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
     )
 
 
@@ -152,8 +192,11 @@ def write_silver_batch(config: Config):
         try:
             for table, rows in SPLITS.items():
                 (
-                    batch.transform(rows).write.format("delta").mode("append")
-                    .option("txnAppId", app_id["id"]).option("txnVersion", batch_id)
+                    batch.transform(rows)
+                    .write.format("delta")
+                    .mode("append")
+                    .option("txnAppId", app_id["id"])
+                    .option("txnVersion", batch_id)
                     .save(str(config.table_path(table)))
                 )
         finally:
@@ -172,7 +215,9 @@ def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQu
         .option("checkpointLocation", str(config.checkpoint("silver")))
         .foreachBatch(write_silver_batch(config))
     )
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(
-        processingTime=config.streams.trigger("silver")
+    writer = (
+        writer.trigger(availableNow=True)
+        if once
+        else writer.trigger(processingTime=config.streams.trigger("silver"))
     )
     return writer.start()

@@ -5,6 +5,7 @@ for messages without one) and calls `judge_group` with the group's rows of one
 micro-batch and the sensor's `Window` from the state store. Everything here is
 plain Python over pandas, so the tests can call it without Spark.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,9 +25,9 @@ NO_SENSOR = ""  # the group of messages without a readable sensor id
 
 # One schema for everything the step emits; `kind` says which table a row is for.
 OUTPUT_COLUMNS: dict[str, str] = {
-    "kind": "string",          # reading | piece | flag
+    "kind": "string",  # reading | piece | flag
     "sensor_id": "string",
-    "ts_us": "bigint",         # reading: its instant; piece: the closing reading's
+    "ts_us": "bigint",  # reading: its instant; piece: the closing reading's
     "energy": "double",
     "period_start_us": "bigint",
     "band": "string",
@@ -48,9 +49,6 @@ OUTPUT_COLUMNS: dict[str, str] = {
 OUTPUT_DDL = ", ".join(f"`{name}` {kind}" for name, kind in OUTPUT_COLUMNS.items())
 # The window in the state store: two packed arrays (int64 µs, float64 kWh).
 STATE_DDL = "ts_us BINARY, energy BINARY"
-PIECE_FIELDS = ("period_start_us", "band", "price", "kwh", "cost_eur",
-                "interval_start_us", "interval_end_us", "sign")
-
 
 @dataclass(frozen=True)
 class SilverRules:
@@ -71,28 +69,38 @@ class SilverRules:
 
 
 class _Rows:
-    """Column-wise output builder (fast enough for a month in one batch)."""
+    """Output rows as tuples in OUTPUT_COLUMNS order. Only flags carry the raw
+    message (key, value): readings and pieces do not need it downstream."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {name: [] for name in OUTPUT_COLUMNS}
+        self.rows: list[tuple[Any, ...]] = []
 
-    def add(self, msg: Any, kind: str, sensor_id: str | None, **values: Any) -> None:
-        for name, column in self.cols.items():
-            if name in ("key", "value", "topic", "partition", "offset", "kafka_timestamp"):
-                column.append(getattr(msg, name))
-            elif name == "kind":
-                column.append(kind)
-            elif name == "sensor_id":
-                column.append(sensor_id)
-            else:
-                column.append(values.get(name))
+    def reading(self, msg: Any, reading: Reading) -> None:
+        self.rows.append((
+            "reading", reading.sensor_id, reading.ts_us, reading.energy,
+            None, None, None, None, None, None, None, None, None, None, None, None,
+            msg.topic, msg.partition, msg.offset, msg.kafka_timestamp,
+        ))  # fmt: skip
 
-    def piece(self, msg: Any, piece: Piece) -> None:
-        self.add(msg, "piece", piece.sensor_id, ts_us=piece.interval_end_us,
-                 **{f: getattr(piece, f) for f in PIECE_FIELDS})
+    def piece(self, msg: Any, p: Piece) -> None:
+        self.rows.append((
+            "piece", p.sensor_id, p.interval_end_us, None, p.period_start_us, p.band, p.price,
+            p.kwh, p.cost_eur, p.interval_start_us, p.interval_end_us, p.sign, None, None,
+            None, None, msg.topic, msg.partition, msg.offset, msg.kafka_timestamp,
+        ))  # fmt: skip
+
+    def flag(
+        self, msg: Any, sensor_id: str | None, reason: str, detail: str,
+        reading: Reading | None = None,
+    ) -> None:  # fmt: skip
+        self.rows.append((
+            "flag", sensor_id, reading and reading.ts_us, reading and reading.energy,
+            None, None, None, None, None, None, None, None, reason, detail, msg.key, msg.value,
+            msg.topic, msg.partition, msg.offset, msg.kafka_timestamp,
+        ))  # fmt: skip
 
     def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.cols)
+        frame = pd.DataFrame.from_records(self.rows, columns=list(OUTPUT_COLUMNS))
         for name in ("ts_us", "period_start_us", "interval_start_us", "interval_end_us"):
             frame[name] = frame[name].astype("Int64")
         frame["sign"] = frame["sign"].astype("Int32")
@@ -111,20 +119,17 @@ def judge_messages(
     for msg in messages.sort_values(["partition", "offset"]).itertuples(index=False):
         result: Reading | Rejection = parse_message(msg.value, message_rules)
         if isinstance(result, Rejection):
-            out.add(msg, "flag", result.sensor_id, reason=result.reason, detail=result.detail)
-            continue
-        if result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse
-            out.add(msg, "flag", result.sensor_id, reason="malformed_json",
-                    detail="JSON that Spark's parser reads differently")
-            continue
-        verdict = judge(window, result.sensor_id, result.ts_us, result.energy, meter_rules)
-        if verdict.accepted:
-            out.add(msg, "reading", result.sensor_id, ts_us=result.ts_us, energy=result.energy)
-        for flag in verdict.flags:
-            out.add(msg, "flag", result.sensor_id, reason=flag.reason, detail=flag.detail,
-                    ts_us=result.ts_us, energy=result.energy)
-        for piece in verdict.pieces:
-            out.piece(msg, piece)
+            out.flag(msg, result.sensor_id, result.reason, result.detail)
+        elif result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse
+            out.flag(msg, result.sensor_id, "malformed_json", "JSON Spark reads differently")
+        else:
+            verdict = judge(window, result.sensor_id, result.ts_us, result.energy, meter_rules)
+            if verdict.accepted:
+                out.reading(msg, result)
+            for flag in verdict.flags:
+                out.flag(msg, result.sensor_id, flag.reason, flag.detail, result)
+            for piece in verdict.pieces:
+                out.piece(msg, piece)
     return out.frame()
 
 

@@ -3,6 +3,7 @@
 Pure functions, no Spark: the stateful step calls `parse_message` for every
 message it sees, and the unit tests call it directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,7 +91,10 @@ def parse_message(value: bytes | None, rules: MessageRules) -> Reading | Rejecti
     """Validate one raw message value (rules 1-5, first failure wins)."""
     try:
         text = (value or b"").decode("utf-8")
-        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        # A repeated key makes a message ambiguous. Checking every object is
+        # slow; only a message that names one of our fields twice needs it.
+        repeated = any(text.count(f'"{name}"') > 1 for name in FIELDS)
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys if repeated else None)
     except UnicodeDecodeError:
         return Rejection("malformed_json", "value is not UTF-8")
     except _DuplicateKey as exc:

@@ -5,6 +5,7 @@ duplicate, conflicting_duplicate, implausible_jump, counter_decrease, and the
 retraction of the interval a late reading falls into. Pure Python: Spark's
 state store holds a `Window` between micro-batches; the tests drive it directly.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -63,7 +64,9 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
     """Apply one reading to the window (mutated in place) and return what it produced."""
     latest = window.latest_us
     if latest is not None and ts_us < latest - rules.allowed_lateness_us:
-        return Verdict(False, [Flag("too_late", f"{(latest - ts_us) / 1e6:.0f} s behind {_fmt(latest)}")])
+        return Verdict(
+            False, [Flag("too_late", f"{(latest - ts_us) / 1e6:.0f} s behind {_fmt(latest)}")]
+        )
     i = bisect_left(window.ts_us, ts_us)
     if i < len(window.ts_us) and window.ts_us[i] == ts_us:
         if window.energy[i] == energy:
@@ -79,7 +82,12 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
         if rise > rules.max_power_kw * hours:
             return Verdict(
                 False,
-                [Flag("implausible_jump", f"+{rise:.3f} kWh in {hours * 60:.1f} min since {_fmt(prev_ts)}")],
+                [
+                    Flag(
+                        "implausible_jump",
+                        f"+{rise:.3f} kWh in {hours * 60:.1f} min since {_fmt(prev_ts)}",
+                    )
+                ],
             )
         if rise < 0:
             flags.append(Flag("counter_decrease", f"register fell by {-rise:.3f} kWh; counts 0"))
@@ -90,14 +98,19 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
     has_prev, has_next = i > 0, i + 1 < len(window.ts_us)
     ts, en = window.ts_us, window.energy
     if has_prev and has_next:  # a late reading: retract the interval it falls into
-        pieces += split_at_half_hours(sensor_id, ts[i - 1], en[i - 1], ts[i + 1], en[i + 1], rules.tariff, -1)
+        pieces += split_at_half_hours(
+            sensor_id, ts[i - 1], en[i - 1], ts[i + 1], en[i + 1], rules.tariff, -1
+        )
     if has_prev:
         pieces += split_at_half_hours(sensor_id, ts[i - 1], en[i - 1], ts_us, energy, rules.tariff)
     if has_next:
         pieces += split_at_half_hours(sensor_id, ts_us, energy, ts[i + 1], en[i + 1], rules.tariff)
         if en[i + 1] < energy:
             flags.append(
-                Flag("counter_decrease", f"the reading at {_fmt(ts[i + 1])} is lower; that interval counts 0")
+                Flag(
+                    "counter_decrease",
+                    f"the reading at {_fmt(ts[i + 1])} is lower; that interval counts 0",
+                )
             )
     _trim(window, rules.allowed_lateness_us)
     return Verdict(True, flags, pieces)

@@ -1,4 +1,5 @@
 """Consumption between two readings, split at half-hour boundaries (spec section 3)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ def split_at_half_hours(
         band = tariff.band_at(period)
         kwh = sign * delta * (end - start) / length
         pieces.append(
-            Piece(sensor_id, period, band.name, band.price, kwh, kwh * band.price, t0_us, t1_us, sign)
+            Piece(
+                sensor_id, period, band.name, band.price, kwh, kwh * band.price, t0_us, t1_us, sign
+            )
         )
     return pieces

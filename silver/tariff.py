@@ -4,6 +4,7 @@ Each tariff is effective from a local date; each has a winter and a summer
 schedule (legal time: summer while the zone observes daylight saving time);
 each schedule maps every half hour of the day to a band, each band to a price.
 """
+
 from __future__ import annotations
 
 import tomllib

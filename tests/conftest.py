@@ -3,6 +3,7 @@
 The broker runs on free loopback ports with its data in a temporary folder,
 so the suite never touches a developer's broker on 9092.
 """
+
 from __future__ import annotations
 
 import socket

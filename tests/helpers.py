@@ -1,4 +1,5 @@
 """Small helpers shared by the tests (no fixtures here)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -123,9 +123,9 @@ from meterlake.config import SemanticsConf, load_config
 __all__ = ["OracleResult", "compute_answers", "tariff_rows"]
 
 HALF_HOUR_US = 30 * 60 * 1_000_000
-# The walk is first given the bad readings and this many after each, then
-# more, then all (see the module docstring).
-WALK_WIDTHS = (16, 1024, None)
+# The walk is given the bad readings and this many after each (and more
+# where that is not enough; see the module docstring).
+WALK_AFTER_BAD = 16
 
 _TS_SIMPLE = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
 _TS_ISO = (
@@ -364,6 +364,7 @@ _SQL_WALK_PREPARE = [
     # reading, and every bad reading whose skipped rows are complete. The
     # glue removes a start when the walk before it was still busy at its
     # skipped rows (then its state is not the assumed one).
+    "CREATE TABLE walk_extension (sensor_id VARCHAR, n BIGINT)",
     """
     CREATE TABLE walk_starts AS
     SELECT b.sensor_id, b.n AS h, b.prev_bad, coalesce(s.first_n, b.n) AS first_n
@@ -372,9 +373,9 @@ _SQL_WALK_PREPARE = [
     """,
 ]
 
-# The readings the walk may visit: the bad ones and $width after each (all
-# from the first bad one when $width is NULL), with the next bad reading after
-# each and the skipped rows of each bad one.
+# The readings the walk may visit: the bad ones, the $after readings after
+# each, and the extensions given to segments that ran out of readings; with
+# the next bad reading after each and the skipped rows of each bad one.
 _SQL_WALK_ROWS = """
     CREATE OR REPLACE TABLE walk_rows AS
     SELECT v.sensor_id, v.n, v.t, v.e, coalesce(s.rows, []) AS skipped,
@@ -382,14 +383,8 @@ _SQL_WALK_ROWS = """
                PARTITION BY v.sensor_id ORDER BY v.n
                ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_bad
     FROM (
-        SELECT DISTINCT sensor_id, n + i AS n
-        FROM (SELECT sensor_id, n, unnest(range(0, coalesce($width::BIGINT, -1) + 1)) AS i
-              FROM bad)
-        UNION ALL
-        SELECT v.sensor_id, v.n
-        FROM valid v JOIN (SELECT sensor_id, min(n) AS first_bad FROM bad GROUP BY ALL) f
-            ON f.sensor_id = v.sensor_id AND v.n >= f.first_bad
-        WHERE $width::BIGINT IS NULL
+        SELECT sensor_id, n + unnest(range(0, $after + 1)) AS n FROM bad
+        UNION SELECT sensor_id, n FROM walk_extension
     ) g
     JOIN valid v USING (sensor_id, n)
     LEFT JOIN skipped s ON s.sensor_id = v.sensor_id AND s.h = v.n
@@ -474,8 +469,8 @@ _SQL_WALK = f"""
 # out ("short": give the walk more readings).
 _SQL_WALK_CHECK = """
     CREATE OR REPLACE TABLE walk_ends AS
-    SELECT e.*, s.first_n,
-           e.seg_end IS NOT NULL AND (NOT e.clean OR e.n >= s.first_n) AS merge,
+    SELECT e.*, s.first_n, v.last,
+           e.n >= s.first_n AS merge,
            NOT e.clean AND e.n < coalesce(e.seg_end - 1, v.last) AS short
     FROM (SELECT sensor_id, seg_end, arg_max(n, n) AS n, arg_max(clean, n) AS clean
           FROM walk GROUP BY sensor_id, seg_end) e
@@ -486,6 +481,13 @@ _SQL_WALK_CHECK = """
 _SQL_WALK_MERGE = """
     DELETE FROM walk_starts s USING walk_ends e
     WHERE e.merge AND s.sensor_id = e.sensor_id AND s.h = e.seg_end
+"""
+
+# A segment that ran out of readings gets all of them up to its end.
+_SQL_WALK_EXTEND = """
+    INSERT INTO walk_extension
+    SELECT sensor_id, unnest(range(n + 1, coalesce(seg_end, last + 1))) AS n
+    FROM walk_ends WHERE short
 """
 
 _SQL_NO_WALK = """
@@ -668,18 +670,19 @@ def _walk(con: duckdb.DuckDBPyConnection) -> None:
         return
     for sql in _SQL_WALK_PREPARE:
         con.execute(sql)
-    for width in WALK_WIDTHS:
-        con.execute(_SQL_WALK_ROWS, {"width": width})
-        while True:
-            con.execute(_SQL_WALK)
-            con.execute(_SQL_WALK_CHECK)
-            merge, short = con.execute(
-                "SELECT count(*) FILTER (WHERE merge), count(*) FILTER (WHERE short) FROM walk_ends"
-            ).fetchone()
-            if not merge:
-                break
+    con.execute(_SQL_WALK_ROWS, {"after": WALK_AFTER_BAD})
+    while True:
+        con.execute(_SQL_WALK)
+        con.execute(_SQL_WALK_CHECK)
+        merge, short = con.execute(
+            "SELECT count(*) FILTER (WHERE merge), count(*) FILTER (WHERE short) FROM walk_ends"
+        ).fetchone()
+        if merge:
             con.execute(_SQL_WALK_MERGE)
-        if not short:
+        elif short:
+            con.execute(_SQL_WALK_EXTEND)
+            con.execute(_SQL_WALK_ROWS, {"after": WALK_AFTER_BAD})
+        else:
             break
     con.execute("DELETE FROM walk WHERE NOT judged")
 

@@ -1,4 +1,5 @@
 """The stack itself: the local broker, Spark with Delta and Kafka, DuckDB over Delta."""
+
 from __future__ import annotations
 
 import socket
@@ -17,8 +18,9 @@ from tests.helpers import produce
 
 
 def test_broker_start_is_idempotent_and_stop_frees_the_ports(base_config, tmp_path) -> None:
-    conf = replace(base_config.broker, home=tmp_path / "kafka", port=_free_port(),
-                   controller_port=_free_port())
+    conf = replace(
+        base_config.broker, home=tmp_path / "kafka", port=_free_port(), controller_port=_free_port()
+    )
     first = broker.start(conf)
     try:
         second = broker.start(conf)
@@ -64,8 +66,11 @@ def test_messages_round_trip_through_the_broker(kafka, config) -> None:
     sent = [(f"k{i % 3}".encode(), f"v{i}".encode()) for i in range(50)]
     produce(kafka, config.kafka.topic, sent)
     consumer = KafkaConsumer(
-        config.kafka.topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-        consumer_timeout_ms=5000, enable_auto_commit=False,
+        config.kafka.topic,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+        enable_auto_commit=False,
     )
     got = [(m.key, m.value) for m in consumer]
     consumer.close()

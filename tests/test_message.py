@@ -1,4 +1,5 @@
 """Rules 1-5: one message -> a reading or the reason it is rejected."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ def test_a_good_message_becomes_a_reading() -> None:
 
 
 def test_integer_energy_is_a_number() -> None:
-    assert parse_message(message(energy=100), RULES) == Reading("A", us("2024-02-01 00:00:24"), 100.0)
+    assert parse_message(message(energy=100), RULES) == Reading(
+        "A", us("2024-02-01 00:00:24"), 100.0
+    )
 
 
 def test_an_extra_field_is_ignored() -> None:
@@ -38,8 +41,10 @@ def test_an_extra_field_is_ignored() -> None:
         (b"\xff\xfe\x00garbage", "malformed_json"),
         (b"[1, 2, 3]", "malformed_json"),
         (b'"a string"', "malformed_json"),
-        (b'{"timestamp": "2024-02-01 00:00:24", "sensor_id": "A", "energy": 1, "energy": 2}',
-         "malformed_json"),
+        (
+            b'{"timestamp": "2024-02-01 00:00:24", "sensor_id": "A", "energy": 1, "energy": 2}',
+            "malformed_json",
+        ),
         (message(timestamp=...), "missing_field"),
         (message(sensor_id=None), "missing_field"),
         (message(energy=...), "missing_field"),
@@ -58,8 +63,10 @@ def test_an_extra_field_is_ignored() -> None:
         (message(energy=-0.001), "bad_energy"),
         (message(energy=[1]), "bad_energy"),
         (b'{"timestamp": "2024-02-01 00:00:24", "sensor_id": "A", "energy": NaN}', "bad_energy"),
-        (b'{"timestamp": "2024-02-01 00:00:24", "sensor_id": "A", "energy": Infinity}',
-         "bad_energy"),
+        (
+            b'{"timestamp": "2024-02-01 00:00:24", "sensor_id": "A", "energy": Infinity}',
+            "bad_energy",
+        ),
         (b'{"timestamp": "2024-02-01 00:00:24", "sensor_id": "A", "energy": 1e400}', "bad_energy"),
     ],
 )

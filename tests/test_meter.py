@@ -1,4 +1,5 @@
 """Rules 6-10 and the consumption arithmetic of one meter (no Spark)."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,8 @@ from collections import defaultdict
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from silver.judge import SilverRules, judge_messages
 from silver.meter import MeterRules, Window, judge
@@ -40,7 +42,8 @@ def per_period(verdicts) -> dict[int, float]:
 def test_worked_example_interval_across_midnight() -> None:
     _, (_, v) = feed([("2024-02-03 23:40:00", 100.0), ("2024-02-04 00:20:00", 100.8)])
     assert [(p.period_start_us, p.band) for p in v.pieces] == [
-        (us("2024-02-03 23:30:00"), "vazio"), (us("2024-02-04 00:00:00"), "vazio"),
+        (us("2024-02-03 23:30:00"), "vazio"),
+        (us("2024-02-04 00:00:00"), "vazio"),
     ]
     assert [p.kwh for p in v.pieces] == pytest.approx([0.4, 0.4], abs=1e-12)
     assert [p.cost_eur for p in v.pieces] == pytest.approx([0.4 * 0.1072] * 2, abs=1e-12)
@@ -70,20 +73,26 @@ def test_a_long_outage_is_spread_over_every_period() -> None:
 
 
 def test_duplicate_is_dropped_and_conflicting_duplicate_quarantined() -> None:
-    _, verdicts = feed([
-        ("2024-02-03 08:00:00", 1.0), ("2024-02-03 08:01:00", 1.1),
-        ("2024-02-03 08:01:00", 1.1), ("2024-02-03 08:01:00", 1.2),
-    ])
+    _, verdicts = feed(
+        [
+            ("2024-02-03 08:00:00", 1.0),
+            ("2024-02-03 08:01:00", 1.1),
+            ("2024-02-03 08:01:00", 1.1),
+            ("2024-02-03 08:01:00", 1.2),
+        ]
+    )
     assert [v.flags[0].reason for v in verdicts[2:]] == ["duplicate", "conflicting_duplicate"]
     assert not any(v.accepted or v.pieces for v in verdicts[2:])
 
 
 def test_implausible_jump_is_rejected_and_not_a_baseline() -> None:
-    window, verdicts = feed([
-        ("2024-02-03 08:00:00", 1.0),
-        ("2024-02-03 08:01:00", 2.0),  # 1 kWh in a minute = 60 kW
-        ("2024-02-03 08:02:00", 1.2),  # measured from 1.0, not from 2.0
-    ])
+    window, verdicts = feed(
+        [
+            ("2024-02-03 08:00:00", 1.0),
+            ("2024-02-03 08:01:00", 2.0),  # 1 kWh in a minute = 60 kW
+            ("2024-02-03 08:02:00", 1.2),  # measured from 1.0, not from 2.0
+        ]
+    )
     assert verdicts[1].flags[0].reason == "implausible_jump" and not verdicts[1].accepted
     assert verdicts[2].accepted and verdicts[2].flags == []
     assert sum(p.kwh for p in verdicts[2].pieces) == pytest.approx(0.2)
@@ -96,29 +105,38 @@ def test_just_below_the_power_limit_is_accepted() -> None:
 
 
 def test_counter_decrease_counts_zero_and_becomes_the_baseline() -> None:
-    _, verdicts = feed([
-        ("2024-02-03 08:00:00", 500.0), ("2024-02-03 08:10:00", 3.0), ("2024-02-03 08:20:00", 3.5),
-    ])
+    _, verdicts = feed(
+        [
+            ("2024-02-03 08:00:00", 500.0),
+            ("2024-02-03 08:10:00", 3.0),
+            ("2024-02-03 08:20:00", 3.5),
+        ]
+    )
     assert verdicts[1].accepted and [f.reason for f in verdicts[1].flags] == ["counter_decrease"]
     assert [p.kwh for p in verdicts[1].pieces] == [0.0]
     assert sum(p.kwh for p in verdicts[2].pieces) == pytest.approx(0.5)
 
 
 def test_too_late_is_quarantined_and_the_limit_itself_is_accepted() -> None:
-    _, verdicts = feed([
-        ("2024-02-03 10:00:00", 5.0),
-        ("2024-02-03 08:59:59", 4.0),  # more than an hour behind
-        ("2024-02-03 09:00:00", 4.0),  # exactly an hour behind
-    ])
+    _, verdicts = feed(
+        [
+            ("2024-02-03 10:00:00", 5.0),
+            ("2024-02-03 08:59:59", 4.0),  # more than an hour behind
+            ("2024-02-03 09:00:00", 4.0),  # exactly an hour behind
+        ]
+    )
     assert verdicts[1].flags[0].reason == "too_late" and not verdicts[1].accepted
     assert verdicts[2].accepted
 
 
 def test_a_late_reading_retracts_the_interval_and_adds_its_halves() -> None:
-    _, verdicts = feed([
-        ("2024-02-03 08:50:00", 200.0), ("2024-02-03 09:10:00", 200.6),
-        ("2024-02-03 09:00:00", 200.5),  # late: most of the rise was before 09:00
-    ])
+    _, verdicts = feed(
+        [
+            ("2024-02-03 08:50:00", 200.0),
+            ("2024-02-03 09:10:00", 200.6),
+            ("2024-02-03 09:00:00", 200.5),  # late: most of the rise was before 09:00
+        ]
+    )
     late = verdicts[2]
     assert sorted({p.sign for p in late.pieces}) == [-1, 1]
     totals = per_period(verdicts)
@@ -127,16 +145,24 @@ def test_a_late_reading_retracts_the_interval_and_adds_its_halves() -> None:
 
 
 def test_a_late_reading_higher_than_its_successor_makes_that_interval_zero() -> None:
-    _, verdicts = feed([
-        ("2024-02-03 08:00:00", 10.0), ("2024-02-03 08:20:00", 11.0), ("2024-02-03 08:10:00", 12.0),
-    ])
+    _, verdicts = feed(
+        [
+            ("2024-02-03 08:00:00", 10.0),
+            ("2024-02-03 08:20:00", 11.0),
+            ("2024-02-03 08:10:00", 12.0),
+        ]
+    )
     assert [f.reason for f in verdicts[2].flags] == ["counter_decrease"]
     assert sum(per_period(verdicts).values()) == pytest.approx(2.0)
 
 
 def test_the_window_keeps_only_the_allowed_lateness_plus_one() -> None:
     window, _ = feed(
-        [(f"2024-02-03 {h:02d}:{m:02d}:00", (h * 60 + m) / 100) for h in range(5) for m in range(60)]
+        [
+            (f"2024-02-03 {h:02d}:{m:02d}:00", (h * 60 + m) / 100)
+            for h in range(5)
+            for m in range(60)
+        ]
     )
     assert len(window.ts_us) == 62
     assert window.ts_us[1] == us("2024-02-03 03:59:00")
@@ -146,7 +172,7 @@ def test_the_window_keeps_only_the_allowed_lateness_plus_one() -> None:
 
 START = us("2024-02-01 00:00:00")
 intervals = st.tuples(
-    st.integers(0, 60 * 24 * 40) .map(lambda m: START + m * MINUTE + 17),
+    st.integers(0, 60 * 24 * 40).map(lambda m: START + m * MINUTE + 17),
     st.integers(1, 3 * 24 * 3600 * 10**6),
     st.floats(0, 100, allow_nan=False),
     st.floats(0, 5000, allow_nan=False),
@@ -192,8 +218,16 @@ def _messages(series: list[tuple[int, float]], order: list[int]) -> pd.DataFrame
         ts, energy = series[i]
         stamp = datetime.fromtimestamp(ts / 1e6, UTC).isoformat()
         value = f'{{"timestamp": "{stamp}", "sensor_id": "S", "energy": {energy}}}'.encode()
-        rows.append({"key": b"S", "value": value, "topic": "t", "partition": 0, "offset": offset,
-                     "kafka_timestamp": None})
+        rows.append(
+            {
+                "key": b"S",
+                "value": value,
+                "topic": "t",
+                "partition": 0,
+                "offset": offset,
+                "kafka_timestamp": None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -235,7 +269,9 @@ def test_how_the_stream_is_cut_into_batches_changes_nothing(draw_steps, cuts) ->
 
 @given(steps, st.randoms(use_true_random=False))
 @settings(max_examples=100, deadline=None)
-def test_arrival_order_within_the_lateness_changes_no_answer(draw_steps, rnd: random.Random) -> None:
+def test_arrival_order_within_the_lateness_changes_no_answer(
+    draw_steps, rnd: random.Random
+) -> None:
     series = _series(draw_steps)
     order = list(range(len(series)))
     # shuffle locally: a reading may arrive after later ones, but never after
