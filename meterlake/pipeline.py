@@ -69,6 +69,7 @@ def run_once(
     """Each layer catches up on everything available, in order; returns seconds per layer."""
     timings = {}
     for layer in check_layers(layers):
+        echo(f"{layer:>6}: catching up ...")
         started = time.monotonic()
         queries = start_layer(spark, config, layer, once=True)
         _await(queries)
@@ -115,6 +116,8 @@ def replay(config: Config, readings: Path, echo=print) -> Config:
 
     if not readings.exists():
         raise MeterlakeError(f"no such file: {readings}")
+    if config.lake.exists() and any(config.lake.iterdir()):
+        raise MeterlakeError(f"{config.lake} is not empty: replay into a fresh --lake")
     topic = f"{config.kafka.topic}-replay-{time.strftime('%Y%m%d%H%M%S')}"
     config = replace(config, kafka=replace(config.kafka, topic=topic))
     echo(f"replaying {readings} through topic {topic} into {config.lake}")
@@ -146,11 +149,7 @@ def demo(config: Config) -> None:
     from meterlake.generate import MonthSpec, write_readings
 
     print(broker.start(config.broker).describe())
-    data = (
-        config.lake.parent / "demo-month.csv"
-        if config.lake.parent != Path()
-        else Path("demo-month.csv")
-    )
+    data = config.lake.parent / "demo-month.csv"
     started = time.monotonic()
     count = write_readings(MonthSpec(), data)
     print(

@@ -318,6 +318,25 @@ def longest_gaps(config: Config) -> pd.DataFrame:
     return _frame(config, sql, ("readings",))
 
 
+GAP_COLUMNS = {"sensor_id": "meter", "readings": "readings", "median_spacing_s": "typical spacing",
+               "longest_gap_min": "longest gap", "gap_from": "from", "gap_to": "to"}
+
+
+def style_gaps(gaps: pd.DataFrame, rows: int = 5):
+    """The meters with the longest gaps, as a small table with units."""
+    shown = gaps.head(rows).rename(columns=GAP_COLUMNS)
+    return shown.style.hide(axis="index").format(
+        {"typical spacing": "{:.0f} s", "longest gap": "{:.1f} min",
+         "from": "{:%Y-%m-%d %H:%M:%S}", "to": "{:%Y-%m-%d %H:%M:%S}"}, na_rep="-")
+
+
+def bands_match_q4(bands: pd.DataFrame, q4: pd.DataFrame) -> float:
+    """The largest difference (€) between a meter's band split and its Q4 cost."""
+    joined = pd.DataFrame({"bands": bands.sum(axis=1),
+                           "q4": q4.set_index("sensor_id")["cost_eur"]}).fillna(0.0)
+    return float((joined["bands"] - joined["q4"]).abs().max()) if len(joined) else 0.0
+
+
 # --------------------------------------------------------------------------- plots
 
 BAND_COLOURS = ("#c0392b", "#e67e22", "#2e86c1", "#1b4f72", "#7f8c8d", "#16a085")
