@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "energy_report.ipynb"
 DEFAULT_OUT = PROJECT_ROOT / "build" / "energy_report.html"
 KERNEL_NAME = "python3"
-COST_NOTE = "Costs are the energy term only: no VAT, no fixed power charge."
 
 # The "now" of each view, read from the view's own gold table.
 _LOCAL_NOW_SQL = "SELECT timezone({zone}, max(as_of)) FROM {table}"
@@ -77,8 +76,9 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _frame(config: Config, sql: str, tables: Sequence[str], version: int | None = None,
-           ) -> pd.DataFrame:
+def _frame(
+    config: Config, sql: str, tables: Sequence[str], version: int | None = None
+) -> pd.DataFrame:
     """One query over the named tables (DuckDB through meterlake.lake.connect)."""
     with closing(lakeio.connect(config, version=version, tables=tables)) as con:
         return con.execute(sql).df()
@@ -99,6 +99,11 @@ def require_lake(config: Config) -> None:
         raise MeterlakeError(
             f"no lake to report on at {config.lake} (missing {', '.join(missing)}): "
             "run `make demo` or `meterlake run --once` first"
+        )
+    if view_day(config, "day_cost") is None:
+        raise MeterlakeError(
+            f"the lake at {config.lake} has no answers yet (its gold tables are empty): "
+            "publish readings and run `meterlake run --once` first"
         )
 
 
@@ -191,7 +196,7 @@ def cost_by_band(config: Config) -> pd.DataFrame:
     long = _frame(config, sql, ("silver", "day_cost"))
     if long.empty:
         return pd.DataFrame(index=pd.Index([], name="sensor_id"))
-    prices = long.groupby("band")["price"].max().sort_values(ascending=False)
+    prices = long.groupby("band")["price"].max().sort_values(ascending=False, kind="stable")
     wide = long.pivot_table(index="sensor_id", columns="band", values="cost_eur", aggfunc="sum")
     wide = wide.reindex(columns=list(prices.index)).fillna(0.0)
     wide.columns.name = "band"
@@ -630,8 +635,9 @@ def _kernel_manager(kernels: Path):
                          ip=str(kernels / "ipc"))
 
 
-def execute_notebook(lake: Path, notebook: Path = NOTEBOOK, timeout: int = 600,
-                     ) -> nbformat.NotebookNode:
+def execute_notebook(
+    lake: Path, notebook: Path = NOTEBOOK, timeout: int = 600
+) -> nbformat.NotebookNode:
     """Run the notebook top to bottom on a fresh kernel against `lake`; the executed notebook.
 
     Raises nbclient's CellExecutionError (with the failing cell's traceback) on

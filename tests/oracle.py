@@ -3,110 +3,123 @@
 This module is the *reference* the streaming pipeline is checked against. From
 a readings file in the publisher's format it computes, in one batch, what
 bronze -> silver -> gold must end up holding: the judgement of every line
-(accepted, or its quarantine code), the silver pieces, the four gold tables and
-the four sorted views. It follows the shared contract
+(accepted, or its quarantine code), the silver pieces, the four gold tables
+and the four sorted views. It follows the shared contract
 (``/work/shared/spec/semantics.md``) and the project's decisions where the
 contract is silent (``docs/semantics.md``).
 
 Independence: it shares no code with the Spark pipeline. It reads only the
 semantics settings (a ``meterlake.config.SemanticsConf``) and the tariff file
-(``conf/tariff.toml``, parsed here with ``tomllib``). Every rule is a DuckDB SQL
-statement below; Python only runs them in order, builds the tariff lookup table
-from the TOML, and hands back pandas frames.
+(``conf/tariff.toml``, parsed here with ``tomllib``). Every rule is one of the
+DuckDB SQL statements below; Python only runs them in order, builds the
+tariff lookup table from the TOML, and hands back pandas frames.
+
+    result = compute_answers("month.txt")          # conf/meterlake.toml [semantics]
+    result.q1, result.day_cost, result.quarantine_counts, ...
 
 Input
 -----
-One reading per line, ``timestamp;sensor_id;energy``, no header. LINE ORDER IS
-ARRIVAL ORDER: a reading is judged against the readings of the same sensor on
-earlier lines (what the pipeline sees, the publisher keying messages by
-sensor). The file must be UTF-8 (else ``ValueError``). A trailing ``\\r`` is
-dropped and empty lines are skipped (not readings). A line is cut at its first
-two ``;``: fewer fields are missing fields; a third field holding another ``;``
-is not a number.
+One reading per line, ``timestamp;sensor_id;energy``. LINE ORDER IS ARRIVAL
+ORDER: a reading is judged against the readings of the same sensor on earlier
+lines (what the pipeline sees, the publisher keying messages by sensor). The
+file must be UTF-8 (else ``ValueError``). A trailing ``\\r`` is dropped; blank
+lines, and a ``timestamp;sensor_id;energy`` header as the first non-blank
+line, are skipped (as the publisher does). A line is cut at every ``;``:
+missing fields are ``missing_field``, a fourth field makes the energy
+``a;b`` (not a number).
 
 How each rule is expressed
 --------------------------
-1. Per line (``lines``), the first failing rule names the reason, in the
-   documented order: ``missing_field`` (a field absent or empty),
-   ``bad_sensor_id`` (blank, over 64 characters, or a control character),
-   ``bad_timestamp`` (unparseable, before ``min_timestamp``, or more than
-   ``max_clock_skew_s`` ahead of ``now``, that last rule only when a ``now``
-   argument is given), ``bad_energy`` (not a decimal number, NaN, infinite,
-   negative). A ``CASE`` over regular expressions and ``TRY_CAST``.
+1. Per line (table ``lines``), in the documented order, the first failing rule
+   names the reason: ``missing_field`` (a field absent or empty),
+   ``bad_sensor_id`` (blank, over 64 characters, a control character
+   U+0000-U+001F or U+007F-U+009F), ``bad_timestamp`` (unparseable, before
+   ``min_timestamp``, or more than ``max_clock_skew_s`` ahead of ``now``: that
+   last rule only when a ``now`` argument is given), ``bad_energy`` (not a
+   decimal number, NaN, infinite, negative). A ``CASE`` over regular
+   expressions and ``TRY_CAST``.
 
    Timestamps: ``YYYY-MM-DD[T ]HH:MM:SS[.fraction][offset]``, the offset being
-   ``Z``, ``+HH``, ``+HHMM`` or ``+HH:MM`` (either sign); fractions are
-   truncated to microseconds. A naive timestamp is wall-clock time in the zone
-   (Europe/Lisbon), read with the offset in force *before* a transition: the
-   first occurrence (summer, +01:00) of the repeated October hour, +00:00 in
-   the skipped March hour (01:30 -> 01:30 UTC). DuckDB's ``timezone()`` alone
-   reads the repeated hour as its second occurrence, so the rule is spelled
-   out: per distinct local hour the zone's offsets a day before and a day after
-   (``o_prev``, ``o_next``); where they differ, ``local - o_prev`` when that
-   instant really shows ``local`` on the wall, else ``local - o_next`` when
-   that one does, else (a skipped time) ``local - o_prev``. This assumes the
-   zone's transitions are more than a day apart (true for Europe/Lisbon).
-   Instants are then BIGINT microseconds since the epoch (UTC).
+   ``Z``, ``+HH``, ``+HHMM`` or ``+HH:MM`` (either sign); fractions beyond
+   microseconds are truncated. A naive timestamp is wall-clock time in the
+   zone (Europe/Lisbon), read with the offset in force *before* a transition:
+   the first occurrence (summer, +01:00) of the repeated October hour, and
+   +00:00 in the skipped March hour (01:30 -> 01:30 UTC). DuckDB's
+   ``timezone()`` reads the repeated hour as its *second* occurrence, so the
+   rule is spelled out (macro ``local_offset_us``): per distinct local hour the
+   zone's offsets a day before and a day after; where they differ,
+   ``local - o_prev`` when that instant does show ``local`` on the wall
+   clock, else ``local - o_next`` when that one does, else (a skipped time)
+   ``local - o_prev``. This assumes the zone's transitions are more than a day
+   apart. Instants are then BIGINT microseconds since the epoch (UTC).
 
 2. Per sensor, in arrival order, against the sensor's state: ``too_late``
-   (more than ``allowed_lateness_s`` before the latest accepted reading),
-   ``duplicate`` / ``conflicting_duplicate`` (an accepted reading with the same
-   instant and the same / another energy), ``implausible_jump``
-   (``e - pred.e > max_power_kw * hours`` against the accepted predecessor in
-   time) and the ``counter_decrease`` anomaly (accepted, ``e < pred.e``; also
-   recorded for the successor in time when a late reading is accepted before a
-   lower one). A sequential state machine, computed in two parts:
+   (more than ``allowed_lateness_s`` before the latest accepted reading;
+   exactly that much is accepted), ``duplicate`` / ``conflicting_duplicate``
+   (an accepted reading with the same instant and the same / another energy),
+   ``implausible_jump`` (``e - pred.e > max_power_kw * hours`` against the
+   accepted predecessor in time) and the ``counter_decrease`` anomaly
+   (accepted; ``e < pred.e``; also recorded for the successor in time when a
+   late reading is accepted before a lower one). Rejected readings never
+   enter the state. A sequential state machine, computed in two parts:
 
-   * Window functions (the fast path). With ``LAG`` over arrival order, a
-     reading is *good* when it is later than the previous valid reading and
-     does not jump against it; otherwise *bad* (late, repeated, jumping). As
-     long as the previous reading is the sensor's latest accepted one (the
-     state is *clean*), a good reading is accepted against it and becomes the
-     latest one in turn, with ``counter_decrease`` when it is lower. So in
-     in-order data every reading is decided by ``LAG`` alone.
-   * The walk: a ``WITH RECURSIVE`` CTE that runs the state machine for all
-     sensors at once, one reading per sensor and iteration, over the bad
-     readings and the readings after them until the state is clean again
-     (then it jumps to the next bad reading). Its state per sensor is the
-     sorted list of accepted readings within ``allowed_lateness_s`` of the
-     latest one, plus the one before them: all that rules 6-10 can look at.
-     The good readings a jump skips are merged into it from a precomputed
-     list (the tail of the run before each bad reading). Readings after a late
-     one keep their judgement (not re-validated), as documented. The walk is
-     first given the bad readings and the 16 after each; if a sensor's state
-     is still not clean after them, it is run again with more (then with all
-     of them): always correct, only slower.
+   * The fast path, window functions. With ``LAG`` over arrival order, a
+     reading is *good* when it is later than the previous valid reading of its
+     sensor and does not jump against it; otherwise it is *bad* (late,
+     repeated, jumping). While the previous reading is the latest accepted one
+     (the state is *clean*), a good reading is accepted against it (with
+     ``counter_decrease`` when lower) and becomes the latest one in turn. In
+     in-order data every reading is decided this way and there is no walk.
+   * The walk, a ``WITH RECURSIVE`` CTE (``_SQL_WALK``) running the rules on
+     the bad readings and on those after them until the state is clean again;
+     when clean it jumps to the next bad reading. Its state is the sorted list
+     of accepted readings within ``allowed_lateness_s`` of the latest one plus
+     the one before them: all that rules 6-10 can look at. The good readings
+     a jump skips are merged in from a precomputed list (``skipped``: the tail
+     of the run of good readings before each bad one, found by an equi-join on
+     time buckets). The walk advances all *segments* at once, one reading per
+     segment and iteration: a segment starts at a sensor's first bad reading
+     and at every bad reading whose run of good readings before it is longer
+     than the lateness (the state there is then just that run's tail, known in
+     advance). The glue checks each segment's end: a segment still busy at the
+     next start's skipped readings is merged with it, one that ran out of the
+     readings it was given (the bad ones and the ``WALK_AFTER_BAD`` after
+     each) gets all of them up to its end; the walk is then run again.
+     Readings after a late one keep their judgement (not re-validated).
 
-   A file in which most readings are out of order walks nearly every reading
-   (some tens of microseconds per iteration): correct, seconds rather than a
-   fraction of one.
+   Cost: the window functions are linear; the walk costs a few milliseconds
+   per iteration, and iterations = the longest segment (a few tens for data
+   with one percent of anomalies). A file where most readings are out of
+   order is one long segment per sensor: correct, but minutes, not seconds.
 
 3. Consumption: consecutive accepted readings in time (``LAG`` over the
-   instant) are intervals with ``delta = max(e1 - e0, 0)``; an interval is cut
-   at every half hour (``range()`` of period starts, unnested) and a piece
-   covering ``[a, b)`` gets ``delta * (b - a) / (t1 - t0)``. Half hours are
-   taken in UTC, which is the same because the zone's offsets are whole half
-   hours (checked: an error otherwise).
+   instant) are intervals with ``delta = max(e1 - e0, 0)``, cut at every half
+   hour (``range()`` of period starts, unnested); a piece covering ``[a, b)``
+   gets ``delta * (b - a) / (t1 - t0)`` (an interval inside one period gets
+   ``delta``). Half hours are taken in UTC, which is the same thing because
+   the zone's offsets are whole half hours (checked: an error otherwise).
 
 4. Tariff: per distinct period, its local start (``timezone()``), ``day``
-   (local date), ``month``, half-hour slot, and whether summer time is in
-   force (the offset is above the smaller of the offsets on 1 January and
-   1 July of that year), joined to the table built from the TOML: tariff
-   effective on the local date, winter or summer schedule, slot -> band and
-   price. ``cost_eur = kwh * price`` (energy term only).
+   (local date), ``month``, half-hour slot of the day, and whether summer time
+   is in force (the offset is above the smaller of the zone's offsets on
+   1 January and 1 July of that year), joined to the table built from the
+   TOML: the tariff effective on the local date, its winter or summer
+   schedule, slot -> band and price. ``cost_eur = kwh * price`` (energy term
+   only).
 
 5. Gold and the views, as docs/semantics.md "The clock and the views" says:
-   one row per (sensor, month), (sensor, day), (sensor, period), ``as_of`` =
-   the latest closing reading of the intervals summed; "now" = the latest
-   ``as_of``; q1, q2, q4 list the sensors with a row for the current month
-   (0 where nothing today) sorted by the value rounded to 9 decimals
-   descending, then ``sensor_id`` descending; q3 has a row per period of the
-   current day that starts before now and a column per such sensor.
+   one row per (sensor, month), (sensor, day), (sensor, period), every one
+   ever seen, ``as_of`` = the latest closing reading of the intervals summed;
+   "now" = the latest ``as_of``; q1, q2 and q4 list the sensors with a row for
+   the current month (0 where nothing today), sorted by the value rounded to
+   9 decimals descending, then ``sensor_id`` descending (the values themselves
+   are not rounded); q3 has a row per period of the current day that starts
+   before now, ``period_start`` in the zone's time with its offset, and a
+   column per q1 sensor in id order, NULL where it has no piece.
 
-Restrictions: none on the rules. Choices where the docs are silent are stated
-where they are made: empty lines skipped, non-UTF-8 files refused, fractions
-beyond microseconds truncated, one ``counter_decrease`` record per event (a
-successor can be recorded again when a late reading lands before it).
+Restrictions: none on the rules. Choices where the docs are silent: see
+above (line handling, timestamp grammar, control characters) and one
+``counter_decrease`` record per event (a successor can be recorded twice).
 """
 from __future__ import annotations
 
@@ -124,7 +137,7 @@ __all__ = ["OracleResult", "compute_answers", "tariff_rows"]
 
 HALF_HOUR_US = 30 * 60 * 1_000_000
 # The walk is given the bad readings and this many after each (and more
-# where that is not enough; see the module docstring).
+# where that is not enough).
 WALK_AFTER_BAD = 16
 
 _TS_SIMPLE = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
@@ -210,7 +223,7 @@ def tariff_rows(path: str | Path) -> list[tuple[date, date | None, str, int, str
 # --------------------------------------------------------------------------- SQL
 
 # 1. The file -> one row per line -> parsed fields -> rules 1-5 of the docs.
-_SQL_LINES = [
+_SQL_MACROS = [
     """
     CREATE MACRO zone_offset_us(z, u) AS epoch_us(timezone(z, u)) - epoch_us(u)
     """,
@@ -224,19 +237,28 @@ _SQL_LINES = [
         WHEN zone_offset_us(z, lt::TIMESTAMPTZ - to_microseconds(o_next)) = o_next THEN o_next
         ELSE o_prev END
     """,
-    """
+]
+
+# Numbered lines of the file; blank lines are not readings, and a header as
+# the first of the others is skipped (both as the publisher does).
+_SQL_READ = r"""
     CREATE TABLE raw_lines AS
-    SELECT line_no, line
-    FROM (
-        SELECT line_no,
-               CASE WHEN suffix(line, chr(13)) THEN line[:-2] ELSE line END AS line
+    WITH numbered AS (
+        SELECT line_no, CASE WHEN suffix(line, chr(13)) THEN line[:-2] ELSE line END AS line
         FROM (
             SELECT unnest(l) AS line, generate_subscripts(l, 1) AS line_no
             FROM (SELECT string_split(content, chr(10)) AS l FROM read_text($path))
         )
+    ), readings AS (
+        SELECT * FROM numbered WHERE NOT regexp_full_match(line, '\s*')
     )
-    WHERE line <> ''
-    """,
+    SELECT * FROM readings
+    WHERE line_no > (SELECT min(line_no) FROM readings)
+       OR list_transform(string_split(lower(line), ';'), lambda f: trim(f))
+          <> ['timestamp', 'sensor_id', 'energy']
+"""
+
+_SQL_LINES = [
     f"""
     CREATE TABLE parsed AS
     SELECT line_no, ts, sensor_id, energy_text, energy,
@@ -643,11 +665,6 @@ _SQL_VIEWS = {
              ORDER BY round(day_cost, 9) DESC, sensor_id DESC""",
 }
 
-_SQL_Q3 = """
-    PIVOT q3_long ON sensor_id USING sum(energy_kwh) GROUP BY period_start ORDER BY period_start
-"""
-
-
 # --------------------------------------------------------------------------- glue
 
 
@@ -687,6 +704,63 @@ def _walk(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM walk WHERE NOT judged")
 
 
+def _load_settings(
+    con: duckdb.DuckDBPyConnection, semantics: SemanticsConf, now: datetime | None, walk_all: bool
+) -> None:
+    """The settings as a one-row table `cfg`, and the tariff lookup table `tariff`."""
+    min_ts = semantics.min_timestamp
+    con.execute(
+        """
+        CREATE TABLE cfg AS SELECT
+            $zone::VARCHAR AS zone, $min_local::TIMESTAMP AS min_local,
+            $min_utc_us::BIGINT AS min_utc_us, $now_us::BIGINT AS now_us,
+            $skew_us::BIGINT AS skew_us, $lateness_us::BIGINT AS lateness_us,
+            $max_power_kw::DOUBLE AS max_power_kw, $walk_all::BOOLEAN AS walk_all,
+            greatest($lateness_us::BIGINT, 1000000) AS bucket_us
+        """,
+        {
+            "zone": semantics.zone,
+            "min_local": min_ts if min_ts.tzinfo is None else None,
+            "min_utc_us": _epoch_us(min_ts) if min_ts.tzinfo is not None else None,
+            "now_us": _epoch_us(now) if now is not None else None,
+            "skew_us": round(semantics.max_clock_skew_s * 1e6),
+            "lateness_us": round(semantics.allowed_lateness_s * 1e6),
+            "max_power_kw": semantics.max_power_kw,
+            "walk_all": walk_all,
+        },
+    )
+    con.execute(
+        """CREATE TABLE tariff (effective_from DATE, effective_until DATE, season VARCHAR,
+                                slot INTEGER, band VARCHAR, price DOUBLE)"""
+    )
+    con.executemany(
+        "INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff)
+    )
+
+
+def _check_periods(con: duckdb.DuckDBPyConnection, zone: str) -> None:
+    half_hours, untariffed = con.execute(
+        f"""SELECT bool_and(offset_us % {HALF_HOUR_US} = 0),
+                   min(day) FILTER (WHERE price IS NULL)
+            FROM periods"""
+    ).fetchone()
+    if half_hours is False:
+        raise ValueError(f"zone {zone}: an offset that is not a whole number of half hours")
+    if untariffed is not None:
+        raise ValueError(f"no tariff in force on {untariffed}")
+
+
+def _q3(con: duckdb.DuckDBPyConnection, sensors: list[str], zone: str) -> pd.DataFrame:
+    """The long q3 table laid out wide: a column per sensor, in id order (layout only)."""
+    long = con.execute("SELECT * FROM q3_long ORDER BY period_start, sensor_id").df()
+    wide = long.pivot(index="period_start", columns="sensor_id", values="energy_kwh")
+    wide = wide.reindex(columns=sensors).astype("float64")
+    wide.columns.name = None
+    q3 = wide.reset_index()
+    q3["period_start"] = q3["period_start"].astype(f"datetime64[us, {zone}]")
+    return q3
+
+
 def compute_answers(
     readings_file: str | Path,
     semantics: SemanticsConf | None = None,
@@ -699,59 +773,25 @@ def compute_answers(
     ``semantics`` defaults to the ``[semantics]`` of ``conf/meterlake.toml``;
     its ``tariff`` names the tariff file. ``now`` (tz-aware) turns on the
     ``max_clock_skew_s`` rule. ``walk_all`` sends every reading through the
-    recursive walk instead of the fast path (slow; for testing that both agree).
+    recursive walk instead of the fast path (slow; to test that both agree).
     """
     semantics = semantics or load_config().semantics
-    min_ts = semantics.min_timestamp
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(
-            """
-            CREATE TABLE cfg AS SELECT
-                $zone::VARCHAR AS zone, $min_local::TIMESTAMP AS min_local,
-                $min_utc_us::BIGINT AS min_utc_us, $now_us::BIGINT AS now_us,
-                $skew_us::BIGINT AS skew_us, $lateness_us::BIGINT AS lateness_us,
-                $max_power_kw::DOUBLE AS max_power_kw, $walk_all::BOOLEAN AS walk_all,
-                greatest($lateness_us::BIGINT, 1000000) AS bucket_us
-            """,
-            {
-                "zone": semantics.zone,
-                "min_local": min_ts if min_ts.tzinfo is None else None,
-                "min_utc_us": _epoch_us(min_ts) if min_ts.tzinfo is not None else None,
-                "now_us": _epoch_us(now) if now is not None else None,
-                "skew_us": round(semantics.max_clock_skew_s * 1e6),
-                "lateness_us": round(semantics.allowed_lateness_s * 1e6),
-                "max_power_kw": semantics.max_power_kw,
-                "walk_all": walk_all,
-            },
-        )
-        con.execute(
-            """CREATE TABLE tariff (effective_from DATE, effective_until DATE, season VARCHAR,
-                                    slot INTEGER, band VARCHAR, price DOUBLE)"""
-        )
-        con.executemany("INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff))
-
+        _load_settings(con, semantics, now, walk_all)
+        for sql in _SQL_MACROS:
+            con.execute(sql)
         try:
-            con.execute(_SQL_LINES[0])
-            con.execute(_SQL_LINES[1])
-            con.execute(_SQL_LINES[2], {"path": str(readings_file)})
+            con.execute(_SQL_READ, {"path": str(readings_file)})
         except duckdb.InvalidInputException as exc:
             raise ValueError(f"{readings_file}: {exc}") from None
-        for sql in [*_SQL_LINES[3:], _SQL_VALID]:
+        for sql in [*_SQL_LINES, _SQL_VALID]:
             con.execute(sql)
         _walk(con)
         for sql in _SQL_JUDGED + _SQL_PIECES:
             con.execute(sql)
-
-        half_hours, untariffed = con.execute(
-            f"""SELECT bool_and(offset_us % {HALF_HOUR_US} = 0), min(day) FILTER (WHERE price IS NULL)
-                FROM periods"""
-        ).fetchone()
-        if half_hours is False:
-            raise ValueError(f"zone {semantics.zone}: an offset that is not whole half hours")
-        if untariffed is not None:
-            raise ValueError(f"no tariff in force on {untariffed}")
+        _check_periods(con, semantics.zone)
 
         gold = {}
         for name, sql in _SQL_GOLD.items():
@@ -760,17 +800,12 @@ def compute_answers(
         for sql in _SQL_VIEW_PREPARE:
             con.execute(sql)
         views = {name: con.execute(sql).df() for name, sql in _SQL_VIEWS.items()}
-        sensors = sorted(views["q1"]["sensor_id"])
-        if sensors:
-            q3 = con.execute(_SQL_Q3).df().reindex(columns=["period_start", *sensors])
-            q3["period_start"] = q3["period_start"].dt.tz_convert(semantics.zone)
-        else:
-            q3 = pd.DataFrame({"period_start": pd.Series([], dtype=f"datetime64[us, {semantics.zone}]")})
+        q3 = _q3(con, sorted(views["q1"]["sensor_id"]), semantics.zone)
         now_row = con.execute("SELECT now_ts FROM clock").fetchone()
-
         counts = dict(
-            con.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason")
-            .fetchall()
+            con.execute(
+                "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason"
+            ).fetchall()
         )
         readings = con.execute(
             """SELECT sensor_id, make_timestamp(t)::TIMESTAMPTZ AS timestamp, e AS energy, line_no

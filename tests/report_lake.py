@@ -164,7 +164,7 @@ def _quarantine() -> list[dict]:
     return rows
 
 
-def _write(lake: Path, table: str, rows: list[dict], mode: str = "overwrite") -> None:
+def write_table(lake: Path, table: str, rows: list[dict], mode: str = "overwrite") -> None:
     data = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
     write_deltalake(str(lake / LAYER[table] / table), data, mode=mode)
 
@@ -201,20 +201,20 @@ def build_report_lake(lake: Path) -> Path:
                        **_coordinates(i, row["kafka_timestamp"]),
                        "ingested_at": row["kafka_timestamp"]})
         row["offset"] = i
-    _write(lake, "bronze", bronze)
-    _write(lake, "readings", accepted)
-    _write(lake, "quarantine", quarantine)
+    write_table(lake, "bronze", bronze)
+    write_table(lake, "readings", accepted)
+    write_table(lake, "quarantine", quarantine)
     pieces = _silver(readings)
-    _write(lake, "silver", [{k: v for k, v in p.items() if k != "batch"} | _coordinates(0, START)
-                            for p in pieces])
+    rows = [{k: v for k, v in p.items() if k != "batch"} | _coordinates(0, START) for p in pieces]
+    write_table(lake, "silver", rows)
     frame = pd.DataFrame(pieces)
     for table in ("month_energy", "day_energy", "halfhour_energy", "day_cost"):
-        _write(lake, table, [])
+        write_table(lake, table, [])
     for batch in range(3):
         written = BATCH_ENDS[batch] if batch < len(BATCH_ENDS) else END
         upto = frame[frame["batch"] <= batch + (1 if batch == 2 else 0)]
         for table, rows in _gold(upto, written + timedelta(minutes=1)).items():
-            _write(lake, table, rows)
+            write_table(lake, table, rows)
     return lake
 
 

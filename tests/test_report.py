@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from nbclient.exceptions import CellExecutionError
 
 from meterlake import report
 from meterlake.config import Config
@@ -25,6 +26,7 @@ from tests.report_lake import (
     QUARANTINE_REASONS,
     build_report_lake,
     expected_s01_cost_today,
+    write_table,
 )
 
 LISBON = "Europe/Lisbon"
@@ -84,6 +86,13 @@ def test_missing_lake_is_one_clear_error(tmp_path: Path):
         report.require_lake(report.lake_config(tmp_path / "nowhere"))
 
 
+def test_lake_without_answers_is_one_clear_error(tmp_path: Path):
+    for table in ("month_energy", "day_energy", "halfhour_energy", "day_cost"):
+        write_table(tmp_path, table, [])  # created by the pipeline, nothing merged yet
+    with pytest.raises(MeterlakeError, match="no answers yet"):
+        report.require_lake(report.lake_config(tmp_path))
+
+
 def test_table_overview_counts_rows_and_gold_versions(config: Config):
     overview = report.table_overview(config).set_index("table")
     assert overview.loc["bronze", "rows"] == overview.loc["readings", "rows"] + sum(
@@ -124,6 +133,14 @@ def test_cost_by_band_adds_up_to_q4_in_q4_order(config: Config):
     q4 = report.answer(config, "q4").frame
     assert list(bands.index) == list(q4["sensor_id"])
     assert bands.sum(axis=1).to_numpy() == pytest.approx(q4["cost_eur"].to_numpy())
+
+
+def test_band_split_check_and_styled_tables(config: Config):
+    q4 = report.answer(config, "q4")
+    assert report.bands_match_q4(report.cost_by_band(config), q4.frame) < 1e-9
+    html = report.style_answer(q4).to_html()
+    assert "2.6102" in html and "no VAT" in html  # S03: 18 kWh today, 4 decimals; the note
+    assert "longest gap" in report.style_gaps(report.longest_gaps(config)).to_html()
 
 
 def test_halfhour_matrix_is_meters_by_half_hours_of_today(config: Config):
@@ -248,6 +265,17 @@ def test_notebook_runs_headless_and_exports_self_contained_html(lake: Path, tmp_
     assert not re.search(r'<script[^>]+src="https?://', html), "a script would load from a CDN"
     assert "no VAT" in html and "fixed power charge" in html
     assert "S03" in html and "messages in bronze" in html
+
+
+def test_a_failing_cell_fails_the_run(lake: Path, tmp_path: Path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os\nassert os.environ['METERLAKE_LAKE']"),
+        nbformat.v4.new_code_cell("raise ValueError('broken cell')"),
+    ])
+    notebook = tmp_path / "broken.ipynb"
+    nbformat.write(nb, notebook)
+    with pytest.raises(CellExecutionError, match="broken cell"):
+        report.execute_notebook(lake, notebook, timeout=60)
 
 
 def test_report_command_refuses_a_missing_lake(tmp_path: Path, capsys: pytest.CaptureFixture):

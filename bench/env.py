@@ -1,0 +1,148 @@
+"""The machine and the processes being measured: cores, memory, load, versions, RSS."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _meminfo_mb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _java_version() -> str:
+    try:
+        out = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+        return out.strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "unknown"
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # not installed
+        return "not installed"
+
+
+def kafka_broker_version() -> str:
+    from meterlake.session import JARS_DIR
+
+    jars = sorted((JARS_DIR / "kafka").glob("kafka_2.13-*.jar"))
+    return jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (load averages are taken separately)."""
+    return {
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_mb": _meminfo_mb("MemTotal"),
+        "memory_available_mb_at_start": _meminfo_mb("MemAvailable"),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "java": _java_version(),
+        "versions": {
+            name: _version(name)
+            for name in (
+                "pyspark", "delta-spark", "deltalake", "duckdb", "kafka-python",
+                "confluent-kafka", "pyarrow", "pandas",
+            )
+        },
+        "kafka_broker": kafka_broker_version(),
+    }
+
+
+# ---- memory of processes ---------------------------------------------------------------
+
+
+def proc_status_kb(pid: int, field: str) -> int | None:
+    """VmRSS / VmHWM (kB) from /proc/<pid>/status, or None when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def children(pid: int) -> list[int]:
+    """All descendants of pid (from /proc/*/stat parent ids)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def jvm_pid(spark) -> int:
+    return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+
+
+def memory_sample(spark) -> dict[str, Any]:
+    """Driver memory now: JVM and Python driver RSS and peak (VmHWM), Python workers' RSS."""
+    jvm = jvm_pid(spark)
+    me = os.getpid()
+    workers = [p for p in children(jvm) if p != me]
+    mb = lambda kb: None if kb is None else round(kb / 1024, 1)  # noqa: E731
+    return {
+        "t": round(time.monotonic(), 2),
+        "jvm_rss_mb": mb(proc_status_kb(jvm, "VmRSS")),
+        "jvm_peak_mb": mb(proc_status_kb(jvm, "VmHWM")),
+        "python_rss_mb": mb(proc_status_kb(me, "VmRSS")),
+        "python_peak_mb": mb(proc_status_kb(me, "VmHWM")),
+        "python_workers": len(workers),
+        "python_workers_rss_mb": mb(sum(proc_status_kb(p, "VmRSS") or 0 for p in workers)),
+    }
+
+
+def dir_size_mb(path: Path) -> float:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return round(total / 1e6, 3)

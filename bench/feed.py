@@ -1,0 +1,222 @@
+"""Inputs for the bench: generated readings, a dedicated broker, topics filled three ways.
+
+- `publish_kafka_python`: the project's publisher (`publish_readings`, speedup 0).
+- `publish_confluent`: the same messages through confluent-kafka (librdkafka), when
+  installed (an optional bench dependency, see bench/requirements.txt).
+- `bulk_publish`: a Spark batch job writing the same messages (same key, same JSON
+  fields and numbers) to Kafka. Not a publisher we measure against anything: only
+  a fast way to fill topics of millions of readings for the catch-up figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from meterlake.config import Config
+from meterlake.generate import MonthSpec, write_readings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_config(base: Config, results: Path) -> Config:
+    """The dedicated broker (home under results/, free ports) and Spark settings."""
+    broker = replace(
+        base.broker, home=results / "kafka", port=free_port(), controller_port=free_port(),
+        heap="768m",
+    )
+    kafka = replace(base.kafka, bootstrap=f"{broker.host}:{broker.port}")
+    # Keep every progress report of a query (the default is the last 100).
+    spark = replace(
+        base.spark, conf={**base.spark.conf, "spark.sql.streaming.numRecentProgressUpdates": "100000"}
+    )
+    return replace(base, broker=broker, kafka=kafka, spark=spark, lake=results / "lakes" / "none")
+
+
+def with_topic(config: Config, topic: str) -> Config:
+    return replace(config, kafka=replace(config.kafka, topic=topic))
+
+
+def with_lake(config: Config, lake: Path) -> Config:
+    return replace(config, lake=lake)
+
+
+def fresh_topic(prefix: str) -> str:
+    return f"bench-{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def readings_file(data_dir: Path, spec: MonthSpec) -> tuple[Path, int]:
+    """Generate (or reuse) the readings of spec; returns the file and its line count."""
+    name = f"m{spec.meters}-d{spec.days}-c{int(spec.cadence_s)}-s{spec.seed}.txt"
+    path = data_dir / name
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            count = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        return path, count
+    tmp = path.with_suffix(".tmp")
+    count = write_readings(spec, tmp)
+    tmp.rename(path)
+    return path, count
+
+
+def delete_topic(config: Config) -> None:
+    """Free the broker's disk once a big topic has been measured."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=config.kafka.bootstrap, client_id="bench-admin")
+    try:
+        admin.delete_topics([config.kafka.topic])
+    except Exception as exc:  # best effort
+        log.warning("could not delete topic %s: %s", config.kafka.topic, exc)
+    finally:
+        admin.close()
+
+
+def bulk_publish(
+    spark: SparkSession, config: Config, path: Path, first_day: str | None = None,
+    end_day: str | None = None,
+) -> int:
+    """Write the readings of path (optionally only days [first_day, end_day)) to the topic
+    with a Spark batch job: key = sensor id, value = the publisher's JSON. Each sensor's
+    readings go through one task in file order, so Kafka order per sensor is time order."""
+    from pyspark.sql import functions as F
+
+    from meterlake.publish import ensure_topic
+
+    ensure_topic(config.kafka)
+    lines = (
+        spark.read.option("sep", ";")
+        .schema("ts STRING, sensor_id STRING, energy STRING")
+        .csv(str(path.resolve()))
+    )
+    if first_day:
+        lines = lines.filter(F.col("ts") >= F.lit(first_day))
+    if end_day:
+        lines = lines.filter(F.col("ts") < F.lit(end_day))
+    value = F.concat(
+        F.lit('{"timestamp": "'), F.col("ts"), F.lit('", "sensor_id": "'), F.col("sensor_id"),
+        F.lit('", "energy": '), F.col("energy").cast("double").cast("string"), F.lit("}"),
+    )
+    messages = (
+        lines.repartition(config.kafka.partitions * 2, "sensor_id")
+        .sortWithinPartitions("sensor_id", "ts")
+        .select(F.col("sensor_id").alias("key"), value.alias("value"))
+    )
+    messages = messages.persist()
+    count = messages.count()
+    (
+        messages.write.format("kafka")
+        .option("kafka.bootstrap.servers", config.kafka.bootstrap)
+        .option("kafka.acks", "all")
+        .option("kafka.enable.idempotence", "true")
+        .option("kafka.linger.ms", "50")
+        .option("kafka.batch.size", str(512 * 1024))
+        .option("topic", config.kafka.topic)
+        .save()
+    )
+    messages.unpersist()
+    return count
+
+
+def publish_kafka_python(config: Config, path: Path) -> dict:
+    """The project's publisher at speedup 0: readings/s and client CPU per reading."""
+    from meterlake.publish import publish_readings
+
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    with path.open(encoding="utf-8") as lines:
+        result = publish_readings(config, lines, 0, source=str(path), progress=False)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    return {
+        "sent": result.sent, "seconds": round(result.seconds, 3),
+        "rate": round(result.sent / result.seconds, 1),
+        "client_cpu_us_per_reading": round(cpu / max(result.sent, 1) * 1e6, 2),
+        "wall_with_setup_s": round(wall, 3),
+    }
+
+
+def confluent_available() -> bool:
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def publish_confluent(config: Config, path: Path) -> dict:
+    """The same messages (parse_line + reading_message, key = sensor) through confluent-kafka,
+    with the publisher's reliability and batching settings (acks=all, idempotent, gzip,
+    linger 100 ms)."""
+    from confluent_kafka import KafkaException, Producer
+    from zoneinfo import ZoneInfo
+
+    from meterlake.publish import BadLine, ensure_topic, parse_line, reading_message
+
+    ensure_topic(config.kafka)
+    zone = ZoneInfo(config.semantics.zone)
+    producer = Producer({
+        "bootstrap.servers": config.kafka.bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 100,
+        "batch.size": 512 * 1024,
+        "compression.type": "gzip",
+        "queue.buffering.max.messages": 1_000_000,
+    })
+    failed = []
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            failed.append(err)
+
+    topic = config.kafka.topic
+    sent = 0
+    cpu0, began = time.process_time(), time.monotonic()
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                reading = parse_line(line, zone)
+            except BadLine:
+                continue
+            key, value = reading_message(reading.timestamp, reading.sensor_id, reading.energy)
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            sent += 1
+            if sent % 10_000 == 0:
+                producer.poll(0)
+    if producer.flush(60) != 0 or failed:
+        raise KafkaException(f"confluent-kafka: {len(failed)} readings not delivered")
+    seconds = time.monotonic() - began
+    cpu = time.process_time() - cpu0
+    return {
+        "sent": sent, "seconds": round(seconds, 3), "rate": round(sent / seconds, 1),
+        "client_cpu_us_per_reading": round(cpu / max(sent, 1) * 1e6, 2),
+    }
+
+
+def spec_label(spec: MonthSpec, count: int) -> str:
+    return f"{spec.meters} meters x {spec.days} d @ {spec.cadence_s:.0f} s ({count:,} readings)"
+
+
+__all__ = [
+    "bench_config", "bulk_publish", "confluent_available", "delete_topic", "free_port",
+    "fresh_topic", "publish_confluent", "publish_kafka_python", "readings_file", "spec_label",
+    "with_lake", "with_topic",
+]
