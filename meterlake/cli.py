@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
 
     sub.add_parser("demo", parents=[common], help="generate a month, run it all, show the answers")
+
+    report = sub.add_parser("report", parents=[common], help="the report notebook as HTML")
+    report.add_argument("--out", default="build/energy_report.html", help="HTML file to write")
     return parser
 
 
@@ -157,6 +160,18 @@ def _demo(config: Config, args: argparse.Namespace) -> None:
     demo(config)
 
 
+def _report(config: Config, args: argparse.Namespace) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    from meterlake.report import render_report
+
+    try:
+        print(f"wrote {render_report(config.lake.resolve(), Path(args.out))}")
+    except CellExecutionError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "a cell failed"
+        raise MeterlakeError(f"the report notebook failed: {first}") from None
+
+
 COMMANDS = {
     "kafka": _kafka,
     "generate": _generate,
@@ -167,6 +182,7 @@ COMMANDS = {
     "history": _history,
     "replay": _replay,
     "demo": _demo,
+    "report": _report,
 }
 
 
