@@ -234,3 +234,32 @@ def test_a_replayed_gold_batch_changes_nothing(spark, kafka, config) -> None:
     upsert(pieces, 1)  # a new batch id is applied: the pieces are added once more
     doubled = [(*row[:-1], 2 * row[-1]) for row in EXPECTED["day_energy"]]
     assert _gold(spark, config)["day_energy"] == _approx(doubled)
+
+
+def test_the_command_line_replays_a_file_and_prints_the_answers(kafka, config, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    readings = tmp_path / "small.csv"
+    readings.write_text("".join(f"{ts};{s};{e}\n" for ts, s, e in SMALL))
+    cli = [sys.executable, "-m", "meterlake", "--lake", str(config.lake), "--bootstrap", kafka]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=600)
+
+    replayed = run("replay", str(readings))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "Q4 cost today" in replayed.stdout
+    q4 = run("query", "q4", "--format", "csv")
+    assert q4.stdout.splitlines()[0] == "sensor_id,cost_eur"
+    rows = [line.split(",") for line in q4.stdout.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["Y", "X"]
+    assert [float(r[1]) for r in rows] == pytest.approx([0.12423, 0.7 * 0.1072], abs=1e-9)
+    q3 = run("query", "q3", "--format", "csv")
+    assert q3.stdout.splitlines()[0] == "period_start,X,Y"
+    again = run("replay", str(readings))
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "is not empty" in again.stderr
+    bad = run("sql", "DROP TABLE day_cost")
+    assert bad.returncode == 1 and bad.stderr.startswith("meterlake: error:")
+    assert "Traceback" not in bad.stderr
