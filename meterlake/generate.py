@@ -15,13 +15,14 @@ Output lines are `YYYY-MM-DD HH:MM:SS;sensor_id;energy`, sorted by timestamp
 then sensor id, no header. Registers are kept as integer watt-hours and written
 with exactly 3 decimals (kWh), so they never decrease.
 
-Time: timestamps are Europe/Lisbon wall-clock, naive. They are made by adding
-elapsed seconds to the naive local start, so the generator never consults a
-time zone: across a daylight-saving switch it writes a plain 24-hour wall-clock
-day (in March the skipped hour 01:00-01:59 is written although it does not
-exist locally; in October the repeated hour is written once). February has no
-switch; for other months, expect the pipeline to treat those readings as its
-semantics document says.
+Time: readings are taken at real instants, counted from the local midnight
+of the first day, and written as Europe/Lisbon wall-clock time, naive, as the
+classroom publisher's files are. Across a legal-time switch the file follows
+the wall clock: in March it skips 01:00-01:59, and in October the repeated
+hour 01:00-01:59 is written twice, the second time (winter time) with its
+offset (`2024-10-27T01:15:00+00:00`), so that every timestamp names exactly
+one instant (docs/semantics.md reads a naive repeated hour as its first
+occurrence).
 
 Everything is deterministic for a seed: numpy's `default_rng(seed)`, with one
 spawned stream per meter, so meter S01 is the same home whatever the number of
@@ -32,12 +33,15 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from meterlake.errors import MeterlakeError
+
+ZONE = "Europe/Lisbon"  # the meters' wall clock (the tariff's zone)
 
 log = logging.getLogger(__name__)
 
@@ -307,17 +311,40 @@ def month_readings(spec: MonthSpec) -> Readings:
     )
 
 
+def wall_clock_stamps(start: str, second: np.ndarray, zone: str = ZONE) -> list[str]:
+    """Local wall-clock timestamps of instants `second` s after the local midnight of
+    `start`; the second occurrence of a repeated hour carries its offset."""
+    tz = ZoneInfo(zone)
+    origin = datetime.combine(first_day(start), time()).replace(tzinfo=tz).astimezone(UTC)
+    hours = second // 3600
+    offset_s = np.zeros_like(second)
+    repeated = np.zeros(second.shape, dtype=bool)
+    for hour in np.unique(hours).tolist():  # offsets change on the hour: one lookup an hour
+        local = (origin + timedelta(hours=hour)).astimezone(tz)
+        offset = local.utcoffset()
+        assert offset is not None
+        in_hour = hours == hour
+        offset_s[in_hour] = int(offset.total_seconds())
+        repeated[in_hour] = bool(local.fold)
+    utc = np.datetime64(origin.replace(tzinfo=None), "s") + second.astype("timedelta64[s]")
+    local_stamps = np.datetime_as_string(utc + offset_s.astype("timedelta64[s]"), unit="s")
+    stamps = [f"{s[:10]} {s[11:]}" for s in local_stamps.tolist()]
+    for i in np.flatnonzero(repeated).tolist():
+        sign = "+" if offset_s[i] >= 0 else "-"
+        hh, mm = divmod(abs(int(offset_s[i])) // 60, 60)
+        stamps[i] = f"{stamps[i][:10]}T{stamps[i][11:]}{sign}{hh:02d}:{mm:02d}"
+    return stamps
+
+
 def format_lines(readings: Readings) -> list[str]:
     """`YYYY-MM-DD HH:MM:SS;sensor_id;energy` lines, energy in kWh with 3 decimals."""
-    instants = np.datetime64(readings.start, "s") + readings.second.astype("timedelta64[s]")
-    stamps = np.datetime_as_string(instants, unit="s").tolist()
+    stamps = wall_clock_stamps(readings.start, readings.second)
     ids = readings.sensor_ids
     kwh = (readings.energy_wh // 1000).tolist()
     wh = (readings.energy_wh % 1000).tolist()
     meter = readings.meter.tolist()
     return [
-        f"{s[:10]} {s[11:]};{ids[m]};{k}.{w:03d}"
-        for s, m, k, w in zip(stamps, meter, kwh, wh, strict=True)
+        f"{s};{ids[m]};{k}.{w:03d}" for s, m, k, w in zip(stamps, meter, kwh, wh, strict=True)
     ]
 
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 EPOCH = datetime(1970, 1, 1)
+# The timestamp forms accepted (docs/semantics.md): the classroom's, and ISO 8601
+# extended with a `T`, fractions of a second and an offset. Python's own
+# fromisoformat takes more (basic format, week dates, comma fractions): not here.
+TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+)
 MAX_SENSOR_ID = 64
 FIELDS = ("timestamp", "sensor_id", "energy")
 
@@ -68,7 +75,14 @@ def _local_hour_offset_us(zone: str, year: int, month: int, day: int, hour: int)
 
 def parse_timestamp(text: str, zone: str) -> int:
     """A meter timestamp -> microseconds since the epoch. Raises ValueError."""
-    moment = datetime.fromisoformat(text.strip())
+    text = text.strip()
+    if not TIMESTAMP.fullmatch(text):
+        raise ValueError(f"not a timestamp: {text[:40]!r}")
+    if "." in text:  # Python takes at most 6 fraction digits: truncate to microseconds
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is not None:
         return (moment.astimezone(UTC).replace(tzinfo=None) - EPOCH) // timedelta(microseconds=1)
     offset = _local_hour_offset_us(zone, moment.year, moment.month, moment.day, moment.hour)
@@ -82,7 +96,7 @@ def _bad_sensor_id(value: object) -> str | None:
         return "sensor_id is empty"
     if len(value) > MAX_SENSOR_ID:
         return f"sensor_id longer than {MAX_SENSOR_ID} characters"
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in value):
         return "sensor_id contains control characters"
     return None
 

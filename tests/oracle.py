@@ -80,11 +80,12 @@ How each rule is expressed
      time buckets). The walk advances all *segments* at once, one reading per
      segment and iteration: a segment starts at a sensor's first bad reading
      and at every bad reading whose run of good readings before it is longer
-     than the lateness (the state there is then just that run's tail, known in
-     advance). The glue checks each segment's end: a segment still busy at the
-     next start's skipped readings is merged with it, one that ran out of the
-     readings it was given (the bad ones and the ``WALK_AFTER_BAD`` after
-     each) gets all of them up to its end; the walk is then run again.
+     than the lateness and than ``WALK_AFTER_BAD`` readings (the state there
+     is then just that run's tail, known in advance). The glue checks each
+     segment's end: a segment still busy at the next start's skipped readings
+     is merged with it, one that ran out of the readings it was given (the
+     bad ones and the ``WALK_AFTER_BAD`` after each) gets all of them up to
+     its end; the walk is then run again.
      Readings after a late one keep their judgement (not re-validated).
 
    Cost: the window functions are linear; the walk costs a few milliseconds
@@ -142,7 +143,7 @@ WALK_AFTER_BAD = 16
 
 _TS_SIMPLE = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
 _TS_ISO = (
-    r"^(\d{4}-\d{2}-\d{2})[T ]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)(\.\d{1,9})?"
+    r"^(\d{4}-\d{2}-\d{2})[T ]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)(\.\d+)?"
     r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?$"
 )
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -382,18 +383,20 @@ _SQL_WALK_PREPARE = [
           UNION ALL SELECT *, true FROM before)
     GROUP BY sensor_id, h
     """,
-    # Where the walk may start afresh, in parallel: a sensor's first bad
-    # reading, and every bad reading whose skipped rows are complete. The
-    # glue removes a start when the walk before it was still busy at its
-    # skipped rows (then its state is not the assumed one).
     "CREATE TABLE walk_extension (sensor_id VARCHAR, n BIGINT)",
-    """
+]
+
+# Where the walk may start afresh, in parallel: a sensor's first bad reading,
+# and every bad reading whose skipped readings are complete and begin more
+# than $after readings after the previous bad one (so the walk before it is
+# most likely done by then). The glue drops a start when the walk before it
+# was still busy at its skipped readings (its state is not the assumed one).
+_SQL_WALK_STARTS = """
     CREATE TABLE walk_starts AS
     SELECT b.sensor_id, b.n AS h, b.prev_bad, coalesce(s.first_n, b.n) AS first_n
     FROM bad b LEFT JOIN skipped s ON s.sensor_id = b.sensor_id AND s.h = b.n
-    WHERE b.prev_bad = 0 OR s.complete
-    """,
-]
+    WHERE b.prev_bad = 0 OR (s.complete AND s.first_n > b.prev_bad + $after)
+"""
 
 # The readings the walk may visit: the bad ones, the $after readings after
 # each, and the extensions given to segments that ran out of readings; with
@@ -687,6 +690,7 @@ def _walk(con: duckdb.DuckDBPyConnection) -> None:
         return
     for sql in _SQL_WALK_PREPARE:
         con.execute(sql)
+    con.execute(_SQL_WALK_STARTS, {"after": WALK_AFTER_BAD})
     con.execute(_SQL_WALK_ROWS, {"after": WALK_AFTER_BAD})
     while True:
         con.execute(_SQL_WALK)

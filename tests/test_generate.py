@@ -161,13 +161,25 @@ def test_sensor_ids_are_zero_padded_so_they_sort() -> None:
     assert list(ids) == sorted(ids)
 
 
-def test_daylight_saving_switch_gives_plain_wall_clock_days(tmp_path: Path) -> None:
+def test_the_march_switch_skips_the_missing_hour(tmp_path: Path) -> None:
     out = tmp_path / "march.csv"
     write_readings(MonthSpec(meters=1, days=2, start="2024-03-30", seed=5), out)
     stamps = [ts for ts, _, _ in parse(out)]
-    # 2024-03-31 01:30 does not exist in Lisbon; the generator writes wall-clock anyway
-    assert any(ts.startswith("2024-03-31 01:3") for ts in stamps)
-    assert stamps[-1].startswith("2024-03-31 23:5")
+    assert not any(ts.startswith("2024-03-31 01:") for ts in stamps)  # 01:00-01:59 never was
+    assert any(ts.startswith("2024-03-31 02:0") for ts in stamps)
+    assert stamps[-1].startswith("2024-04-01 00:5")  # 48 real hours from the first midnight
+
+
+def test_the_october_switch_writes_the_repeated_hour_twice_the_second_with_offset(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "october.csv"
+    write_readings(MonthSpec(meters=1, days=2, start="2024-10-26", seed=5), out)
+    stamps = [ts for ts, _, _ in parse(out)]
+    first = [ts for ts in stamps if ts.startswith("2024-10-27 01:")]
+    second = [ts for ts in stamps if ts.startswith("2024-10-27T01:")]
+    assert first and second and all(ts.endswith("+00:00") for ts in second)
+    assert stamps.index(second[0]) > stamps.index(first[-1])
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,10 @@ def test_an_extra_field_is_ignored() -> None:
         (message(timestamp="1970-01-01 00:00:00"), "bad_timestamp"),
         (message(timestamp="2100-01-01 00:00:00"), "bad_timestamp"),
         (message(timestamp="2024-02-30 00:00:00"), "bad_timestamp"),
+        (message(timestamp="20240201T000024"), "bad_timestamp"),  # ISO basic format
+        (message(timestamp="2024-02-01 00:00"), "bad_timestamp"),  # no seconds
+        (message(timestamp="2024-02-01T00:00:24,5"), "bad_timestamp"),  # comma fraction
+        (message(sensor_id="A\u0085B"), "bad_sensor_id"),  # C1 control character
         (message(energy="12.5"), "bad_energy"),
         (message(energy=True), "bad_energy"),
         (message(energy=-0.001), "bad_energy"),
@@ -96,6 +100,8 @@ def test_a_sql_looking_or_unicode_sensor_id_is_just_a_name() -> None:
         ("2024-07-01T12:00:00.250", "2024-07-01T11:00:00.250+00:00"),
         ("2024-07-01T12:00:00+02:00", "2024-07-01T10:00:00+00:00"),
         ("2024-07-01T10:00:00Z", "2024-07-01T10:00:00+00:00"),
+        ("2024-07-01T12:00:00+0200", "2024-07-01T10:00:00+00:00"),
+        ("2024-07-01T12:00:00.123456789", "2024-07-01T11:00:00.123456+00:00"),
         # the repeated October hour: the first occurrence (summer time)
         ("2024-10-27 01:30:00", "2024-10-27T00:30:00+00:00"),
         # the skipped March hour: the offset before the switch
