@@ -114,6 +114,9 @@ GENERATED = [  # (prefix, spec)
     ("g2", MonthSpec(meters=2, days=4, seed=2, cadence_s=600)),
     ("g3", MonthSpec(meters=2, days=6, seed=3, cadence_s=1800, jitter_s=300)),
     ("g4", MonthSpec(meters=1, days=1, seed=4, cadence_s=7)),
+    # legal-time switches: a 23-hour and a 25-hour day (the repeated hour carries offsets)
+    ("g5", MonthSpec(meters=1, days=2, seed=5, cadence_s=300, start="2024-03-30")),
+    ("g6", MonthSpec(meters=1, days=2, seed=6, cadence_s=300, start="2024-10-26")),
 ]
 
 
