@@ -46,6 +46,11 @@ lint: setup  ## ruff
 report: setup  ## run the report notebook and export HTML into build/
 	$(BIN)/python -m meterlake.report --lake $(or $(LAKE),lake) --out build/energy_report.html
 
+# `make bench QUICK=1`: a few minutes with small sizes (for development).
+bench: setup  ## benchmarks: JSON + PNG into results/, a table on screen
+	-$(BIN)/pip install -q -r bench/requirements.txt || echo "bench: confluent-kafka not installed; its figure is skipped"
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick)
+
 kafka-start: setup  ## the local broker on 127.0.0.1:9092
 	$(BIN)/meterlake kafka start
 

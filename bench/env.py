@@ -146,3 +146,43 @@ def dir_size_mb(path: Path) -> float:
             except OSError:
                 pass
     return round(total / 1e6, 3)
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime (all threads, no children)
+
+
+def cpu_snapshot(spark) -> dict[int, int]:
+    """CPU ticks so far of this process, the JVM and each of its descendants (the Python
+    workers), per pid."""
+    jvm = jvm_pid(spark)
+    pids = {os.getpid(), jvm, *children(jvm)}
+    ticks = {pid: _cpu_ticks(pid) for pid in pids}
+    return {pid: t for pid, t in ticks.items() if t is not None}
+
+
+def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU seconds used between two snapshots by the processes alive at the second one.
+    A worker that started and ended in between is missed (an underestimate, never a
+    negative figure); workers are reused, so this is rare."""
+    ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def phase_totals(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per query name: batches with input, rows, and the summed durationMs per phase."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in events:
+        rows = int(p.get("numInputRows", 0))
+        if rows == 0:
+            continue
+        q = out.setdefault(p.get("name") or "?", {"batches": 0, "rows": 0, "ms": {}})
+        q["batches"] += 1
+        q["rows"] += rows
+        for phase, ms in (p.get("durationMs") or {}).items():
+            q["ms"][phase] = q["ms"].get(phase, 0) + int(ms)
+    return out

@@ -41,9 +41,8 @@ def bench_config(base: Config, results: Path) -> Config:
     )
     kafka = replace(base.kafka, bootstrap=f"{broker.host}:{broker.port}")
     # Keep every progress report of a query (the default is the last 100).
-    spark = replace(
-        base.spark, conf={**base.spark.conf, "spark.sql.streaming.numRecentProgressUpdates": "100000"}
-    )
+    keep_progress = {"spark.sql.streaming.numRecentProgressUpdates": "100000"}
+    spark = replace(base.spark, conf={**base.spark.conf, **keep_progress})
     return replace(base, broker=broker, kafka=kafka, spark=spark, lake=results / "lakes" / "none")
 
 
@@ -71,6 +70,44 @@ def readings_file(data_dir: Path, spec: MonthSpec) -> tuple[Path, int]:
     count = write_readings(spec, tmp)
     tmp.rename(path)
     return path, count
+
+
+def span_file(data_dir: Path, meters: int, hours: float, seed: int = 42) -> tuple[Path, int]:
+    """The first `hours` of a generated month of `meters` meters (60 s cadence), reused
+    when already generated; returns the file and its line count."""
+    import math
+
+    from meterlake.generate import Readings, format_lines, month_readings
+
+    label = f"{hours:g}".replace(".", "p")
+    path = data_dir / f"m{meters}-h{label}-c60-s{seed}.txt"
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            count = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        return path, count
+    spec = MonthSpec(meters=meters, days=max(1, math.ceil(hours / 24)), seed=seed)
+    month = month_readings(spec)
+    keep = month.second < round(hours * 3600)
+    lines = format_lines(Readings(month.sensor_ids, month.start, month.second[keep],
+                                  month.meter[keep], month.energy_wh[keep]))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.rename(path)
+    return path, len(lines)
+
+
+def last_readings(path: Path, zone: str) -> dict[str, int]:
+    """Each sensor's latest reading time (µs since the epoch) in a readings file."""
+    from silver.message import parse_timestamp
+
+    latest: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            ts, sensor, _ = line.rstrip("\n").split(";")
+            if ts > latest.get(sensor, ""):
+                latest[sensor] = ts
+    return {s: parse_timestamp(ts, zone) for s, ts in latest.items()}
 
 
 def delete_topic(config: Config) -> None:
@@ -160,8 +197,9 @@ def publish_confluent(config: Config, path: Path) -> dict:
     """The same messages (parse_line + reading_message, key = sensor) through confluent-kafka,
     with the publisher's reliability and batching settings (acks=all, idempotent, gzip,
     linger 100 ms)."""
-    from confluent_kafka import KafkaException, Producer
     from zoneinfo import ZoneInfo
+
+    from confluent_kafka import KafkaException, Producer
 
     from meterlake.publish import BadLine, ensure_topic, parse_line, reading_message
 
@@ -216,7 +254,18 @@ def spec_label(spec: MonthSpec, count: int) -> str:
 
 
 __all__ = [
-    "bench_config", "bulk_publish", "confluent_available", "delete_topic", "free_port",
-    "fresh_topic", "publish_confluent", "publish_kafka_python", "readings_file", "spec_label",
-    "with_lake", "with_topic",
+    "bench_config",
+    "bulk_publish",
+    "confluent_available",
+    "delete_topic",
+    "free_port",
+    "fresh_topic",
+    "last_readings",
+    "publish_confluent",
+    "publish_kafka_python",
+    "readings_file",
+    "span_file",
+    "spec_label",
+    "with_lake",
+    "with_topic",
 ]

@@ -2,10 +2,21 @@
 
 Exactly once through the checkpoint: the Kafka source is replayable and the
 Delta sink commits each micro-batch once.
+
+Lost data is never silent. When Kafka no longer has offsets bronze had not
+read (retention, deleted records), the default (`[streams] on_data_loss =
+"fail"`) stops the query: Spark's `failOnDataLoss`. With `"record"`, bronze
+goes on from the oldest offset Kafka still has and writes each gap to the
+`data_loss` table: a micro-batch's planned offsets (the checkpoint's offset
+log) are compared with the first offset it actually got per partition. That
+mode writes through foreachBatch with Delta's idempotent writes keyed like the
+Delta sink's own (txnAppId = the checkpoint's query id, txnVersion = batch id),
+so switching between the two modes keeps exactly-once.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
@@ -20,12 +31,15 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from meterlake.checkpoints import planned_offsets
 from meterlake.config import Config
-from meterlake.tables import ensure_table
+from meterlake.tables import checkpoint_query_id, ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
 
 BRONZE_SCHEMA = StructType(
     [
@@ -38,6 +52,17 @@ BRONZE_SCHEMA = StructType(
         StructField("ingested_at", TimestampType()),
     ]
 )
+DATA_LOSS_SCHEMA = StructType(
+    [
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("from_offset", LongType()),  # the first offset lost
+        StructField("to_offset", LongType()),  # the last offset lost (inclusive)
+        StructField("missing", LongType()),
+        StructField("batch_id", LongType()),
+        StructField("detected_at", TimestampType()),
+    ]
+)
 
 
 def kafka_options(config: Config) -> dict[str, str]:
@@ -46,7 +71,7 @@ def kafka_options(config: Config) -> dict[str, str]:
         "kafka.bootstrap.servers": config.kafka.bootstrap,
         "subscribe": config.kafka.topic,
         "startingOffsets": "earliest",
-        "failOnDataLoss": "true",
+        "failOnDataLoss": "true" if config.streams.on_data_loss == "fail" else "false",
     }
     options.update({f"kafka.{k}": v for k, v in config.kafka.client.items()})
     return options
@@ -70,20 +95,95 @@ def to_bronze(messages: DataFrame) -> DataFrame:
     )
 
 
+def find_gaps(
+    planned: dict[tuple[str, int], tuple[int, int]], first_read: dict[tuple[str, int], int]
+) -> list[tuple[str, int, int, int]]:
+    """(topic, partition, from, to) of the offsets planned but not delivered at the start
+    of each partition's range (retention only ever removes a log's oldest offsets)."""
+    gaps = []
+    for (topic, partition), (start, end) in sorted(planned.items()):
+        got = first_read.get((topic, partition), end)
+        if got > start:
+            gaps.append((topic, partition, start, got - 1))
+    return gaps
+
+
+def write_bronze_batch(config: Config):
+    """foreachBatch for on_data_loss = "record": record the gaps, then append the batch."""
+    bronze_path = str(config.table_path("bronze"))
+    loss_path = str(config.table_path("data_loss"))
+    checkpoint = str(config.checkpoint("bronze"))
+    app_id: dict[str, str] = {}
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        spark = batch.sparkSession
+        if "id" not in app_id:  # the Delta sink's own txnAppId: the query id
+            app_id["id"] = checkpoint_query_id(spark, config.checkpoint("bronze"))
+        batch = batch.persist()
+        try:
+            first_read = {
+                (row["topic"], row["partition"]): row["first"]
+                for row in batch.groupBy("topic", "partition")
+                .agg(F.min("offset").alias("first"))
+                .collect()
+            }
+            gaps = find_gaps(planned_offsets(spark, checkpoint, batch_id), first_read)
+            for topic, partition, first, last in gaps:
+                log.warning(
+                    "data loss: Kafka no longer has offsets %d..%d of %s partition %d; "
+                    "recorded in data_loss", first, last, topic, partition,
+                )
+            if gaps:
+                rows = [(t, p, a, b, b - a + 1, batch_id) for t, p, a, b in gaps]
+                (
+                    spark.createDataFrame(rows, DATA_LOSS_SCHEMA.fieldNames()[:-1])
+                    .select(
+                        *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
+                        F.current_timestamp().alias("detected_at"),
+                    )
+                    .write.format("delta")
+                    .mode("append")
+                    .option("txnAppId", app_id["id"])
+                    .option("txnVersion", batch_id)
+                    .save(loss_path)
+                )
+            (
+                batch.write.format("delta")
+                .mode("append")
+                .option("txnAppId", app_id["id"])
+                .option("txnVersion", batch_id)
+                .save(bronze_path)
+            )
+        finally:
+            batch.unpersist()
+
+    return write
+
+
 def start_bronze(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
     path = config.table_path("bronze")
     ensure_table(spark, path, BRONZE_SCHEMA, "raw Kafka messages, one row per offset")
-    writer = (
+    ensure_table(
+        spark,
+        config.table_path("data_loss"),
+        DATA_LOSS_SCHEMA,
+        "Kafka offsets lost before bronze read them (on_data_loss = record)",
+    )
+    stream = (
         read_kafka(spark, config)
         .transform(to_bronze)
-        .writeStream.format("delta")
-        .queryName("bronze")
+        .writeStream.queryName("bronze")
         .option("checkpointLocation", str(config.checkpoint("bronze")))
-        .outputMode("append")
     )
+    if config.streams.on_data_loss == "record":
+        writer = stream.foreachBatch(write_bronze_batch(config))
+        target = None
+    else:
+        writer = stream.format("delta").outputMode("append")
+        target = str(path)
     writer = (
         writer.trigger(availableNow=True)
         if once
         else writer.trigger(processingTime=config.streams.trigger("bronze"))
     )
-    return writer.start(str(path))
+    return writer.start(target) if target else writer.start()

@@ -18,10 +18,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONF = PROJECT_ROOT / "conf" / "meterlake.toml"
 
 LAYER_TABLES = {
-    "bronze": ("bronze",),
+    "bronze": ("bronze", "data_loss"),
     "silver": ("readings", "silver", "quarantine"),
     "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost"),
 }
+
+DATA_LOSS_POLICIES = ("fail", "record")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,17 @@ class StreamsConf:
     halfhour_energy: str = "5 minutes"
     day_cost: str = "1 minute"
     max_offsets_per_trigger: int = 500_000
+    # Kafka no longer has offsets bronze had not read (retention, deleted records):
+    # "fail" stops bronze with an error; "record" goes on and writes the gap to
+    # <lake>/bronze/data_loss.
+    on_data_loss: str = "fail"
+
+    def __post_init__(self) -> None:
+        if self.on_data_loss not in DATA_LOSS_POLICIES:
+            raise MeterlakeError(
+                f"config [streams] on_data_loss: {self.on_data_loss!r} is not one of "
+                f"{', '.join(repr(p) for p in DATA_LOSS_POLICIES)}"
+            )
 
     def trigger(self, name: str) -> str:
         return str(getattr(self, name))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meterlake.checkpoints import CheckpointLock, damaged_message, guard
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 
@@ -19,6 +22,33 @@ log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold")
 GOLD_TABLES = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
+# Each layer's streaming queries (named like their checkpoints) and the tables each writes.
+LAYER_QUERIES = {"bronze": ("bronze",), "silver": ("silver",), "gold": GOLD_TABLES}
+QUERY_TABLES = {
+    "bronze": ("bronze",),
+    "silver": ("readings", "silver", "quarantine"),
+    **{table: (table,) for table in GOLD_TABLES},
+}
+
+
+def guard_layer(config: Config, layer: str) -> list[CheckpointLock]:
+    """Lock and check the checkpoints of a layer's queries (see meterlake.checkpoints);
+    all or none: on a failure the locks already taken are released."""
+    held: list[CheckpointLock] = []
+    try:
+        for query in LAYER_QUERIES[layer]:
+            taken = guard(config, query, QUERY_TABLES[query])
+            if taken:
+                held.append(taken)
+    except BaseException:
+        release(held)
+        raise
+    return held
+
+
+def release(locks: list[CheckpointLock]) -> None:
+    for held in locks:
+        held.release()
 
 
 def start_layer(
@@ -41,17 +71,63 @@ def _rows_read(query: StreamingQuery) -> int:
     return sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
 
 
-def _await(queries: list[StreamingQuery]) -> None:
+_STREAM_FAILED = re.compile(r"^\[STREAM_FAILED\] Query \[id = [^\]]*\] terminated with exception: ")
+_SQLSTATE = re.compile(r"\s*SQLSTATE: \w+")
+_DATA_LOSS = re.compile(r"some data may have been lost|KAFKA_DATA_LOSS", re.IGNORECASE)
+_LOST_RANGE = re.compile(
+    r"Could not read records in offset \[(\d+), (\d+)\) for topic partition (\S+)"
+)
+_LOST_OFFSET = re.compile(
+    r"Cannot fetch (?:record for )?offset (\d+)\s*\(.*?TopicPartition: (\S+?)\)"
+)
+_DAMAGED_LOG = re.compile(
+    r"Failed to read log file (\S+?)\.? |MALFORMED_LOG_FILE|Incomplete log file"
+    r"|Expected e\.g\. \{\"topicA\"|UnsupportedLogVersion|INVALID_LOG_VERSION"
+)
+_RAISED_HERE = re.compile(r"meterlake\.errors\.MeterlakeError: (.*)")
+
+
+def explain_failure(query: str, error: str, config: Config | None = None) -> str:
+    """Spark's error text for a failed query -> one line that says what to do."""
+    text = error.strip()
+    checkpoint = config.checkpoint(query) if config else f"the {query} checkpoint"
+    raised = _RAISED_HERE.search(text)
+    if raised:
+        return raised.group(1).strip()
+    if _DATA_LOSS.search(text):
+        where = ""
+        if found := _LOST_RANGE.search(text):
+            first, end, partition = found.groups()
+            where = f" (of offsets {first}..{int(end) - 1} of {partition})"
+        elif found := _LOST_OFFSET.search(text):
+            where = f" (offset {found.group(1)} of {found.group(2)})"
+        return (
+            f"{query} stopped, data loss: Kafka no longer has messages it had not read "
+            f"yet{where}; retention ran or records were deleted. Nothing after them was "
+            "written. To go on from the oldest offset Kafka has and record the gap in the "
+            'data_loss table, set [streams] on_data_loss = "record"'
+        )
+    damaged = _DAMAGED_LOG.search(text)
+    if damaged:
+        first = _SQLSTATE.sub("", _STREAM_FAILED.sub("", text.splitlines()[0])).strip()
+        return damaged_message(query, checkpoint, f"Spark cannot read it ({first[:300]})")
+    lines = text.splitlines()
+    first = _SQLSTATE.sub("", _STREAM_FAILED.sub("", lines[0] if lines else "")).strip()
+    return f"{query} failed: {first[:500] or 'unknown error'}"
+
+
+def _await(queries: list[StreamingQuery], config: Config | None = None) -> None:
+    """Wait for every query; the first failure stops the others and becomes one line."""
     from pyspark.errors import StreamingQueryException
 
-    try:
-        for query in queries:
+    for query in queries:
+        try:
             query.awaitTermination()
-    except StreamingQueryException as exc:
-        for query in queries:
-            query.stop()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MeterlakeError(f"streaming query failed: {first[:500]}") from None
+        except StreamingQueryException as exc:
+            for other in queries:
+                other.stop()
+            text = f"{exc}\n{getattr(exc, '_stackTrace', '') or ''}"
+            raise MeterlakeError(explain_failure(query.name or "query", text, config)) from None
 
 
 def check_layers(layers: list[str]) -> list[str]:
@@ -71,8 +147,12 @@ def run_once(
     for layer in check_layers(layers):
         echo(f"{layer:>6}: catching up ...")
         started = time.monotonic()
-        queries = start_layer(spark, config, layer, once=True)
-        _await(queries)
+        locks = guard_layer(config, layer)
+        try:
+            queries = start_layer(spark, config, layer, once=True)
+            _await(queries, config)
+        finally:
+            release(locks)
         timings[layer] = time.monotonic() - started
         rows = sum(_rows_read(q) for q in queries)
         echo(f"{layer:>6}: read {rows:,} rows in {timings[layer]:.1f} s")
@@ -81,18 +161,25 @@ def run_once(
 
 def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print) -> None:
     """All layers' streams on their configured triggers, until interrupted."""
-    queries = [
-        q for layer in check_layers(layers) for q in start_layer(spark, config, layer, False)
-    ]
-    echo(f"running {', '.join(q.name for q in queries)}; Ctrl-C stops")
+    locks: list[CheckpointLock] = []
+    queries: list[StreamingQuery] = []
     try:
-        spark.streams.awaitAnyTermination()
-    except KeyboardInterrupt:
-        echo("stopping ...")
+        layers = check_layers(layers)
+        for layer in layers:
+            locks += guard_layer(config, layer)
+        try:
+            for layer in layers:
+                queries += start_layer(spark, config, layer, False)
+            echo(f"running {', '.join(q.name for q in queries)}; Ctrl-C stops")
+            spark.streams.awaitAnyTermination()
+        except KeyboardInterrupt:
+            echo("stopping ...")
+        finally:
+            for query in queries:
+                query.stop()
+        _await(queries, config)
     finally:
-        for query in queries:
-            query.stop()
-    _await(queries)
+        release(locks)
 
 
 def run(config: Config, layers: list[str], once: bool) -> None:
@@ -102,11 +189,18 @@ def run(config: Config, layers: list[str], once: bool) -> None:
         from meterlake.publish import ensure_broker_reachable
 
         ensure_broker_reachable(config)
-    spark = build_session(config)
-    if once:
-        run_once(spark, config, layers)
-    else:
-        run_live(spark, config, layers)
+    # Checkpoint misuse fails here, in a second, before the JVM starts.
+    locks: list[CheckpointLock] = []
+    try:
+        for layer in check_layers(layers):
+            locks += guard_layer(config, layer)
+        spark = build_session(config)
+        if once:
+            run_once(spark, config, layers)
+        else:
+            run_live(spark, config, layers)
+    finally:
+        release(locks)
 
 
 def replay(config: Config, readings: Path, echo=print) -> Config:
@@ -118,7 +212,7 @@ def replay(config: Config, readings: Path, echo=print) -> Config:
         raise MeterlakeError(f"no such file: {readings}")
     if config.lake.exists() and any(config.lake.iterdir()):
         raise MeterlakeError(f"{config.lake} is not empty: replay into a fresh --lake")
-    topic = f"{config.kafka.topic}-replay-{time.strftime('%Y%m%d%H%M%S')}"
+    topic = f"{config.kafka.topic}-replay-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     config = replace(config, kafka=replace(config.kafka, topic=topic))
     echo(f"replaying {readings} through topic {topic} into {config.lake}")
     publish_file(config, readings, speedup=0)

@@ -1,0 +1,148 @@
+"""Queries and files: the views and ad-hoc SQL over gold, lake vs an in-memory copy,
+file counts, and query time before vs after compaction (OPTIMIZE)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meterlake.config import LAYER_TABLES, Config
+
+if TYPE_CHECKING:
+    import duckdb
+    from pyspark.sql import SparkSession
+
+GOLD = LAYER_TABLES["gold"]
+SILVER = LAYER_TABLES["silver"]
+VIEWS = ("q1", "q2", "q3", "q4")
+ADHOC = {
+    "top5_last_7_days": """
+        SELECT sensor_id, sum(energy_kwh) AS kwh FROM day_energy
+        WHERE day > (SELECT max(day) - 7 FROM day_energy)
+        GROUP BY sensor_id ORDER BY kwh DESC LIMIT 5""",
+    "halfhour_profile": """
+        SELECT strftime(period_start, '%H:%M') AS slot, avg(energy_kwh) AS kwh
+        FROM halfhour_energy GROUP BY slot ORDER BY slot""",
+    "daily_price_per_kwh": """
+        SELECT c.day, sum(c.cost_eur) AS eur, sum(e.energy_kwh) AS kwh,
+               sum(c.cost_eur) / nullif(sum(e.energy_kwh), 0) AS eur_per_kwh
+        FROM day_cost AS c JOIN day_energy AS e USING (sensor_id, day)
+        GROUP BY c.day ORDER BY c.day""",
+}
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _timed(fn, reps: int) -> dict[str, float]:
+    fn()  # warm-up (imports, first file reads)
+    times = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return {
+        "p50_ms": round(sorted(times)[len(times) // 2] * 1000, 2),
+        "p95_ms": round(_p95(times) * 1000, 2),
+        "reps": reps,
+    }
+
+
+def on_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
+    """Each view through query_view (what `meterlake query` runs: opens its gold table),
+    each ad-hoc query through a fresh lake.connect over the gold tables (as `sql` does)."""
+    from meterlake import lake
+
+    out = {}
+    for view in VIEWS:
+        out[view] = _timed(lambda v=view: lake.query_view(config, v), reps)
+    for name, sql in ADHOC.items():
+        def run(sql=sql) -> None:
+            con = lake.connect(config, tables=GOLD)
+            try:
+                con.execute(sql).fetchall()
+            finally:
+                con.close()
+        out[name] = _timed(run, reps)
+    return out
+
+
+def on_open_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
+    """The same queries on ONE lake.connect connection reused (tables opened once): the
+    scan of the Arrow datasets without the cost of opening the Delta tables; plus the
+    cost of opening them alone (`connect`)."""
+    from meterlake import lake
+
+    out = {"connect": _timed(lambda: lake.connect(config, tables=GOLD).close(), reps)}
+    con = lake.connect(config, tables=GOLD)
+    try:
+        for view in VIEWS:
+            out[view] = _timed(lambda v=view: con.execute(f"SELECT * FROM {v}").fetchall(), reps)
+        for name, sql in ADHOC.items():
+            out[name] = _timed(lambda s=sql: con.execute(s).fetchall(), reps)
+    finally:
+        con.close()
+    return out
+
+
+def memory_copy(config: Config) -> duckdb.DuckDBPyConnection:
+    """The gold tables loaded into DuckDB's own tables, with the same views."""
+    import duckdb
+    from deltalake import DeltaTable
+
+    from meterlake import lake
+
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET TimeZone = '{config.semantics.zone}'")
+    for table in GOLD:
+        con.register("source", DeltaTable(str(config.table_path(table))).to_pyarrow_table())
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM source")
+        con.unregister("source")
+    lake.create_views(con, config.semantics.zone, GOLD)
+    return con
+
+
+def in_memory(config: Config, reps: int) -> dict[str, dict[str, float]]:
+    con = memory_copy(config)
+    try:
+        out = {}
+        for view in VIEWS:
+            out[view] = _timed(lambda v=view: con.execute(f"SELECT * FROM {v}").fetchall(), reps)
+        for name, sql in ADHOC.items():
+            out[name] = _timed(lambda s=sql: con.execute(s).fetchall(), reps)
+        return out
+    finally:
+        con.close()
+
+
+def file_counts(config: Config, tables: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Per table: files in the current version (Delta's numFiles), parquet files on disk
+    (all versions), versions, and the size of the current version."""
+    from deltalake import DeltaTable
+
+    out = {}
+    for table in tables:
+        path = config.table_path(table)
+        dt = DeltaTable(str(path))
+        actions = dt.get_add_actions(flatten=True)
+        sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
+        out[table] = {
+            "num_files": actions.num_rows,
+            "parquet_on_disk": sum(1 for _ in Path(path).rglob("*.parquet")),
+            "versions": dt.version() + 1,
+            "mb": round(sum(sizes) / 1e6, 3),
+        }
+    return out
+
+
+def compact(spark: SparkSession, config: Config, tables: tuple[str, ...]) -> float:
+    """OPTIMIZE (bin-packing compaction) through delta-spark; seconds."""
+    from delta.tables import DeltaTable
+
+    began = time.monotonic()
+    for table in tables:
+        DeltaTable.forPath(spark, str(config.table_path(table))).optimize().executeCompaction()
+    return time.monotonic() - began

@@ -1,0 +1,304 @@
+"""Guarding the streaming checkpoints: one writer each, readable, and in step with their tables.
+
+Spark's exactly-once holds only with one running query per checkpoint, a
+checkpoint it can read, and a checkpoint that belongs to the tables it writes.
+Spark checks none of this across processes, so before a query starts:
+
+- `lock`: an exclusive `flock` on `<checkpoint>/.meterlake.lock`, held by the
+  process that runs the query until the query ends. A second instance on the
+  same checkpoint fails at once with the holder's pid and host; the kernel
+  releases the lock when the holder dies, even by `kill -9`. Local (and
+  POSIX-locking shared) file systems only: on an object store (`s3a://`, ...)
+  there is no lock, and the scheduler must run one instance.
+- `validate`: the files Spark reads on restart (`metadata`, the latest two
+  `offsets/N`, the latest `commits/N`) have Spark's format, else one clear
+  error naming the damaged file.
+- `check_in_step`: a fresh checkpoint (no batch planned yet) refuses to write
+  into a table that already holds rows, since the new query would read its
+  source from the start again and count everything twice. Delete the tables
+  too (or restore the checkpoint).
+
+It also reads the offset log for bronze (`planned_offsets`): which Kafka
+offsets a micro-batch was planned to read, to find offsets Kafka no longer had.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from meterlake.errors import MeterlakeError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from meterlake.config import Config
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".meterlake.lock"
+
+
+def is_local(path: Path | str) -> bool:
+    text = str(path)
+    return "://" not in text or text.startswith("file:")
+
+
+def _local_path(path: Path | str) -> Path:
+    text = str(path)
+    return Path(text.removeprefix("file://").removeprefix("file:"))
+
+
+# --------------------------------------------------------------------------- one writer
+
+
+@dataclass
+class _Held:
+    fd: int
+    count: int
+
+
+_HELD: dict[Path, _Held] = {}  # this process's locks; re-entrant, so `run` can take them early
+_HELD_GUARD = threading.Lock()
+
+
+@dataclass
+class CheckpointLock:
+    """An exclusive lock on one checkpoint, held until `release` (or the process dies)."""
+
+    path: Path
+    released: bool = False
+
+    def release(self) -> None:
+        with _HELD_GUARD:
+            if self.released:
+                return
+            self.released = True
+            held = _HELD.get(self.path)
+            if held is None:
+                return
+            held.count -= 1
+            if held.count == 0:
+                del _HELD[self.path]
+                fcntl.flock(held.fd, fcntl.LOCK_UN)
+                os.close(held.fd)
+
+
+def lock(checkpoint: Path, query: str) -> CheckpointLock | None:
+    """Take the checkpoint's lock, or MeterlakeError naming who holds it.
+
+    Re-entrant within a process. None for checkpoints on object stores, which
+    cannot be locked this way."""
+    if not is_local(checkpoint):
+        log.warning(
+            "checkpoint %s is not on a local file system: it cannot be locked, so make sure "
+            "only one `meterlake run` uses it",
+            checkpoint,
+        )
+        return None
+    folder = _local_path(checkpoint)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / LOCK_NAME).resolve()
+    with _HELD_GUARD:
+        if path in _HELD:
+            _HELD[path].count += 1
+            return CheckpointLock(path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise MeterlakeError(
+                f"the {query} query's checkpoint {folder} is in use by {holder}: one running "
+                "query per checkpoint; stop that one first, or use another --lake"
+            ) from None
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
+        _HELD[path] = _Held(fd, 1)
+        return CheckpointLock(path)
+
+
+# --------------------------------------------------------------------------- readable
+
+
+def _batch_files(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+
+def _json_line(line: str, what: str) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise ValueError(f"has {what} that is not JSON") from None
+
+
+def _check_log_file(path: Path, kind: str) -> None:
+    """Spark's log file format: a version line `v<N>`, then JSON lines (offsets: or `-`)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
+    lines = text.lstrip("\x00").split("\n")
+    if not lines[0].startswith("v") or not lines[0][1:].isdigit():
+        raise ValueError("has no version line (v1)")
+    body = [line for line in lines[1:] if line]
+    if not body:
+        raise ValueError("is incomplete (nothing after the version line)")
+    if not isinstance(_json_line(body[0], "a metadata line"), dict):
+        raise ValueError("has a metadata line that is not a JSON object")
+    if kind == "offsets":
+        if len(body) < 2:
+            raise ValueError("holds no source offsets")
+        for line in body[1:]:
+            if line != "-":
+                _json_line(line, "a source offsets line")
+
+
+def validate(checkpoint: Path, query: str) -> None:
+    """MeterlakeError, naming the file, if a file Spark reads on restart is damaged."""
+    if not is_local(checkpoint):
+        return
+    folder = _local_path(checkpoint)
+    damaged: tuple[Path, str] | None = None
+    metadata = folder / "metadata"
+    if metadata.exists():
+        try:
+            if "id" not in json.loads(metadata.read_text().splitlines()[0]):
+                damaged = (metadata, "has no query id")
+        except (ValueError, IndexError, UnicodeDecodeError):
+            damaged = (metadata, "is not the JSON Spark writes")
+    files = [folder / "offsets" / str(n) for n in _batch_files(folder / "offsets")[-2:]]
+    files += [folder / "commits" / str(n) for n in _batch_files(folder / "commits")[-1:]]
+    for path in files:
+        if damaged:
+            break
+        try:
+            _check_log_file(path, path.parent.name)
+        except ValueError as exc:
+            damaged = (path, str(exc))
+    if damaged:
+        path, why = damaged
+        raise MeterlakeError(damaged_message(query, checkpoint, f"{path} {why}"))
+
+
+def damaged_message(query: str, checkpoint: Path | str, detail: str) -> str:
+    return (
+        f"the {query} query's checkpoint is damaged: {detail}. Restore {checkpoint} from a "
+        f"backup, or start {query} over: delete the checkpoint and the tables it writes"
+    )
+
+
+# --------------------------------------------------------------------------- in step
+
+
+def is_fresh(checkpoint: Path) -> bool:
+    """True when Spark has planned no batch in this checkpoint yet (local paths only)."""
+    return not _batch_files(_local_path(checkpoint) / "offsets")
+
+
+def _holds_rows(path: Path) -> bool:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    try:
+        if not DeltaTable.is_deltatable(str(path)):
+            return False
+        return bool(DeltaTable(str(path)).file_uris())
+    except (DeltaError, OSError, ValueError) as exc:
+        log.debug("cannot tell whether %s holds rows: %s", path, exc)
+        return False
+
+
+def check_in_step(config: Config, query: str, tables: tuple[str, ...]) -> None:
+    """MeterlakeError if a fresh checkpoint would write into tables that already hold rows."""
+    checkpoint = config.checkpoint(query)
+    if not is_local(checkpoint) or not is_fresh(checkpoint):
+        return
+    full = [t for t in tables if is_local(config.table_path(t)) and _holds_rows(
+        _local_path(config.table_path(t)))]
+    if full:
+        raise MeterlakeError(
+            f"the {query} query has no checkpoint ({checkpoint} is new or empty) but "
+            f"{', '.join(full)} already hold{'s' if len(full) == 1 else ''} rows: starting "
+            "over would count them twice. Restore the checkpoint, or delete "
+            f"{', '.join(str(config.table_path(t)) for t in full)} too"
+        )
+
+
+def guard(config: Config, query: str, tables: tuple[str, ...]) -> CheckpointLock | None:
+    """Everything above for one query: lock, then validate; the lock is released on failure."""
+    checkpoint = config.checkpoint(query)
+    held = lock(checkpoint, query)
+    try:
+        validate(checkpoint, query)
+        check_in_step(config, query, tables)
+    except BaseException:
+        if held:
+            held.release()
+        raise
+    return held
+
+
+# --------------------------------------------------------------------------- offsets
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    """A checkpoint file through Hadoop's file system (works for any checkpoint location)."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    if not fs.exists(hpath):
+        raise FileNotFoundError(path)
+    stream = fs.open(hpath)
+    try:
+        data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+    finally:
+        stream.close()
+    return bytes(data).decode("utf-8")
+
+
+def parse_kafka_offsets(line: str) -> dict[tuple[str, int], int]:
+    """`{"topic": {"0": 12, "1": 7}}` -> {(topic, partition): offset}."""
+    data = json.loads(line)
+    return {
+        (topic, int(partition)): int(offset)
+        for topic, partitions in data.items()
+        for partition, offset in partitions.items()
+    }
+
+
+def _source_line(text: str) -> str:
+    lines = [line for line in text.lstrip("\x00").split("\n") if line]
+    return lines[-1]
+
+
+def planned_offsets(
+    spark: SparkSession, checkpoint: str, batch_id: int
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Kafka offsets micro-batch `batch_id` of a one-source query was planned to read:
+    {(topic, partition): (first, end)}, end exclusive.
+
+    The end is `offsets/<batch_id>`; the start is the previous batch's end, or for
+    batch 0 the initial offsets the Kafka source recorded in `sources/0/0`."""
+    end = parse_kafka_offsets(_source_line(read_text(spark, f"{checkpoint}/offsets/{batch_id}")))
+    if batch_id > 0:
+        previous = f"{checkpoint}/offsets/{batch_id - 1}"
+    else:
+        previous = f"{checkpoint}/sources/0/0"
+    try:
+        start = parse_kafka_offsets(_source_line(read_text(spark, previous)))
+    except FileNotFoundError:
+        start = {}
+    return {tp: (start.get(tp, 0), until) for tp, until in end.items()}
