@@ -143,7 +143,10 @@ def parse_message(value: bytes | None, rules: MessageRules) -> Reading | Rejecti
     energy = obj["energy"]
     if isinstance(energy, bool) or not isinstance(energy, int | float):
         return Rejection("bad_energy", f"energy is a {type(energy).__name__}, not a number", sensor)
-    energy = float(energy)
+    try:
+        energy = float(energy)
+    except OverflowError:  # a JSON integer beyond any double
+        return Rejection("bad_energy", "energy is too large", sensor)
     if math.isnan(energy) or math.isinf(energy):
         return Rejection("bad_energy", f"energy is {energy}", sensor)
     if energy < 0:
