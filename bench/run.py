@@ -2,9 +2,10 @@
 
     python -m bench.run [--quick] [--results DIR] [--only PHASE,...]
 
-Writes results/bench-<time>.json and .png (and bench-latest.*), copies them to
-bench/results-latest/, and prints a table: metric, value, baseline, ratio,
-target, met. bench/README.md says how each figure is measured.
+Writes results/bench-<time>.json and .png (and bench-latest.*), copies a full
+run's (all phases, not --quick) to bench/results-latest/, and prints a table:
+metric, value, baseline, ratio, target, met. bench/README.md says how each
+figure is measured.
 """
 
 from __future__ import annotations
@@ -574,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=str(PROJECT_ROOT / "results"))
     parser.add_argument("--only", help=f"comma-separated phases among {','.join(PHASES)}")
     parser.add_argument("--no-copy", action="store_true",
-                        help="do not copy the results into bench/results-latest/")
+                        help="do not copy a full run's results into bench/results-latest/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     phases = [p.strip() for p in args.only.split(",")] if args.only else list(PHASES)
@@ -646,8 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     draw(bench.out, rows, png)
     for src in (bench.json_path, png):
         shutil.copyfile(src, results / f"bench-latest{src.suffix}")
-        if not args.no_copy:
-            target = PROJECT_ROOT / "bench" / "results-latest"
+        if not args.no_copy and not plan.quick and set(phases) == set(PHASES):
+            target = PROJECT_ROOT / "bench" / "results-latest"  # committed: full runs only
             target.mkdir(exist_ok=True)
             shutil.copyfile(src, target / f"bench{src.suffix}")
     print()

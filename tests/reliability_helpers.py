@@ -1,0 +1,338 @@
+"""Helpers for the reliability tests (tests/test_reliability_*.py); no fixtures here.
+
+The lake is read back with delta-rs through DuckDB (`meterlake.lake.connect`),
+never with Spark, so the checks work while another process writes and do not
+depend on the JVM's or Python's time zone. Pipelines that must be killed,
+locked out or run under another TZ run as `python -m meterlake` subprocesses,
+each in its own process group so that the JVM dies with its Python driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from meterlake.config import PROJECT_ROOT, Config
+from meterlake.lake import connect
+from tests.oracle import OracleResult
+
+TOLERANCE = 1e-9
+GOLD_KEYS = {
+    "month_energy": (["sensor_id", "month"], "energy_kwh"),
+    "day_energy": (["sensor_id", "day"], "energy_kwh"),
+    "halfhour_energy": (["sensor_id", "period_start"], "energy_kwh"),
+    "day_cost": (["sensor_id", "day"], "cost_eur"),
+}
+PIECE_KEY = ["sensor_id", "interval_start", "interval_end", "period_start", "sign"]
+FAST_STREAMS = {  # live-mode triggers short enough for a test
+    "bronze": "1 second",
+    "silver": "2 seconds",
+    "month_energy": "3 seconds",
+    "day_energy": "3 seconds",
+    "halfhour_energy": "3 seconds",
+    "day_cost": "3 seconds",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def quiet(_: str) -> None:
+    """An `echo` for run_once that prints nothing."""
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+def create_topic(
+    bootstrap: str, topic: str, partitions: int = 3, configs: dict[str, str] | None = None
+) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, partitions, 1, topic_configs=configs or {})], timeout_ms=30_000
+        )
+    finally:
+        admin.close()
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    max_request_size: int = 1_048_576,
+) -> list[tuple[int, int]]:
+    """Send raw (key, value) messages in order with acks=all; their (partition, offset)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_request_size=max_request_size,
+    )
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+        producer.flush()
+        metadata = [f.get(timeout=60) for f in futures]
+    finally:
+        producer.close()
+    return [(m.partition, m.offset) for m in metadata]
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def reading_lines(path: Path) -> list[tuple[str, str, str]]:
+    """A readings file as (timestamp, sensor_id, energy text), in file order."""
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            ts, sensor, energy = line.split(";")
+            rows.append((ts, sensor, energy))
+    return rows
+
+
+def write_readings_file(path: Path, rows: Sequence[tuple[str, str, str | float]]) -> Path:
+    path.write_text("".join(f"{ts};{sensor};{energy}\n" for ts, sensor, energy in rows))
+    return path
+
+
+def reading_message(ts: str, sensor: str, energy: str | float) -> tuple[bytes, bytes]:
+    """What the publisher sends for a file line: key = sensor id, JSON with a float energy."""
+    from meterlake.publish import reading_message as publisher_message
+
+    return publisher_message(ts, sensor, float(energy))
+
+
+# --------------------------------------------------------------------------- the lake
+
+
+def frame(config: Config, sql: str, tables: Sequence[str]) -> pd.DataFrame:
+    con = connect(config, tables=list(tables))
+    try:
+        return con.sql(sql).df()
+    finally:
+        con.close()
+
+
+def gold(config: Config, table: str) -> pd.DataFrame:
+    keys, value = GOLD_KEYS[table]
+    got = frame(config, f"SELECT {', '.join(keys)}, {value}, as_of FROM {table}", [table])
+    return got.sort_values(keys).reset_index(drop=True)
+
+
+def gold_tables(config: Config) -> dict[str, list[tuple]]:
+    """All four gold tables as sorted rows (instants in UTC), values rounded to 1e-9."""
+    out = {}
+    for table, (keys, value) in GOLD_KEYS.items():
+        got = gold(config, table)
+        got[value] = got[value].round(9)
+        for column in ("period_start", "as_of"):
+            if column in got:
+                got[column] = pd.to_datetime(got[column], utc=True)
+        out[table] = [tuple(row) for row in got.itertuples(index=False, name=None)]
+    return out
+
+
+def assert_gold_equals_oracle(config: Config, oracle: OracleResult) -> None:
+    for table, (keys, value) in GOLD_KEYS.items():
+        got = gold(config, table)
+        assert not got.duplicated(keys).any(), f"{table}: a key twice"
+        want = getattr(oracle, table).sort_values(keys).reset_index(drop=True)
+        for column in ("period_start",):
+            if column in keys:
+                got[column] = pd.to_datetime(got[column], utc=True)
+                want[column] = pd.to_datetime(want[column], utc=True)
+        merged = got.merge(want, on=keys, how="outer", suffixes=("", "_oracle"), indicator=True)
+        missing = merged[merged["_merge"] != "both"]
+        assert missing.empty, f"{table}: keys differ\n{missing.head(10)}"
+        error = (merged[value] - merged[f"{value}_oracle"]).abs()
+        assert error.max() <= TOLERANCE, f"{table}: max error {error.max()}"
+        if "as_of_oracle" in merged:
+            got_as_of = pd.to_datetime(merged["as_of"], utc=True)
+            assert (got_as_of == pd.to_datetime(merged["as_of_oracle"], utc=True)).all(), table
+
+
+def bronze_coordinates(config: Config) -> pd.DataFrame:
+    return frame(config, 'SELECT topic, "partition", "offset", value FROM bronze', ["bronze"])
+
+
+def assert_bronze_is_one_row_per_offset(config: Config, ends: dict[int, int]) -> int:
+    """Bronze holds every offset of the topic (from 0 to the end) exactly once."""
+    got = bronze_coordinates(config)
+    assert not got.duplicated(["partition", "offset"]).any(), "an offset twice in bronze"
+    for partition, end in ends.items():
+        offsets = sorted(got.loc[got["partition"] == partition, "offset"])
+        assert offsets == list(range(end)), f"partition {partition}: offsets missing"
+    return len(got)
+
+
+def assert_no_duplicate_piece(config: Config) -> int:
+    pieces = frame(config, f"SELECT {', '.join(PIECE_KEY)} FROM silver", ["silver"])
+    dup = pieces[pieces.duplicated(PIECE_KEY, keep=False)]
+    assert dup.empty, f"duplicate pieces in silver:\n{dup.head(10)}"
+    return len(pieces)
+
+
+# --------------------------------------------------------------------------- subprocesses
+
+
+def conf_text(config: Config, streams: dict[str, str] | None = None, **sections: dict) -> str:
+    """A meterlake.toml for a subprocess: this config's lake, Kafka and Spark settings."""
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return str(v)
+        return json.dumps(str(v))
+
+    data: dict[str, dict] = {
+        "lake": {"root": str(config.lake)},
+        "kafka": {
+            "bootstrap": config.kafka.bootstrap,
+            "topic": config.kafka.topic,
+            "partitions": config.kafka.partitions,
+        },
+        "spark": {
+            "master": config.spark.master,
+            "shuffle_partitions": config.spark.shuffle_partitions,
+            "driver_memory": "1g",
+        },
+        "streams": {**(streams or {})},
+        "semantics": {"zone": config.semantics.zone, "tariff": str(config.semantics.tariff)},
+    }
+    for name, settings in sections.items():
+        data.setdefault(name, {}).update(settings)
+    out = []
+    for name, settings in data.items():
+        out.append(f"[{name.replace('__', '.')}]")
+        out += [f"{json.dumps(k) if '.' in k else k} = {value(v)}" for k, v in settings.items()]
+    return "\n".join(out) + "\n"
+
+
+def write_conf(path: Path, config: Config, streams: dict[str, str] | None = None, **sections):
+    path.write_text(conf_text(config, streams, **sections))
+    return path
+
+
+def meterlake_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERLAKE_")}
+    env.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1", **(extra or {}))
+    return env
+
+
+def cli(
+    args: Sequence[str],
+    conf: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """`python -m meterlake --conf CONF ARGS...`, waited for."""
+    return subprocess.run(
+        [sys.executable, "-m", "meterlake", "--conf", str(conf), *args],
+        capture_output=True,
+        text=True,
+        env=meterlake_env(env),
+        cwd=PROJECT_ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Live:
+    """A `meterlake run` (live) subprocess in its own process group."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_running(self, timeout: float = 300) -> float:
+        """Seconds until the streams run; AssertionError if the process died first."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if "Ctrl-C stops" in self.output():
+                return time.monotonic() - started
+            if self.process.poll() is not None:
+                raise AssertionError(f"meterlake run exited early:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"meterlake run not running after {timeout} s")
+
+    def interrupt(self, timeout: float = 120) -> int:
+        """Ctrl-C: the queries stop cleanly."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """kill -9 of the driver: the Python process and its JVM, at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@contextlib.contextmanager
+def live(
+    conf: Path,
+    log: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    module: str = "meterlake",
+) -> Iterator[Live]:
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, "--conf", str(conf), "run", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=meterlake_env(env),
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+    running = Live(process, log)
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+def with_lake(config: Config, lake: Path, topic: str | None = None) -> Config:
+    kafka = replace(config.kafka, topic=topic) if topic else config.kafka
+    return replace(config, lake=lake, kafka=kafka)
