@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from meterlake.generate import MonthSpec, write_readings
@@ -21,15 +20,9 @@ from meterlake.lake import connect, query_view
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_readings
 from tests.oracle import OracleResult, compute_answers
+from tests.reliability_helpers import TOLERANCE, assert_gold_equals_oracle
 
-TOLERANCE = 1e-9
 ALL = ["bronze", "silver", "gold"]
-GOLD_KEYS = {
-    "month_energy": (["sensor_id", "month"], "energy_kwh"),
-    "day_energy": (["sensor_id", "day"], "energy_kwh"),
-    "halfhour_energy": (["sensor_id", "period_start"], "energy_kwh"),
-    "day_cost": (["sensor_id", "day"], "cost_eur"),
-}
 
 # Crafted cases, one sensor each (line order = arrival order).
 EDGE_CASES = {
@@ -131,27 +124,6 @@ def _lines(tmp_path: Path) -> list[str]:
     return lines
 
 
-def _gold(config, table: str) -> pd.DataFrame:
-    keys, value = GOLD_KEYS[table]
-    con = connect(config, tables=[table])
-    frame = con.sql(f"SELECT {', '.join(keys)}, {value}, as_of FROM {table}").df()
-    return frame.sort_values(keys).reset_index(drop=True)
-
-
-def _assert_gold_equals_oracle(config, oracle: OracleResult) -> None:
-    for table, (keys, value) in GOLD_KEYS.items():
-        got = _gold(config, table)
-        want = getattr(oracle, table).sort_values(keys).reset_index(drop=True)
-        merged = got.merge(want, on=keys, how="outer", suffixes=("", "_oracle"), indicator=True)
-        missing = merged[merged["_merge"] != "both"]
-        assert missing.empty, f"{table}: keys differ\n{missing.head(10)}"
-        error = (merged[value] - merged[f"{value}_oracle"]).abs()
-        assert error.max() <= TOLERANCE, f"{table}: max error {error.max()}"
-        if "as_of_oracle" in merged:
-            got_as_of = pd.to_datetime(merged["as_of"], utc=True)
-            assert (got_as_of == pd.to_datetime(merged["as_of_oracle"], utc=True)).all(), table
-
-
 def _assert_views_equal_oracle(config, oracle: OracleResult) -> None:
     for view in ("q1", "q2", "q4"):
         got = query_view(config, view, version=None, as_of=None)
@@ -185,7 +157,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     # one catch-up over everything
     _publish(config, lines)
     run_once(spark, config, ALL, echo=lambda _: None)
-    _assert_gold_equals_oracle(config, oracle)
+    assert_gold_equals_oracle(config, oracle)
     _assert_views_equal_oracle(config, oracle)
     assert _quarantine_counts(config) == oracle.quarantine_counts
 
@@ -196,7 +168,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     for part in (lines[:third], lines[third : 2 * third], lines[2 * third :]):
         _publish(cut, part)
         run_once(spark, cut, ALL, echo=lambda _: None)
-    _assert_gold_equals_oracle(cut, oracle)
+    assert_gold_equals_oracle(cut, oracle)
     assert _quarantine_counts(cut) == oracle.quarantine_counts
 
 
@@ -207,6 +179,6 @@ def test_the_default_month_equals_the_oracle(spark, kafka, config, tmp_path) -> 
     oracle = compute_answers(readings, config.semantics)
     _publish(config, readings.read_text().splitlines())
     run_once(spark, config, ALL, echo=lambda _: None)
-    _assert_gold_equals_oracle(config, oracle)
+    assert_gold_equals_oracle(config, oracle)
     _assert_views_equal_oracle(config, oracle)
     assert _quarantine_counts(config) == oracle.quarantine_counts
