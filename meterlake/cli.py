@@ -64,9 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     when = query.add_mutually_exclusive_group()
     when.add_argument("--version", type=int, help="gold table version (time travel)")
     when.add_argument("--as-of", dest="as_of", help="gold as of this timestamp (time travel)")
+    query.add_argument(
+        "--sensor", action="append", default=[], metavar="ID",
+        help="only this sensor (repeat for more); bound as a parameter",
+    )
 
     sql = sub.add_parser("sql", parents=[common], help="read-only SQL over the lake")
     sql.add_argument("statement")
+    sql.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="bind VALUE to $NAME in the statement (repeatable)",
+    )
     sql.add_argument("--format", choices=FORMATS, default="table")
 
     hist = sub.add_parser("history", parents=[common], help="Delta history of a table")
@@ -133,13 +141,17 @@ def _run(config: Config, args: argparse.Namespace) -> None:
 def _query(config: Config, args: argparse.Namespace) -> None:
     from meterlake.lake import print_result, query_view
 
-    print_result(query_view(config, args.view, version=args.version, as_of=args.as_of), args.format)
+    result = query_view(
+        config, args.view, version=args.version, as_of=args.as_of, sensors=args.sensor
+    )
+    print_result(result, args.format)
 
 
 def _sql(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.lake import print_result, read_only_sql
+    from meterlake.lake import parse_parameters, print_result, read_only_sql
 
-    print_result(read_only_sql(config, args.statement), args.format)
+    parameters = parse_parameters(args.param)
+    print_result(read_only_sql(config, args.statement, parameters), args.format)
 
 
 def _history(config: Config, args: argparse.Namespace) -> None:

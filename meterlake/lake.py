@@ -428,9 +428,14 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(setting)
 
 
-def fetch(con: duckdb.DuckDBPyConnection, sql: str, zone: tzinfo) -> Result:
-    """Run one query; instants (TIMESTAMPTZ) come back in `zone`."""
-    cursor = con.execute(sql)
+def fetch(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    zone: tzinfo,
+    parameters: dict[str, object] | None = None,
+) -> Result:
+    """Run one query with its named parameters bound; instants come back in `zone`."""
+    cursor = con.execute(sql, parameters) if parameters else con.execute(sql)
     description = cursor.description or []
     columns = [d[0] for d in description]
     instants = [i for i, d in enumerate(description) if str(d[1]) == "TIMESTAMP WITH TIME ZONE"]
@@ -462,9 +467,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 def query_view(
-    config: Config, view: str, version: int | None = None, as_of: str | None = None
+    config: Config,
+    view: str,
+    version: int | None = None,
+    as_of: str | None = None,
+    sensors: Sequence[str] = (),
 ) -> Result:
-    """The sorted answer of one question, optionally on an earlier version of its table."""
+    """The sorted answer of one question, optionally on an earlier version of its table.
+
+    `sensors` keeps only those sensors (rows of q1, q2, q4; columns of q3). The
+    ids reach DuckDB as a bound list parameter, never as SQL text.
+    """
     if view not in VIEW_TABLES:
         raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(VIEW_TABLES)}")
     table = VIEW_TABLES[view]
@@ -478,19 +491,32 @@ def query_view(
         views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
         if view not in views:
             raise MeterlakeError(f"{table} does not have the columns {view} needs")
-        result = fetch(con, f"SELECT * FROM {view}", zone)
-        columns = result.columns
+        if view == "q3" or not sensors:
+            result = fetch(con, f"SELECT * FROM {view}", zone)
+        else:
+            chosen = "SELECT unnest(CAST($sensors AS VARCHAR[]))"
+            result = fetch(
+                con,
+                f"SELECT * FROM {view} WHERE sensor_id IN ({chosen})",
+                zone,
+                {"sensors": list(sensors)},
+            )
+        columns, rows = result.columns, result.rows
         if view == "q3":
             # DuckDB renames columns equal but for case ("a", "A" -> "A_1"); the
             # header must show the sensor ids themselves.
             columns = ["period_start", *halfhour_sensors(con, config.semantics.zone)]
+            if sensors:
+                kept = [0, *(i for i, c in enumerate(columns) if i and c in set(sensors))]
+                columns = [columns[i] for i in kept]
+                rows = [tuple(row[i] for i in kept) for row in rows]
         now = con.execute(f"SELECT max(as_of) FROM {table}").fetchone()[0]
     notes = [_view_note(view, table, versions[table], now, zone)]
     if view == "q4":
         notes.append(COST_NOTE)
     return Result(
         columns=columns,
-        rows=result.rows,
+        rows=rows,
         decimals=4 if view == "q4" else 3,
         notes=tuple(notes),
     )
@@ -533,15 +559,32 @@ def check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> None:
         )
 
 
-def read_only_sql(config: Config, statement: str) -> Result:
-    """One read-only query over every table of the lake and the views q1..q4."""
+def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
+    """`NAME=VALUE` pairs -> named parameters for `$NAME` (values as text)."""
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise MeterlakeError(f"--param wants NAME=VALUE with NAME a plain word, got {pair!r}")
+        parameters[name] = value
+    return parameters
+
+
+def read_only_sql(
+    config: Config, statement: str, parameters: dict[str, str] | None = None
+) -> Result:
+    """One read-only query over every table of the lake and the views q1..q4.
+
+    `parameters` are bound to `$name` placeholders: values reach DuckDB as
+    data, never as SQL text (compare with a typed column: `day = $day` casts).
+    """
     zone = zone_of(config)
     con, versions = _connect(config, None, None, None)
     with closing(con):
         check_read_only(con, statement)
         lock_down(con)
         try:
-            result = fetch(con, statement, zone)
+            result = fetch(con, statement, zone, parameters)
         except duckdb.PermissionException as exc:
             raise MeterlakeError(f"refused, read-only sandbox: {_one_line(exc)}") from None
         except duckdb.CatalogException as exc:

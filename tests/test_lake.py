@@ -523,6 +523,50 @@ def test_cli_prints_one_error_line_and_exits_non_zero(february, capsys):
     assert capsys.readouterr().out.splitlines()[0] == "sensor_id,cost_eur"
 
 
+INJECTION = "m1' OR '1'='1"
+
+
+def test_query_sensor_filter_keeps_those_sensors_and_binds_their_ids(february):
+    assert rows(february, "q1", sensors=["m1", 'q"4']) == [("m1", 10.0), ('q"4', 0.1 + 0.2)]
+    assert rows(february, "q4", sensors=["m2"]) == [("m2", 0.0)]
+    assert rows(february, "q2", sensors=[INJECTION]) == []
+    assert rows(february, "q1", sensors=["m1", "m1') OR true --"]) == [("m1", 10.0)]
+
+
+def test_query_sensor_filter_picks_q3_columns(february):
+    result = lake.query_view(february, "q3", sensors=['a"b', "nobody"])
+    assert result.columns == ["period_start", 'a"b']
+    assert [row[1] for row in result.rows] == [0.5, None, 0.7]
+
+
+def test_sql_parameters_are_bound_as_values_never_as_sql(february):
+    statement = "SELECT sensor_id, energy_kwh FROM day_energy WHERE sensor_id = $s AND day = $d"
+    ok = lake.read_only_sql(february, statement, {"s": "m1", "d": "2024-02-10"})
+    assert ok.rows == [("m1", 2.0)]
+    assert lake.read_only_sql(february, statement, {"s": INJECTION, "d": "2024-02-10"}).rows == []
+    hostile = lake.read_only_sql(february, "SELECT $x AS x", {"x": "'); DROP VIEW q1; --"})
+    assert hostile.rows == [("'); DROP VIEW q1; --",)]
+    assert lake.read_only_sql(february, "SELECT count(*) FROM q1").rows == [(4,)]
+
+
+@pytest.mark.parametrize("pair", ["noequals", "=value", "two words=x", "a;b=1"])
+def test_a_malformed_param_is_one_clear_error(pair):
+    with pytest.raises(MeterlakeError, match="--param wants NAME=VALUE"):
+        lake.parse_parameters([pair])
+
+
+def test_cli_binds_sensor_and_param_values(february, capsys):
+    lake_dir = str(february.lake)
+    assert main(["--lake", lake_dir, "query", "q1", "--sensor", "m2", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["sensor_id,energy_kwh", "m2,10.0000000004"]
+    statement = "SELECT sensor_id FROM day_cost WHERE day = $day ORDER BY sensor_id"
+    argv = ["--lake", lake_dir, "sql", statement, "--param", "day=2024-02-10", "--format", "csv"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == ["sensor_id", "m 3", "m1"]
+    assert main(["--lake", lake_dir, "sql", "SELECT 1", "--param", "oops"]) == 1
+    assert capsys.readouterr().err.startswith("meterlake: error: --param wants NAME=VALUE")
+
+
 # ----------------------------------------------------------------------------- history
 
 
