@@ -372,3 +372,31 @@ def stop_cluster(cluster: ClusterConf, timeout_s: float = 30.0) -> int:
 
 def cluster_pids(cluster: ClusterConf) -> list[int]:
     return [pid for node in cluster.nodes if (pid := _read_pid(node)) is not None]
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, replication: int) -> dict:
+    """Create a replicated topic and return its layout once every partition has a leader
+    and its full ISR: {partition: (leader, replicas, in-sync replicas)}."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="meterlake-admin",
+                             request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, replication)], timeout_ms=30_000)
+        deadline = time.monotonic() + 60
+        while True:
+            described = admin.describe_topics([topic])[0]["partitions"]
+            layout = {
+                p["partition_index"]: (p["leader_id"], sorted(p["replica_nodes"]),
+                                       sorted(p["isr_nodes"]))
+                for p in described
+            }
+            complete = len(layout) == partitions and all(
+                leader >= 0 and len(isr) == replication for leader, _, isr in layout.values()
+            )
+            if complete or time.monotonic() > deadline:
+                return layout
+            time.sleep(0.5)
+    finally:
+        admin.close()
