@@ -38,6 +38,9 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
 logger.deploy.name = org.apache.spark.deploy
 logger.deploy.level = info
+# the executors' log (<work dir>/<app>/<id>/stderr): each task's start and duration
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = info
 """
 
 
@@ -94,6 +97,9 @@ class SparkClusterConf:
     def executor_settings(self, memory: str = "512m") -> dict[str, str]:
         """Driver-side settings for one executor of worker_cores cores on each worker."""
         return {
+            # Kafka partitions prefer the executor that cached their consumer: waiting
+            # 3 s for it (the default) only idles the other core here.
+            "spark.locality.wait": "0s",
             "spark.executor.memory": memory,
             "spark.executor.cores": str(self.worker_cores),
             "spark.cores.max": str(self.worker_cores * len(self.worker_ports)),
