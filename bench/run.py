@@ -46,6 +46,7 @@ class Plan:
     drain: tuple[int, float]  # meters, hours of backlog for sustainable throughput
     drain_max_offsets: int
     scale: tuple[tuple[int, float], ...]  # (meters, hours) points of the scale law
+    cluster_scale: tuple[tuple[int, float], ...]  # the same on the loopback cluster
     large: tuple[int, float]  # the scale point also timed against the baselines
     query_reps: int
 
@@ -55,13 +56,15 @@ class Plan:
             return Plan(
                 quick=True, month=MonthSpec(days=5), reps=1, chunks=2, fresh_s=45,
                 warmup_s=10, speedup=600, drain=(1000, 0.5), drain_max_offsets=20_000,
-                scale=((11, 24), (100, 6), (1000, 1), (5000, 0.25)), large=(1000, 1),
+                scale=((11, 24), (100, 6), (1000, 1), (5000, 0.25)),
+                cluster_scale=((11, 24), (100, 24)), large=(1000, 1),
                 query_reps=10,
             )
         return Plan(
             quick=False, month=MonthSpec(), reps=3, chunks=4, fresh_s=300, warmup_s=30,
             speedup=600, drain=(2000, 1), drain_max_offsets=60_000,
-            scale=((11, 24), (100, 24), (1000, 12), (5000, 1)), large=(1000, 12),
+            scale=((11, 24), (100, 24), (1000, 12), (5000, 1)),
+            cluster_scale=((11, 24), (100, 24)), large=(1000, 12),
             query_reps=30,
         )
 
@@ -358,7 +361,10 @@ class Bench:
             feed.delete_topic(config)
             shutil.rmtree(config.lake, ignore_errors=True)
             self.save()
+        if self.plan.cluster_scale:
+            from bench.cluster import cluster_catch_ups
 
+            res["cluster"] = cluster_catch_ups(self, self.plan.cluster_scale)
 
     def phase_profile(self) -> None:
         """cProfile of the Python silver step: CPU per message and per sensor group."""
@@ -533,6 +539,13 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
             row(f"8 scale {p['meters']} m x {p['hours']:g} h", p["seconds"], "s", None, None,
                 None, None, f"{p['readings']:,} readings, {p['readings_per_s']:,.0f}/s, "
                 f"state {p['state_mb']} MB")
+        local = {(p["meters"], p["hours"]): p["seconds"] for p in s["points"]}
+        for p in s.get("cluster", {}).get("points", []):
+            base = local.get((p["meters"], p["hours"]))
+            row(f"8 scale {p['meters']} m x {p['hours']:g} h, loopback cluster", p["seconds"],
+                "s", base, _ratio(p["seconds"], base), None, None,
+                f"{p['readings']:,} readings, {p['readings_per_s']:,.0f}/s, CPU driver "
+                f"{p['cpu_s']} + cluster {p['cluster_cpu_s']} s; baseline = local[2]")
     return rows
 
 
