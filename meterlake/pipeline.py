@@ -6,6 +6,8 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,20 +53,40 @@ def release(locks: list[CheckpointLock]) -> None:
         held.release()
 
 
+@contextmanager
+def _pool(spark: SparkSession, name: str) -> Iterator[None]:
+    """Queries started inside run in FAIR scheduler pool `name`: a query's thread
+    (and its foreachBatch jobs) keeps the pool of the thread that started it."""
+    context, key = spark.sparkContext, "spark.scheduler.pool"
+    previous = context.getLocalProperty(key)
+    context.setLocalProperty(key, name)
+    try:
+        yield
+    finally:
+        context.setLocalProperty(key, previous)  # type: ignore[arg-type]
+
+
 def start_layer(
     spark: SparkSession, config: Config, layer: str, once: bool
 ) -> list[StreamingQuery]:
+    """Start a layer's queries, each in its own scheduler pool (named like the query)."""
     if layer == "bronze":
         from bronze.job import start_bronze
 
-        return [start_bronze(spark, config, once)]
+        with _pool(spark, "bronze"):
+            return [start_bronze(spark, config, once)]
     if layer == "silver":
         from silver.job import start_silver
 
-        return [start_silver(spark, config, once)]
+        with _pool(spark, "silver"):
+            return [start_silver(spark, config, once)]
     from gold.job import start_gold
 
-    return [start_gold(spark, config, table, once) for table in GOLD_TABLES]
+    queries = []
+    for table in GOLD_TABLES:
+        with _pool(spark, table):
+            queries.append(start_gold(spark, config, table, once))
+    return queries
 
 
 def _rows_read(query: StreamingQuery) -> int:

@@ -57,6 +57,9 @@ def spark_settings(config: Config) -> dict[str, str]:
         # far too many tasks for small logs on a few cores.
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
+        # Live mode runs six streams in one application: each gets its own pool
+        # (meterlake.pipeline), so a query's jobs do not queue behind another's.
+        "spark.scheduler.mode": "FAIR",
     }
     if s.ui:
         settings["spark.ui.host"] = "127.0.0.1"

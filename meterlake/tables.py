@@ -10,17 +10,28 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 
+# Streams append many small files; Delta compacts them after a commit once a table
+# has enough of them (spark.databricks.delta.autoCompact.minNumFiles, 50 by default),
+# so no one has to run OPTIMIZE by hand.
+TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
+
+
 def ensure_table(spark: SparkSession, path: Path, schema: StructType, comment: str) -> None:
-    """Create an empty Delta table at path with schema, unless it exists."""
+    """Create an empty Delta table at path with schema and TABLE_PROPERTIES, unless it
+    exists; a table created before a property was added gets it set."""
     from delta.tables import DeltaTable
 
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(str(path.resolve()) if "://" not in str(path) else str(path))
-        .addColumns(schema)
-        .comment(comment)
-        .execute()
-    )
+    location = str(path.resolve()) if "://" not in str(path) else str(path)
+    builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
+    for key, value in TABLE_PROPERTIES.items():
+        builder = builder.property(key, value)
+    table = builder.comment(comment).execute()
+    have = table.detail().select("properties").first()[0] or {}
+    missing = {k: v for k, v in TABLE_PROPERTIES.items() if have.get(k) != v}
+    if missing:
+        pairs = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        escaped = location.replace("`", "``")
+        spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES ({pairs})")
 
 
 def checkpoint_query_id(spark: SparkSession, checkpoint: Path) -> str:

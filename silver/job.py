@@ -178,10 +178,12 @@ def quarantine_rows(out: DataFrame) -> DataFrame:
 
 
 SPLITS = {"readings": readings_rows, "silver": pieces_rows, "quarantine": quarantine_rows}
+KINDS = {"readings": "reading", "silver": "piece", "quarantine": "flag"}  # `kind` of each table
 
 
 def write_silver_batch(config: Config):
-    """foreachBatch: one micro-batch of judged rows -> three Delta appends, idempotent."""
+    """foreachBatch: one micro-batch of judged rows -> up to three Delta appends, idempotent.
+    A table the batch has no rows for gets no commit (most batches quarantine nothing)."""
     app_id: dict[str, str] = {}
 
     def write(batch: DataFrame, batch_id: int) -> None:
@@ -190,7 +192,10 @@ def write_silver_batch(config: Config):
             app_id["id"] = "silver-" + checkpoint_query_id(spark, config.checkpoint("silver"))
         batch = batch.persist()
         try:
+            present = {row.kind for row in batch.select("kind").distinct().collect()}
             for table, rows in SPLITS.items():
+                if KINDS[table] not in present:
+                    continue
                 (
                     batch.transform(rows)
                     .write.format("delta")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from silver.message import MessageRules, Reading, Rejection, parse_message
@@ -68,69 +69,135 @@ class SilverRules:
         return MeterRules(self.allowed_lateness_us, self.max_power_kw, self.tariff)
 
 
+_INT64 = ("ts_us", "period_start_us", "interval_start_us", "interval_end_us")
+_FLOAT64 = ("energy", "price", "kwh", "cost_eur")
+_COORDINATES = ("topic", "partition", "offset", "kafka_timestamp")
+
+
+def _ints(values: list[int | None], dtype: str = "Int64") -> pd.api.extensions.ExtensionArray:
+    mask = np.fromiter((v is None for v in values), bool, len(values))
+    data = np.fromiter((0 if v is None else v for v in values), np.int64, len(values))
+    array = pd.arrays.IntegerArray(data, mask)
+    return array if dtype == "Int64" else array.astype(dtype)
+
+
+def _floats(values: list[float | None]) -> np.ndarray:
+    return np.fromiter((np.nan if v is None else v for v in values), np.float64, len(values))
+
+
 class _Rows:
-    """Output rows as tuples in OUTPUT_COLUMNS order. Only flags carry the raw
-    message (key, value): readings and pieces do not need it downstream."""
+    """The step's output, collected per kind and built column by column at the end
+    (in message order, as the rows were produced). Only flags carry the raw message
+    (key, value): readings and pieces do not need it downstream."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        self.kinds: list[int] = []  # 0 reading, 1 piece, 2 flag, in output order
+        self.r_src: list[int] = []  # the message each row came from (its position)
+        self.r: list[Reading] = []
+        self.p_src: list[int] = []
+        self.p: list[Piece] = []
+        self.f_src: list[int] = []
+        self.f: list[tuple[str | None, str, str, Reading | None]] = []
 
-    def reading(self, msg: Any, reading: Reading) -> None:
-        self.rows.append((
-            "reading", reading.sensor_id, reading.ts_us, reading.energy,
-            None, None, None, None, None, None, None, None, None, None, None, None,
-            msg.topic, msg.partition, msg.offset, msg.kafka_timestamp,
-        ))  # fmt: skip
+    def reading(self, src: int, reading: Reading) -> None:
+        self.kinds.append(0)
+        self.r_src.append(src)
+        self.r.append(reading)
 
-    def piece(self, msg: Any, p: Piece) -> None:
-        self.rows.append((
-            "piece", p.sensor_id, p.interval_end_us, None, p.period_start_us, p.band, p.price,
-            p.kwh, p.cost_eur, p.interval_start_us, p.interval_end_us, p.sign, None, None,
-            None, None, msg.topic, msg.partition, msg.offset, msg.kafka_timestamp,
-        ))  # fmt: skip
+    def pieces(self, src: int, pieces: list[Piece]) -> None:
+        self.kinds.extend([1] * len(pieces))
+        self.p_src.extend([src] * len(pieces))
+        self.p.extend(pieces)
 
     def flag(
-        self, msg: Any, sensor_id: str | None, reason: str, detail: str,
+        self, src: int, sensor_id: str | None, reason: str, detail: str,
         reading: Reading | None = None,
     ) -> None:  # fmt: skip
-        self.rows.append((
-            "flag", sensor_id, reading and reading.ts_us, reading and reading.energy,
-            None, None, None, None, None, None, None, None, reason, detail, msg.key, msg.value,
-            msg.topic, msg.partition, msg.offset, msg.kafka_timestamp,
-        ))  # fmt: skip
+        self.kinds.append(2)
+        self.f_src.append(src)
+        self.f.append((sensor_id, reason, detail, reading))
 
-    def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(self.rows, columns=list(OUTPUT_COLUMNS))
-        for name in ("ts_us", "period_start_us", "interval_start_us", "interval_end_us"):
-            frame[name] = frame[name].astype("Int64")
-        frame["sign"] = frame["sign"].astype("Int32")
-        for name in ("energy", "price", "kwh", "cost_eur"):
-            frame[name] = frame[name].astype("float64")
-        return frame
+    def frame(self, messages: pd.DataFrame) -> pd.DataFrame:
+        r, p, f = self.r, self.p, self.f
+        nr, np_, nf = len(r), len(p), len(f)
+        kinds = np.array(self.kinds, dtype=np.int8)
+        # Columns are built kind block after kind block; `order` puts the rows back
+        # in the order they were produced.
+        order = np.empty(len(kinds), dtype=np.int64)
+        for kind, base, count in ((0, 0, nr), (1, nr, np_), (2, nr + np_, nf)):
+            order[kinds == kind] = np.arange(base, base + count)
+        none_r, none_p, none_f = [None] * nr, [None] * np_, [None] * nf
+        f_reading = [x[3] for x in f]
+        columns: dict[str, Any] = {
+            "kind": ["reading"] * nr + ["piece"] * np_ + ["flag"] * nf,
+            "sensor_id": [x.sensor_id for x in r] + [x.sensor_id for x in p] + [x[0] for x in f],
+            "ts_us": [x.ts_us for x in r]
+            + [x.interval_end_us for x in p]
+            + [x and x.ts_us for x in f_reading],
+            "energy": [x.energy for x in r] + none_p + [x and x.energy for x in f_reading],
+            "period_start_us": none_r + [x.period_start_us for x in p] + none_f,
+            "band": none_r + [x.band for x in p] + none_f,
+            "price": none_r + [x.price for x in p] + none_f,
+            "kwh": none_r + [x.kwh for x in p] + none_f,
+            "cost_eur": none_r + [x.cost_eur for x in p] + none_f,
+            "interval_start_us": none_r + [x.interval_start_us for x in p] + none_f,
+            "interval_end_us": none_r + [x.interval_end_us for x in p] + none_f,
+            "sign": none_r + [x.sign for x in p] + none_f,
+            "reason": none_r + none_p + [x[1] for x in f],
+            "detail": none_r + none_p + [x[2] for x in f],
+        }
+        built: dict[str, Any] = {}
+        for name, values in columns.items():
+            if name in _INT64:
+                array = _ints(values)
+            elif name == "sign":
+                array = _ints(values, "Int32")
+            elif name in _FLOAT64:
+                array = _floats(values)
+            else:
+                array = np.array(values, dtype=object)
+            built[name] = array[order]
+        f_src = np.array(self.f_src, dtype=np.int64)
+        for name in ("key", "value"):
+            raw = np.empty(nr + np_ + nf, dtype=object)
+            raw[nr + np_ :] = messages[name].to_numpy()[f_src]
+            built[name] = raw[order]
+        src = np.array(self.r_src + self.p_src + self.f_src, dtype=np.int64)[order]
+        for name in _COORDINATES:
+            built[name] = messages[name].to_numpy()[src]
+        return pd.DataFrame({name: built[name] for name in OUTPUT_COLUMNS})
+
+
+def _kafka_order(messages: pd.DataFrame) -> list[int]:
+    partition = messages["partition"].to_numpy()
+    offset = messages["offset"].to_numpy()
+    return np.lexsort((offset, partition)).tolist()
 
 
 def judge_messages(
     sensor_key: str, messages: pd.DataFrame, window: Window, rules: SilverRules, now_us: int
 ) -> pd.DataFrame:
     """Judge one sensor's messages of a micro-batch, in Kafka order; mutates window."""
+    messages = messages.reset_index(drop=True)
     out = _Rows()
     message_rules = rules.message_rules(now_us)
     meter_rules = rules.meter_rules()
-    for msg in messages.sort_values(["partition", "offset"]).itertuples(index=False):
-        result: Reading | Rejection = parse_message(msg.value, message_rules)
+    values = messages["value"].tolist()
+    for i in _kafka_order(messages):
+        result: Reading | Rejection = parse_message(values[i], message_rules)
         if isinstance(result, Rejection):
-            out.flag(msg, result.sensor_id, result.reason, result.detail)
+            out.flag(i, result.sensor_id, result.reason, result.detail)
         elif result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse
-            out.flag(msg, result.sensor_id, "malformed_json", "JSON Spark reads differently")
+            out.flag(i, result.sensor_id, "malformed_json", "JSON Spark reads differently")
         else:
             verdict = judge(window, result.sensor_id, result.ts_us, result.energy, meter_rules)
             if verdict.accepted:
-                out.reading(msg, result)
+                out.reading(i, result)
             for flag in verdict.flags:
-                out.flag(msg, result.sensor_id, flag.reason, flag.detail, result)
-            for piece in verdict.pieces:
-                out.piece(msg, piece)
-    return out.frame()
+                out.flag(i, result.sensor_id, flag.reason, flag.detail, result)
+            if verdict.pieces:
+                out.pieces(i, verdict.pieces)
+    return out.frame(messages)
 
 
 def pack_window(window: Window) -> tuple[bytes, bytes]:

@@ -73,8 +73,31 @@ def _local_hour_offset_us(zone: str, year: int, month: int, day: int, hour: int)
     return offset // timedelta(microseconds=1)
 
 
+@lru_cache(maxsize=200_000)
+def _naive_hour_us(head: str, zone: str) -> int:
+    """`YYYY-MM-DD HH` (or with a T), local -> the instant that hour starts (µs)."""
+    return _parse_timestamp(head + ":00:00", zone)
+
+
 def parse_timestamp(text: str, zone: str) -> int:
     """A meter timestamp -> microseconds since the epoch. Raises ValueError."""
+    # The common form, `YYYY-MM-DD HH:MM:SS` with no offset, in two steps: the
+    # hour through the general path below (cached), then minutes and seconds.
+    if (
+        len(text) == 19
+        and text[13] == ":"
+        and text[16] == ":"
+        and text.isascii()
+        and text[14:16].isdigit()
+        and text[17:19].isdigit()
+    ):
+        minutes, seconds = int(text[14:16]), int(text[17:19])
+        if minutes < 60 and seconds < 60:
+            return _naive_hour_us(text[:13], zone) + (minutes * 60 + seconds) * 1_000_000
+    return _parse_timestamp(text, zone)
+
+
+def _parse_timestamp(text: str, zone: str) -> int:
     text = text.strip()
     if not TIMESTAMP.fullmatch(text):
         raise ValueError(f"not a timestamp: {text[:40]!r}")
@@ -92,6 +115,11 @@ def parse_timestamp(text: str, zone: str) -> int:
 def _bad_sensor_id(value: object) -> str | None:
     if not isinstance(value, str):
         return f"sensor_id is a {type(value).__name__}, not a string"
+    return _bad_sensor_text(value)
+
+
+@lru_cache(maxsize=100_000)
+def _bad_sensor_text(value: str) -> str | None:
     if not value.strip():
         return "sensor_id is empty"
     if len(value) > MAX_SENSOR_ID:

@@ -263,3 +263,33 @@ def test_the_command_line_replays_a_file_and_prints_the_answers(kafka, config, t
     bad = run("sql", "DROP TABLE day_cost")
     assert bad.returncode == 1 and bad.stderr.startswith("meterlake: error:")
     assert "Traceback" not in bad.stderr
+
+
+def test_every_table_the_pipeline_creates_compacts_itself(spark, kafka, config) -> None:
+    """Streams leave many small files: Delta's auto compaction is on for every table
+    (issue 8: if compaction is needed, the pipeline does it), and a table created
+    without the property gets it on the next start."""
+    from delta.tables import DeltaTable
+
+    from gold.answers import ANSWERS
+    from meterlake.pipeline import QUERY_TABLES
+    from meterlake.tables import TABLE_PROPERTIES, ensure_table
+
+    def properties(table: str) -> dict[str, str]:
+        detail = DeltaTable.forPath(spark, str(config.table_path(table))).detail()
+        return detail.select("properties").first()[0]
+
+    _send(kafka, config, SMALL)
+    run_once(spark, config, ALL, echo=lambda _: None)
+    tables = [t for written in QUERY_TABLES.values() for t in written] + ["data_loss"]
+    for table in tables:
+        assert properties(table)["delta.autoOptimize.autoCompact"] == "true", table
+
+    spark.sql(
+        f"ALTER TABLE delta.`{config.table_path('day_cost').resolve()}` "
+        "UNSET TBLPROPERTIES ('delta.autoOptimize.autoCompact')"
+    )
+    assert "delta.autoOptimize.autoCompact" not in properties("day_cost")
+    answer = ANSWERS["day_cost"]
+    ensure_table(spark, config.table_path("day_cost"), answer.schema, answer.comment)
+    assert properties("day_cost").items() >= TABLE_PROPERTIES.items()
