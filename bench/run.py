@@ -61,10 +61,10 @@ class Plan:
                 query_reps=10,
             )
         return Plan(
-            quick=False, month=MonthSpec(), reps=3, chunks=4, fresh_s=300, warmup_s=30,
+            quick=False, month=MonthSpec(), reps=3, chunks=4, fresh_s=600, warmup_s=30,
             speedup=600, drain=(2000, 1), drain_max_offsets=60_000,
-            scale=((11, 24), (100, 24), (1000, 12), (5000, 1)),
-            cluster_scale=((11, 24), (100, 24)), large=(1000, 12),
+            scale=((11, 24), (100, 24), (1000, 24), (5000, 24)),
+            cluster_scale=((11, 24), (100, 24)), large=(5000, 24),
             query_reps=30,
         )
 
@@ -446,10 +446,6 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
                 if p.get("oracle"):
                     row("1 large catch-up vs DuckDB oracle", p["seconds"], "s",
                         p["oracle"]["seconds"], _ratio(p["seconds"], p["oracle"]["seconds"]))
-                per = p["seconds"] / p["readings"]
-                row("1 extrapolated 8.3M readings (200 m x 29 d)", round(per * 8.3e6), "s",
-                    round(p["spark_batch"]["seconds"] / p["readings"] * 8.3e6), ratio, None,
-                    None, "linear in readings: EXTRAPOLATED, not measured")
     lv = out.get("live")
     if lv:
         floor = lv["batches"].get("floor_noop", {}).get("median_ms")
