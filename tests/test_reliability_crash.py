@@ -1,0 +1,285 @@
+"""Crashes (issue 7, items 1 and 2): kill -9 of the pipeline's driver, and of the broker.
+
+The driver: `meterlake run` (live, short triggers) runs as a subprocess while a
+month is published at a high speedup; the test kills its whole process group
+(Python driver, JVM, Python workers) with SIGKILL again and again and starts
+it again each time. Some kills are aimed: the test polls the Delta logs and
+kills the moment a gold table holds a commit whose batch id (txnVersion) has no
+file yet in the query's `<checkpoint>/commits/` (inside foreachBatch, after the
+MERGE, before Spark's commit log), or the moment silver has written one or two
+of its three tables for a batch. Others fall at random moments, after the
+queries run or while they start. Where each kill landed is read afterwards
+from the files the dead process left (`unfinished_batches`), not from what the
+test aimed at. At the end, after a last catch-up: gold equals the oracle,
+bronze holds each Kafka offset once, silver holds no piece twice, and no table
+took the same batch twice.
+
+The broker: a broker of its own (not the session's), killed -9 three times
+while the publisher sends and the pipeline reads, restarted each time on the
+same data directory. The publisher (idempotent, acks=all) rides it out and
+every reading it sent is acknowledged; the pipeline is never restarted: it
+waits and goes on by itself. Every acknowledged reading reaches bronze once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from meterlake import broker as kafka_broker
+from meterlake.generate import MonthSpec, write_readings
+from meterlake.pipeline import GOLD_TABLES, QUERY_TABLES
+from meterlake.publish import PublishResult, publish_readings
+from tests.oracle import compute_answers
+from tests.reliability_helpers import (
+    FAST_STREAMS,
+    DeltaWatch,
+    Live,
+    assert_bronze_is_one_row_per_offset,
+    assert_gold_equals_oracle,
+    assert_no_duplicate_piece,
+    batch_committed,
+    end_offsets,
+    frame,
+    free_port,
+    kill_broker,
+    live,
+    txn_versions,
+    unfinished_batches,
+    write_conf,
+)
+
+DRIVER_SPEC = MonthSpec(meters=3, days=3, cadence_s=300, seed=17)  # ~2,600 readings
+DRIVER_SPEEDUP = 2_400  # three days in about 110 s
+# What each kill aims at, in order: a gold commit without its commit-log file,
+# silver between its table writes (after `readings`, after the pieces), a random
+# moment once the queries run, a random moment while the driver starts.
+PLAN = (
+    "gold", "silver:readings", "random", "gold", "startup", "gold",
+    "silver:silver", "random", "gold", "random", "startup",
+)
+WINDOW_WAIT_S = 90  # an aimed kill that finds no window by then kills anyway
+BROKER_SPEC = MonthSpec(meters=2, days=3, cadence_s=300, seed=23)  # ~1,700 readings
+BROKER_SPEEDUP = 2_880  # three days in 90 s
+BROKER_KILLS_AT_S = (12, 40, 68)  # into the publish
+SILVER_TABLES = QUERY_TABLES["silver"]
+QUERY_OF = {table: query for query, tables in QUERY_TABLES.items() for table in tables}
+
+
+@dataclass
+class Publisher:
+    """publish_readings in a thread; its result or its error."""
+
+    config: object
+    lines: list[str]
+    speedup: float
+    result: PublishResult | None = None
+    error: BaseException | None = None
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = publish_readings(self.config, self.lines, self.speedup, progress=False)
+        except BaseException as exc:  # reported by wait()
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def wait(self, timeout: float = 600) -> PublishResult:
+        self.thread.join(timeout)
+        assert self.done, f"publisher still running after {timeout} s"
+        assert self.error is None, f"publisher failed: {self.error}"
+        return self.result
+
+
+def _until(condition, timeout: float, what: str, run: Live | None = None, every: float = 2):
+    """Poll condition() (an AssertionError means not yet) until it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if run is not None and run.process.poll() is not None:
+            raise AssertionError(f"meterlake run exited:\n{run.output()[-3000:]}")
+        try:
+            return condition()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not after {timeout} s") from None
+        time.sleep(every)
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _window(config, aim: str, table: str, batch: int | None) -> bool:
+    """Is this new commit the window the kill aims at?"""
+    if batch is None or batch_committed(config, QUERY_OF[table], batch):
+        return False
+    if aim == "gold":
+        return table in GOLD_TABLES
+    return aim == f"silver:{table}"
+
+
+def _kill_in_window(run: Live, watch: DeltaWatch, config, aim: str) -> str:
+    deadline = time.monotonic() + WINDOW_WAIT_S
+    while time.monotonic() < deadline:
+        if run.process.poll() is not None:
+            raise AssertionError(f"meterlake run exited by itself:\n{run.output()[-3000:]}")
+        for table, version, batch in watch.poll():
+            if _window(config, aim, table, batch):
+                run.kill()
+                return f"{table} v{version} (batch {batch})"
+        time.sleep(0.005)
+    run.kill()
+    return "no window in time: killed anyway"
+
+
+def _landed(unfinished: dict[str, tuple[int, tuple[str, ...]]]) -> list[str]:
+    """The windows a kill landed in, from what the dead pipeline left behind."""
+    kinds = []
+    if any(query in GOLD_TABLES for query in unfinished):
+        kinds.append("gold: MERGE committed, commit log not")
+    if "silver" in unfinished:
+        _, written = unfinished["silver"]
+        kinds.append(
+            "silver: all 3 tables written, commit log not"
+            if len(written) == len(SILVER_TABLES)
+            else "silver: between its table writes"
+        )
+    if "bronze" in unfinished:
+        kinds.append("bronze: Delta committed, commit log not")
+    return kinds or ["elsewhere"]
+
+
+def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, rng) -> dict:
+    watch.poll()  # commits of earlier runs are not this run's windows
+    started = time.monotonic()
+    with live(conf, log) as run:
+        if aim in ("startup", "random"):
+            if aim == "startup":
+                time.sleep(rng.uniform(2, 10))
+                what = "after start" if "Ctrl-C stops" in run.output() else "while starting"
+            else:
+                run.wait_running()
+                time.sleep(rng.uniform(0, 8))
+                what = "at random"
+            assert run.process.poll() is None, f"exited by itself:\n{run.output()[-3000:]}"
+            run.kill()
+        else:
+            run.wait_running()
+            what = _kill_in_window(run, watch, config, aim)
+    unfinished = unfinished_batches(config)
+    return {
+        "aim": aim,
+        "what": what,
+        "after_s": round(time.monotonic() - started, 1),
+        "unfinished": unfinished,
+        "landed": _landed(unfinished),
+    }
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp_path):
+    readings = tmp_path / "readings.csv"
+    write_readings(DRIVER_SPEC, readings)
+    lines = readings.read_text().splitlines()
+    oracle = compute_answers(readings, config.semantics)
+    conf = write_conf(tmp_path / "live.toml", config, FAST_STREAMS)
+    watch = DeltaWatch(config, list(QUERY_OF))
+    rng = random.Random(7)
+    began = time.monotonic()
+
+    publisher = Publisher(config, lines, DRIVER_SPEEDUP)
+    kills = []
+    for number, aim in enumerate(PLAN):
+        kill = _kill_once(conf, tmp_path / f"run-{number}.log", config, watch, aim, rng)
+        kill["publishing"] = not publisher.done
+        kills.append(kill)
+        print(f"kill {number + 1}: {kill}")
+    published = publisher.wait()
+
+    with live(conf, tmp_path / "final.log") as run:  # the last restart catches up
+        run.wait_running()
+        ends = end_offsets(kafka, config.kafka.topic)
+        _until(lambda: assert_gold_equals_oracle(config, oracle), 600, "gold = oracle", run)
+        assert run.interrupt() == 0, run.output()[-3000:]
+
+    offsets = sum(ends.values())
+    assert offsets == published.sent == published.acked == len(lines)
+    assert assert_bronze_is_one_row_per_offset(config, ends) == offsets
+    pieces = assert_no_duplicate_piece(config)
+    assert_gold_equals_oracle(config, oracle)
+    for table in QUERY_OF:  # a replayed batch was skipped, never written twice
+        batches = txn_versions(config.table_path(table))
+        assert len(batches) == len(set(batches)), f"{table}: a batch committed twice"
+
+    landed = Counter(kind for kill in kills for kind in kill["landed"])
+    print(f"{len(kills)} kills in {time.monotonic() - began:.0f} s; {offsets:,} offsets = "
+          f"bronze rows; {pieces:,} pieces, none twice; landed: {dict(landed)}")
+    assert len(kills) >= 10
+    assert landed["gold: MERGE committed, commit log not"] >= 3, kills
+    assert landed["silver: between its table writes"] >= 1, kills
+    assert sum(kill["publishing"] for kill in kills) >= 5, kills  # most while publishing
+
+
+# --------------------------------------------------------------------------- the broker
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_broker_loses_and_doubles_nothing(base_config, config, tmp_path):
+    broker = replace(
+        base_config.broker, home=tmp_path / "kafka", port=free_port(),
+        controller_port=free_port(),
+    )
+    config = replace(config, kafka=replace(config.kafka, bootstrap=f"{broker.host}:{broker.port}"))
+    readings = tmp_path / "readings.csv"
+    write_readings(BROKER_SPEC, readings)
+    lines = readings.read_text().splitlines()
+    oracle = compute_answers(readings, config.semantics)
+    conf = write_conf(tmp_path / "live.toml", config, FAST_STREAMS)
+    began = time.monotonic()
+    kafka_broker.start(broker)
+    try:
+        publish_readings(config, [], speedup=0, progress=False)  # creates the topic
+        with live(conf, tmp_path / "live.log") as run:
+            run.wait_running()
+            publisher = Publisher(config, lines, BROKER_SPEEDUP)
+            started, outages = time.monotonic(), []
+            for at in BROKER_KILLS_AT_S:
+                time.sleep(max(0.0, started + at - time.monotonic()))
+                assert not publisher.done, "the publish ended before the kills"
+                down = time.monotonic()
+                kill_broker(broker)
+                time.sleep(random.uniform(3, 8))
+                kafka_broker.start(broker)  # same data directory
+                outages.append(round(time.monotonic() - down, 1))
+                assert run.process.poll() is None, run.output()[-3000:]
+            published = publisher.wait()
+            ends = end_offsets(config.kafka.bootstrap, config.kafka.topic)
+            _until(lambda: assert_gold_equals_oracle(config, oracle), 600, "gold = oracle", run)
+            assert run.interrupt() == 0, run.output()[-3000:]  # never restarted
+    finally:
+        kafka_broker.stop(broker)
+
+    offsets = sum(ends.values())
+    bronze = assert_bronze_is_one_row_per_offset(config, ends)
+    quarantine = frame(config, "SELECT reason, count(*) AS n FROM quarantine GROUP BY ALL",
+                       ["quarantine"])
+    quarantined = dict(zip(quarantine["reason"], quarantine["n"], strict=True))
+    print(f"broker kills, outages {outages} s; {published.sent:,} sent, {published.acked:,} "
+          f"acked, {offsets:,} offsets, {bronze:,} bronze rows, quarantined {quarantined}; "
+          f"{time.monotonic() - began:.0f} s")
+    assert published.sent == published.acked == offsets == bronze == len(lines)
+    assert quarantined == oracle.quarantine_counts  # no reading came twice (no duplicate)
+    assert_no_duplicate_piece(config)
+    assert_gold_equals_oracle(config, oracle)
