@@ -351,13 +351,21 @@ def latest_version(table: Path) -> int:
     return max((int(p.stem) for p in log.glob("*.json") if p.stem.isdigit()), default=-1)
 
 
-def delta_txn(table: Path, version: int) -> int | None:
-    """The batch id (txnVersion) a Delta commit recorded, or None if it recorded none."""
+def delta_commit(table: Path, version: int) -> tuple[int | None, int]:
+    """The batch id (txnVersion) a Delta commit recorded (None if none) and how many
+    data files it added."""
+    batch, adds = None, 0
     for line in commit_file(table, version).read_text().splitlines():
         action = json.loads(line)
         if "txn" in action:
-            return int(action["txn"]["version"])
-    return None
+            batch = int(action["txn"]["version"])
+        adds += "add" in action
+    return batch, adds
+
+
+def delta_txn(table: Path, version: int) -> int | None:
+    """The batch id (txnVersion) a Delta commit recorded, or None if it recorded none."""
+    return delta_commit(table, version)[0]
 
 
 def txn_versions(table: Path) -> list[int]:
@@ -393,12 +401,13 @@ class DeltaWatch:
         self.paths = {table: config.table_path(table) for table in tables}
         self.next = {table: latest_version(path) + 1 for table, path in self.paths.items()}
 
-    def poll(self) -> list[tuple[str, int, int | None]]:
-        """(table, version, batch id) of every commit since the last poll."""
+    def poll(self) -> list[tuple[str, int, int | None, int]]:
+        """(table, version, batch id, data files added) of every commit since the last
+        poll."""
         new = []
         for table, path in self.paths.items():
             while commit_file(path, self.next[table]).exists():
-                new.append((table, self.next[table], delta_txn(path, self.next[table])))
+                new.append((table, self.next[table], *delta_commit(path, self.next[table])))
                 self.next[table] += 1
         return new
 

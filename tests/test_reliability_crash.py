@@ -55,21 +55,43 @@ from tests.reliability_helpers import (
     write_conf,
 )
 
-DRIVER_SPEC = MonthSpec(meters=3, days=3, cadence_s=300, seed=17)  # ~2,600 readings
-DRIVER_SPEEDUP = 2_400  # three days in about 110 s
-# What each kill aims at, in order: a gold commit without its commit-log file,
-# silver between its table writes (after `readings`, after the pieces), a random
-# moment once the queries run, a random moment while the driver starts.
+DRIVER_SPEC = MonthSpec(meters=3, days=3, cadence_s=300, seed=17)  # 2,586 readings
+# What each kill aims at, in order: a gold commit that added rows but has no
+# commit-log file yet, silver between its table writes (after `readings`, after the
+# pieces), a random moment once the queries run, a random moment while it starts.
 PLAN = (
-    "gold", "silver:readings", "random", "gold", "startup", "gold",
-    "silver:silver", "random", "gold", "random", "startup",
+    "gold", "silver:readings", "random", "gold", "startup",
+    "gold", "silver:silver", "random", "gold", "startup",
 )
-WINDOW_WAIT_S = 90  # an aimed kill that finds no window by then kills anyway
-BROKER_SPEC = MonthSpec(meters=2, days=3, cadence_s=300, seed=23)  # ~1,700 readings
-BROKER_SPEEDUP = 2_880  # three days in 90 s
-BROKER_KILLS_AT_S = (12, 40, 68)  # into the publish
+# The month in len(PLAN) slices: each published at DRIVER_SPEEDUP (7.2 h of
+# readings in about 20 s) while the driver runs, so every run has data to take
+# in, however slowly the machine restarts it.
+DRIVER_SPEEDUP = 1_300
+WINDOW_WAIT_S = 120  # an aimed kill that finds no window by then kills anyway
+BROKER_SPEC = MonthSpec(meters=2, days=3, cadence_s=300, seed=23)  # 1,703 readings
+BROKER_SPEEDUP = 2_400  # three days in 108 s
+# The broker is killed when the publisher has taken in these fractions of the month
+# (and not before it has been back for BROKER_UP_S), down for 3-8 s plus its restart.
+BROKER_KILLS_AT = (0.15, 0.4, 0.65)
+BROKER_UP_S = 8
 SILVER_TABLES = QUERY_TABLES["silver"]
 QUERY_OF = {table: query for query, tables in QUERY_TABLES.items() for table in tables}
+
+
+class Counted:
+    """An iterable of lines that counts how many its reader has taken."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines, self.taken = lines, 0
+
+    def __iter__(self):
+        for line in self.lines:
+            self.taken += 1
+            yield line
+
+    @property
+    def fraction(self) -> float:
+        return self.taken / len(self.lines)
 
 
 @dataclass
@@ -77,7 +99,7 @@ class Publisher:
     """publish_readings in a thread; its result or its error."""
 
     config: object
-    lines: list[str]
+    lines: Counted
     speedup: float
     result: PublishResult | None = None
     error: BaseException | None = None
@@ -97,11 +119,15 @@ class Publisher:
     def done(self) -> bool:
         return not self.thread.is_alive()
 
-    def wait(self, timeout: float = 600) -> PublishResult:
+    def wait(self, timeout: float = 900) -> PublishResult:
         self.thread.join(timeout)
         assert self.done, f"publisher still running after {timeout} s"
         assert self.error is None, f"publisher failed: {self.error}"
         return self.result
+
+
+def _assert(condition: bool) -> None:
+    assert condition
 
 
 def _until(condition, timeout: float, what: str, run: Live | None = None, every: float = 2):
@@ -121,9 +147,10 @@ def _until(condition, timeout: float, what: str, run: Live | None = None, every:
 # --------------------------------------------------------------------------- the driver
 
 
-def _window(config, aim: str, table: str, batch: int | None) -> bool:
-    """Is this new commit the window the kill aims at?"""
-    if batch is None or batch_committed(config, QUERY_OF[table], batch):
+def _window(config, aim: str, table: str, batch: int | None, adds: int) -> bool:
+    """Is this new commit the window the kill aims at (a batch's rows written to Delta,
+    not yet in the checkpoint's commit log)?"""
+    if batch is None or not adds or batch_committed(config, QUERY_OF[table], batch):
         return False
     if aim == "gold":
         return table in GOLD_TABLES
@@ -135,57 +162,58 @@ def _kill_in_window(run: Live, watch: DeltaWatch, config, aim: str) -> str:
     while time.monotonic() < deadline:
         if run.process.poll() is not None:
             raise AssertionError(f"meterlake run exited by itself:\n{run.output()[-3000:]}")
-        for table, version, batch in watch.poll():
-            if _window(config, aim, table, batch):
+        for table, version, batch, adds in watch.poll():
+            if _window(config, aim, table, batch, adds):
                 run.kill()
-                return f"{table} v{version} (batch {batch})"
+                return f"{table} v{version} (batch {batch}, {adds} files)"
         time.sleep(0.005)
     run.kill()
     return "no window in time: killed anyway"
 
 
-def _landed(unfinished: dict[str, tuple[int, tuple[str, ...]]]) -> list[str]:
-    """The windows a kill landed in, from what the dead pipeline left behind."""
+def _landed(unfinished: dict, before: dict) -> list[str]:
+    """The windows a kill landed in, from what the dead pipeline left behind (a batch
+    left unfinished by an earlier kill and not retried since does not count again)."""
+    new = {query: left for query, left in unfinished.items() if before.get(query) != left}
     kinds = []
-    if any(query in GOLD_TABLES for query in unfinished):
+    if any(query in GOLD_TABLES for query in new):
         kinds.append("gold: MERGE committed, commit log not")
-    if "silver" in unfinished:
-        _, written = unfinished["silver"]
+    if "silver" in new:
+        _, written = new["silver"]
         kinds.append(
             "silver: all 3 tables written, commit log not"
             if len(written) == len(SILVER_TABLES)
             else "silver: between its table writes"
         )
-    if "bronze" in unfinished:
+    if "bronze" in new:
         kinds.append("bronze: Delta committed, commit log not")
     return kinds or ["elsewhere"]
 
 
-def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, rng) -> dict:
+def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, part, rng) -> dict:
+    """Start `meterlake run`, publish a slice of the month (once the queries run, or at
+    once when the kill is to come while it starts), kill it as aimed."""
     watch.poll()  # commits of earlier runs are not this run's windows
     started = time.monotonic()
     with live(conf, log) as run:
+        if aim == "startup":
+            publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
+            time.sleep(rng.uniform(2, 10))
+            what = "after start" if "Ctrl-C stops" in run.output() else "while starting"
+        else:
+            run.wait_running()
+            publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
+        if aim == "random":
+            time.sleep(rng.uniform(0, 8))
+            what = "at random"
         if aim in ("startup", "random"):
-            if aim == "startup":
-                time.sleep(rng.uniform(2, 10))
-                what = "after start" if "Ctrl-C stops" in run.output() else "while starting"
-            else:
-                run.wait_running()
-                time.sleep(rng.uniform(0, 8))
-                what = "at random"
             assert run.process.poll() is None, f"exited by itself:\n{run.output()[-3000:]}"
             run.kill()
         else:
-            run.wait_running()
             what = _kill_in_window(run, watch, config, aim)
-    unfinished = unfinished_batches(config)
-    return {
-        "aim": aim,
-        "what": what,
-        "after_s": round(time.monotonic() - started, 1),
-        "unfinished": unfinished,
-        "landed": _landed(unfinished),
-    }
+        publishing = not publisher.done
+    return {"aim": aim, "what": what, "after_s": round(time.monotonic() - started, 1),
+            "publishing": publishing, "publisher": publisher}
 
 
 @pytest.mark.slow
@@ -199,14 +227,21 @@ def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp
     rng = random.Random(7)
     began = time.monotonic()
 
-    publisher = Publisher(config, lines, DRIVER_SPEEDUP)
-    kills = []
-    for number, aim in enumerate(PLAN):
-        kill = _kill_once(conf, tmp_path / f"run-{number}.log", config, watch, aim, rng)
-        kill["publishing"] = not publisher.done
+    slices = [lines[len(lines) * k // len(PLAN) : len(lines) * (k + 1) // len(PLAN)]
+              for k in range(len(PLAN))]
+    kills, results, unfinished = [], [], {}
+    for number, (aim, part) in enumerate(zip(PLAN, slices, strict=True)):
+        kill = _kill_once(conf, tmp_path / f"run-{number}.log", config, watch, aim, part, rng)
+        publisher = kill.pop("publisher")
+        kill["unfinished"], before = unfinished_batches(config), unfinished
+        kill["landed"], unfinished = _landed(kill["unfinished"], before), kill["unfinished"]
         kills.append(kill)
         print(f"kill {number + 1}: {kill}")
-    published = publisher.wait()
+        results.append(publisher.wait())  # one slice after another: each meter in order
+    published = PublishResult(
+        sent=sum(r.sent for r in results), skipped=0, seconds=0,
+        acked=sum(r.acked for r in results),
+    )
 
     with live(conf, tmp_path / "final.log") as run:  # the last restart catches up
         run.wait_running()
@@ -229,7 +264,6 @@ def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp
     assert len(kills) >= 10
     assert landed["gold: MERGE committed, commit log not"] >= 3, kills
     assert landed["silver: between its table writes"] >= 1, kills
-    assert sum(kill["publishing"] for kill in kills) >= 5, kills  # most while publishing
 
 
 # --------------------------------------------------------------------------- the broker
@@ -253,16 +287,20 @@ def test_kill_9_of_the_broker_loses_and_doubles_nothing(base_config, config, tmp
         publish_readings(config, [], speedup=0, progress=False)  # creates the topic
         with live(conf, tmp_path / "live.log") as run:
             run.wait_running()
-            publisher = Publisher(config, lines, BROKER_SPEEDUP)
-            started, outages = time.monotonic(), []
-            for at in BROKER_KILLS_AT_S:
-                time.sleep(max(0.0, started + at - time.monotonic()))
-                assert not publisher.done, "the publish ended before the kills"
+            sending = Counted(lines)
+            publisher = Publisher(config, sending, BROKER_SPEEDUP)
+            kills, back, rng = [], time.monotonic(), random.Random(3)
+            for at in BROKER_KILLS_AT:
+                _until(lambda at=at: _assert(sending.fraction >= at or publisher.done), 900,
+                       "publisher progress", run, every=0.2)
+                time.sleep(max(0.0, back + BROKER_UP_S - time.monotonic()))
+                kill = {"taken": round(sending.fraction, 2), "publishing": not publisher.done}
                 down = time.monotonic()
                 kill_broker(broker)
-                time.sleep(random.uniform(3, 8))
+                time.sleep(rng.uniform(3, 8))
                 kafka_broker.start(broker)  # same data directory
-                outages.append(round(time.monotonic() - down, 1))
+                back = time.monotonic()
+                kills.append({**kill, "down_s": round(back - down, 1)})
                 assert run.process.poll() is None, run.output()[-3000:]
             published = publisher.wait()
             ends = end_offsets(config.kafka.bootstrap, config.kafka.topic)
@@ -276,10 +314,12 @@ def test_kill_9_of_the_broker_loses_and_doubles_nothing(base_config, config, tmp
     quarantine = frame(config, "SELECT reason, count(*) AS n FROM quarantine GROUP BY ALL",
                        ["quarantine"])
     quarantined = dict(zip(quarantine["reason"], quarantine["n"], strict=True))
-    print(f"broker kills, outages {outages} s; {published.sent:,} sent, {published.acked:,} "
+    print(f"broker kills {kills}; {published.sent:,} sent, {published.acked:,} "
           f"acked, {offsets:,} offsets, {bronze:,} bronze rows, quarantined {quarantined}; "
           f"{time.monotonic() - began:.0f} s")
     assert published.sent == published.acked == offsets == bronze == len(lines)
+    assert len(kills) == 3
+    assert sum(kill["publishing"] for kill in kills) >= 2, kills  # the others while consuming
     assert quarantined == oracle.quarantine_counts  # no reading came twice (no duplicate)
     assert_no_duplicate_piece(config)
     assert_gold_equals_oracle(config, oracle)
