@@ -67,7 +67,7 @@ PLAN = (
 # readings in about 20 s) while the driver runs, so every run has data to take
 # in, however slowly the machine restarts it.
 DRIVER_SPEEDUP = 1_300
-WINDOW_WAIT_S = 120  # an aimed kill that finds no window by then kills anyway
+WINDOW_WAIT_S = 300  # an aimed kill that finds no window by then kills anyway (load)
 BROKER_SPEC = MonthSpec(meters=2, days=3, cadence_s=300, seed=23)  # 1,703 readings
 BROKER_SPEEDUP = 2_400  # three days in 108 s
 # The broker is killed when the publisher has taken in these fractions of the month
@@ -124,6 +124,12 @@ class Publisher:
         assert self.done, f"publisher still running after {timeout} s"
         assert self.error is None, f"publisher failed: {self.error}"
         return self.result
+
+
+def _create_topic(config) -> None:
+    """The topic, before `meterlake run` starts: bronze started on a missing topic failed
+    with UnknownTopicOrPartitionException when the publisher created it."""
+    publish_readings(config, [], speedup=0, progress=False)
 
 
 def _assert(condition: bool) -> None:
@@ -226,6 +232,7 @@ def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp
     watch = DeltaWatch(config, list(QUERY_OF))
     rng = random.Random(7)
     began = time.monotonic()
+    _create_topic(config)
 
     slices = [lines[len(lines) * k // len(PLAN) : len(lines) * (k + 1) // len(PLAN)]
               for k in range(len(PLAN))]
@@ -284,7 +291,7 @@ def test_kill_9_of_the_broker_loses_and_doubles_nothing(base_config, config, tmp
     began = time.monotonic()
     kafka_broker.start(broker)
     try:
-        publish_readings(config, [], speedup=0, progress=False)  # creates the topic
+        _create_topic(config)
         with live(conf, tmp_path / "live.log") as run:
             run.wait_running()
             sending = Counted(lines)
