@@ -64,8 +64,8 @@ PLAN = (
     "gold", "silver:silver", "random", "gold", "startup",
 )
 # The month in len(PLAN) slices: each published at DRIVER_SPEEDUP (7.2 h of
-# readings in about 20 s) while the driver runs, so every run has data to take
-# in, however slowly the machine restarts it.
+# readings in about 20 s) from the moment the driver is (re)started, so every run
+# has data to take in, however slowly the machine restarts it.
 DRIVER_SPEEDUP = 1_300
 WINDOW_WAIT_S = 300  # an aimed kill that finds no window by then kills anyway (load)
 BROKER_SPEC = MonthSpec(meters=2, days=3, cadence_s=300, seed=23)  # 1,703 readings
@@ -197,18 +197,16 @@ def _landed(unfinished: dict, before: dict) -> list[str]:
 
 
 def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, part, rng) -> dict:
-    """Start `meterlake run`, publish a slice of the month (once the queries run, or at
-    once when the kill is to come while it starts), kill it as aimed."""
+    """Start `meterlake run` and publish a slice of the month, kill it as aimed."""
     watch.poll()  # commits of earlier runs are not this run's windows
     started = time.monotonic()
     with live(conf, log) as run:
+        publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
         if aim == "startup":
-            publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
             time.sleep(rng.uniform(2, 10))
             what = "after start" if "Ctrl-C stops" in run.output() else "while starting"
         else:
             run.wait_running()
-            publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
         if aim == "random":
             time.sleep(rng.uniform(0, 8))
             what = "at random"
