@@ -23,6 +23,7 @@ waits and goes on by itself. Every acknowledged reading reaches bronze once.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -45,6 +46,7 @@ from tests.reliability_helpers import (
     assert_gold_equals_oracle,
     assert_no_duplicate_piece,
     batch_committed,
+    commit_file,
     end_offsets,
     frame,
     free_port,
@@ -218,6 +220,40 @@ def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, part,
         publishing = not publisher.done
     return {"aim": aim, "what": what, "after_s": round(time.monotonic() - started, 1),
             "publishing": publishing, "publisher": publisher}
+
+
+def _commit(table: Path, version: int, batch: int | None, adds: int = 1) -> None:
+    actions = [{"commitInfo": {"operation": "WRITE"}}]
+    actions += [{"txn": {"appId": "q", "version": batch}}] if batch is not None else []
+    actions += [{"add": {"path": f"part-{version}-{i}.parquet"}} for i in range(adds)]
+    (table / "_delta_log").mkdir(parents=True, exist_ok=True)
+    commit_file(table, version).write_text("\n".join(json.dumps(a) for a in actions))
+
+
+def test_where_a_kill_landed_is_read_from_the_delta_logs_and_the_commit_logs(config):
+    """No Spark: fabricated Delta logs and commit logs, as a killed pipeline leaves them."""
+    for table in QUERY_OF:
+        _commit(config.table_path(table), 0, None, adds=0)  # created, no batch yet
+    watch = DeltaWatch(config, list(QUERY_OF))
+    assert unfinished_batches(config) == {}
+    _commit(config.table_path("readings"), 1, 0)  # silver wrote 1 of its 3 tables
+    _commit(config.table_path("day_cost"), 1, 0, adds=0)  # an empty MERGE
+    assert watch.poll() == [("readings", 1, 0, 1), ("day_cost", 1, 0, 0)]
+    assert not _window(config, "gold", "day_cost", 0, 0)  # no rows: not aimed at
+    assert _window(config, "silver:readings", "readings", 0, 1)
+    unfinished = unfinished_batches(config)
+    assert unfinished == {"silver": (0, ("readings",)), "day_cost": (0, ("day_cost",))}
+    assert _landed(unfinished, {}) == [
+        "gold: MERGE committed, commit log not", "silver: between its table writes"]
+    assert _landed(unfinished, unfinished) == ["elsewhere"]  # left over, not retried
+    for table in ("silver", "quarantine"):
+        _commit(config.table_path(table), 1, 0)
+    commits = config.checkpoint("day_cost") / "commits"
+    commits.mkdir(parents=True)
+    (commits / "0").write_text("v1")
+    assert not _window(config, "gold", "day_cost", 0, 1)  # its batch is in the commit log
+    assert _landed(unfinished_batches(config), unfinished) == [
+        "silver: all 3 tables written, commit log not"]
 
 
 @pytest.mark.slow
