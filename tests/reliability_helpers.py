@@ -336,3 +336,93 @@ def live(
 def with_lake(config: Config, lake: Path, topic: str | None = None) -> Config:
     kafka = replace(config.kafka, topic=topic) if topic else config.kafka
     return replace(config, lake=lake, kafka=kafka)
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+def commit_file(table: Path, version: int) -> Path:
+    return table / "_delta_log" / f"{version:020d}.json"
+
+
+def latest_version(table: Path) -> int:
+    """A Delta table's latest version from its log files; -1 before the table exists."""
+    log = table / "_delta_log"
+    return max((int(p.stem) for p in log.glob("*.json") if p.stem.isdigit()), default=-1)
+
+
+def delta_commit(table: Path, version: int) -> tuple[int | None, int]:
+    """The batch id (txnVersion) a Delta commit recorded (None if none) and how many
+    data files it added."""
+    batch, adds = None, 0
+    for line in commit_file(table, version).read_text().splitlines():
+        action = json.loads(line)
+        if "txn" in action:
+            batch = int(action["txn"]["version"])
+        adds += "add" in action
+    return batch, adds
+
+
+def delta_txn(table: Path, version: int) -> int | None:
+    """The batch id (txnVersion) a Delta commit recorded, or None if it recorded none."""
+    return delta_commit(table, version)[0]
+
+
+def txn_versions(table: Path) -> list[int]:
+    """The batch ids of a Delta table's commits, in commit order."""
+    batches = (delta_txn(table, v) for v in range(latest_version(table) + 1))
+    return [b for b in batches if b is not None]
+
+
+def batch_committed(config: Config, query: str, batch: int) -> bool:
+    """True once the query's checkpoint holds batch's commit-log file."""
+    return (config.checkpoint(query) / "commits" / str(batch)).exists()
+
+
+def unfinished_batches(config: Config) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Batches a stopped pipeline wrote to Delta but not to its checkpoint's commit log:
+    query -> (batch id, the query's tables that already hold that batch)."""
+    from meterlake.pipeline import QUERY_TABLES
+
+    out = {}
+    for query, tables in QUERY_TABLES.items():
+        latest = {t: txn_versions(config.table_path(t))[-1:] for t in tables}
+        batch = max((v[0] for v in latest.values() if v), default=None)
+        if batch is not None and not batch_committed(config, query, batch):
+            out[query] = (batch, tuple(t for t, v in latest.items() if v == [batch]))
+    return out
+
+
+class DeltaWatch:
+    """The commits of some Delta tables as they appear, read from their logs (a Delta
+    commit file appears whole: it is written aside and renamed)."""
+
+    def __init__(self, config: Config, tables: Sequence[str]) -> None:
+        self.paths = {table: config.table_path(table) for table in tables}
+        self.next = {table: latest_version(path) + 1 for table, path in self.paths.items()}
+
+    def poll(self) -> list[tuple[str, int, int | None, int]]:
+        """(table, version, batch id, data files added) of every commit since the last
+        poll."""
+        new = []
+        for table, path in self.paths.items():
+            while commit_file(path, self.next[table]).exists():
+                new.append((table, self.next[table], *delta_commit(path, self.next[table])))
+                self.next[table] += 1
+        return new
+
+
+def kill_broker(conf) -> None:
+    """kill -9 of the broker meterlake.broker.start started (its own process group);
+    returns once it is gone and its ports are closed."""
+    from meterlake import broker
+
+    pid = int((conf.home / "broker.pid").read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)  # reap it when this process started it
+    deadline = time.monotonic() + 60
+    while broker.status(conf).pid or broker.status(conf).listening:
+        assert time.monotonic() < deadline, f"broker {pid} still up after kill -9"
+        time.sleep(0.1)
