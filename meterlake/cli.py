@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,6 +199,10 @@ COMMANDS = {
 }
 
 
+def _not_from_py4j(record: logging.LogRecord) -> bool:
+    return f"{os.sep}py4j{os.sep}" not in record.pathname
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -206,6 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not getattr(args, "verbose", False):  # kafka-python logs every failed connection
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        # py4j logs a Python traceback when a foreachBatch fails or on Ctrl-C (some of
+        # it on the root logger): the failure itself becomes one line below.
+        logging.getLogger("py4j").setLevel(logging.CRITICAL)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_from_py4j)
     try:
         COMMANDS[args.command](_config(args), args)
     except MeterlakeError as exc:

@@ -106,6 +106,11 @@ _DAMAGED_LOG = re.compile(
     r"Failed to read log file (\S+?)\.? |MALFORMED_LOG_FILE|Incomplete log file"
     r"|Expected e\.g\. \{\"topicA\"|UnsupportedLogVersion|INVALID_LOG_VERSION"
 )
+# A failure inside foreachBatch is wrapped in FOREACH_BATCH_USER_FUNCTION_ERROR and
+# STREAM_FAILED; the first other error class in the text says what went wrong.
+_USER_FUNCTION_CAUSE = re.compile(
+    r"\[(?!FOREACH_BATCH_USER_FUNCTION_ERROR\]|STREAM_FAILED\])[A-Z][A-Z0-9_.]*\][^\n]*"
+)
 _RAISED_HERE = re.compile(r"meterlake\.errors\.MeterlakeError: (.*)")
 
 
@@ -133,6 +138,9 @@ def explain_failure(query: str, error: str, config: Config | None = None) -> str
     if damaged:
         first = _SQLSTATE.sub("", _STREAM_FAILED.sub("", text.splitlines()[0])).strip()
         return damaged_message(query, checkpoint, f"Spark cannot read it ({first[:300]})")
+    in_batch = "FOREACH_BATCH_USER_FUNCTION_ERROR" in text
+    if in_batch and (cause := _USER_FUNCTION_CAUSE.search(text)):  # the error inside
+        return f"{query} failed: {_SQLSTATE.sub('', cause.group(0)).strip()[:500]}"
     lines = text.splitlines()
     first = _SQLSTATE.sub("", _STREAM_FAILED.sub("", lines[0] if lines else "")).strip()
     return f"{query} failed: {first[:500] or 'unknown error'}"
@@ -208,9 +216,12 @@ def run(config: Config, layers: list[str], once: bool) -> None:
     from meterlake.session import build_session
 
     if "bronze" in layers:
-        from meterlake.publish import ensure_broker_reachable
+        from meterlake.publish import ensure_broker_reachable, ensure_topic
 
         ensure_broker_reachable(config)
+        # Bronze subscribed to a topic a publisher creates later fails with
+        # UnknownTopicOrPartition: create it first, as the publisher would.
+        ensure_topic(config.kafka)
     # Checkpoint misuse fails here, in a second, before the JVM starts.
     locks: list[CheckpointLock] = []
     try:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import pytest
 
-from meterlake.pipeline import run_once
+from meterlake.pipeline import explain_failure, run_once
 from tests.helpers import produce, reading_message, table_rows
 
 ALL = ["bronze", "silver", "gold"]
@@ -293,3 +293,33 @@ def test_every_table_the_pipeline_creates_compacts_itself(spark, kafka, config) 
     answer = ANSWERS["day_cost"]
     ensure_table(spark, config.table_path("day_cost"), answer.schema, answer.comment)
     assert properties("day_cost").items() >= TABLE_PROPERTIES.items()
+
+
+def test_a_failure_inside_foreach_batch_is_named_by_its_cause_in_one_line():
+    text = (
+        "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
+        "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function "
+        "in foreach batch sink. Reason: An exception was raised by the Python Proxy. Return "
+        "Message: Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+        "pyspark.errors.exceptions.captured.SparkException: [FAILED_READ_FILE.FILE_NOT_EXIST] "
+        "Encountered error while reading file /lake/silver/part-0.parquet. SQLSTATE: 42K03\n"
+        "  at org.apache.spark.Foo"
+    )
+    assert explain_failure("silver", text) == (
+        "silver failed: [FAILED_READ_FILE.FILE_NOT_EXIST] Encountered error while reading file "
+        "/lake/silver/part-0.parquet."
+    )
+    plain = "[STREAM_FAILED] Query [id = 1] terminated with exception: [BOOM] it broke"
+    assert explain_failure("bronze", plain) == "bronze failed: [BOOM] it broke"
+
+
+def test_the_cli_drops_py4j_tracebacks_and_keeps_other_log_records():
+    import logging
+
+    from meterlake.cli import _not_from_py4j
+
+    def record(path: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.ERROR, path, 1, "boom", None, None)
+
+    assert not _not_from_py4j(record("/venv/lib/python3.11/site-packages/py4j/clientserver.py"))
+    assert _not_from_py4j(record("/work/meterlake/pipeline.py"))
