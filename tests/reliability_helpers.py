@@ -10,6 +10,7 @@ each in its own process group so that the JVM dies with its Python driver.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -426,3 +427,43 @@ def kill_broker(conf) -> None:
     while broker.status(conf).pid or broker.status(conf).listening:
         assert time.monotonic() < deadline, f"broker {pid} still up after kill -9"
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- sockets
+
+
+LISTEN = "0A"  # TCP state in /proc/net/tcp*
+
+
+def _addr(hex_addr: str) -> str:
+    host, port = hex_addr.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        ip = ipaddress.IPv4Address(raw[::-1])
+    else:  # four little-endian 32-bit words
+        ip = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
+        ip = ip.ipv4_mapped or ip  # a dual-stack socket bound to an IPv4 address
+    return f"{ip}:{int(port, 16)}"
+
+
+def listening(pid: int) -> list[str]:
+    """The addresses the process listens on (TCP, IPv4 and IPv6), from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == LISTEN and fields[9] in inodes:
+                found.append(_addr(fields[1]))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.rsplit(":", 1)[0]).is_loopback

@@ -37,10 +37,11 @@ from tests.reliability_helpers import (
     cli,
     end_offsets,
     free_port,
+    is_loopback,
+    listening,
     live,
     write_conf,
 )
-from tests.test_reliability_exposure import is_loopback, listening
 
 PARTITIONS = 6
 REPLICATION = 3

@@ -14,13 +14,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -28,48 +26,13 @@ from bronze.job import kafka_options, read_kafka
 from meterlake.config import PROJECT_ROOT, load_config
 from meterlake.generate import MonthSpec, write_readings
 from meterlake.publish import client_settings, producer_settings
-from tests.reliability_helpers import cli, meterlake_env, write_conf
+from tests.reliability_helpers import cli, is_loopback, listening, meterlake_env, write_conf
 
 SECRET = "S3cr3t-Pa55w0rd-7f3a"
 JAAS = (
     "org.apache.kafka.common.security.plain.PlainLoginModule required "
     f'username="meter" password="{SECRET}";'
 )
-LISTEN = "0A"  # TCP state in /proc/net/tcp*
-
-
-def _addr(hex_addr: str) -> str:
-    host, port = hex_addr.split(":")
-    raw = bytes.fromhex(host)
-    if len(raw) == 4:
-        ip = ipaddress.IPv4Address(raw[::-1])
-    else:  # four little-endian 32-bit words
-        ip = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
-        ip = ip.ipv4_mapped or ip  # a dual-stack socket bound to an IPv4 address
-    return f"{ip}:{int(port, 16)}"
-
-
-def listening(pid: int) -> list[str]:
-    """The addresses the process listens on (TCP, IPv4 and IPv6), from /proc."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == LISTEN and fields[9] in inodes:
-                found.append(_addr(fields[1]))
-    return found
-
-
-def is_loopback(address: str) -> bool:
-    return ipaddress.ip_address(address.rsplit(":", 1)[0]).is_loopback
 
 
 def _ss_listeners(pid: int) -> list[str]:
