@@ -1,17 +1,16 @@
 """Bronze: Kafka -> Delta, append only. It never parses and never drops.
 
-Exactly once through the checkpoint: the Kafka source is replayable and the
-Delta sink commits each micro-batch once.
+Exactly once through the checkpoint: the Kafka source is replayable and each
+micro-batch is appended once (meterlake.commits: the commit is tagged with the
+checkpoint's query id and the batch id; a batch run again after a crash is skipped).
 
 Lost data is never silent. When Kafka no longer has offsets bronze had not
 read (retention, deleted records), the default (`[streams] on_data_loss =
 "fail"`) stops the query: Spark's `failOnDataLoss`. With `"record"`, bronze
 goes on from the oldest offset Kafka still has and writes each gap to the
 `data_loss` table: a micro-batch's planned offsets (the checkpoint's offset
-log) are compared with the first offset it actually got per partition. That
-mode writes through foreachBatch with Delta's idempotent writes keyed like the
-Delta sink's own (txnAppId = the checkpoint's query id, txnVersion = batch id),
-so switching between the two modes keeps exactly-once.
+log) are compared with the first offset it actually got per partition. Both
+modes tag their appends the same way, so switching between them keeps exactly-once.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from pyspark.sql.types import (
 )
 
 from meterlake.checkpoints import planned_offsets
+from meterlake.commits import append_batch
 from meterlake.config import Config
 from meterlake.tables import checkpoint_query_id, ensure_table
 
@@ -109,16 +109,21 @@ def find_gaps(
 
 
 def write_bronze_batch(config: Config):
-    """foreachBatch for on_data_loss = "record": record the gaps, then append the batch."""
+    """foreachBatch: append the batch to bronze once (meterlake.commits); with
+    on_data_loss = "record", first record the offsets Kafka no longer had."""
     bronze_path = str(config.table_path("bronze"))
     loss_path = str(config.table_path("data_loss"))
     checkpoint = str(config.checkpoint("bronze"))
+    record_loss = config.streams.on_data_loss == "record"
     app_id: dict[str, str] = {}
 
     def write(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
-        if "id" not in app_id:  # the Delta sink's own txnAppId: the query id
+        if "id" not in app_id:
             app_id["id"] = checkpoint_query_id(spark, config.checkpoint("bronze"))
+        if not record_loss:
+            append_batch(batch, bronze_path, app_id["id"], batch_id)
+            return
         batch = batch.persist()
         try:
             first_read = {
@@ -135,25 +140,12 @@ def write_bronze_batch(config: Config):
                 )
             if gaps:
                 rows = [(t, p, a, b, b - a + 1, batch_id) for t, p, a, b in gaps]
-                (
-                    spark.createDataFrame(rows, DATA_LOSS_SCHEMA.fieldNames()[:-1])
-                    .select(
-                        *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
-                        F.current_timestamp().alias("detected_at"),
-                    )
-                    .write.format("delta")
-                    .mode("append")
-                    .option("txnAppId", app_id["id"])
-                    .option("txnVersion", batch_id)
-                    .save(loss_path)
+                lost = spark.createDataFrame(rows, DATA_LOSS_SCHEMA.fieldNames()[:-1]).select(
+                    *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
+                    F.current_timestamp().alias("detected_at"),
                 )
-            (
-                batch.write.format("delta")
-                .mode("append")
-                .option("txnAppId", app_id["id"])
-                .option("txnVersion", batch_id)
-                .save(bronze_path)
-            )
+                append_batch(lost, loss_path, app_id["id"], batch_id)
+            append_batch(batch, bronze_path, app_id["id"], batch_id)
         finally:
             batch.unpersist()
 
@@ -169,21 +161,16 @@ def start_bronze(spark: SparkSession, config: Config, once: bool) -> StreamingQu
         DATA_LOSS_SCHEMA,
         "Kafka offsets lost before bronze read them (on_data_loss = record)",
     )
-    stream = (
+    writer = (
         read_kafka(spark, config)
         .transform(to_bronze)
         .writeStream.queryName("bronze")
         .option("checkpointLocation", str(config.checkpoint("bronze")))
+        .foreachBatch(write_bronze_batch(config))
     )
-    if config.streams.on_data_loss == "record":
-        writer = stream.foreachBatch(write_bronze_batch(config))
-        target = None
-    else:
-        writer = stream.format("delta").outputMode("append")
-        target = str(path)
     writer = (
         writer.trigger(availableNow=True)
         if once
         else writer.trigger(processingTime=config.streams.trigger("bronze"))
     )
-    return writer.start(target) if target else writer.start()
+    return writer.start()

@@ -7,7 +7,6 @@ key, which the job adds to the table with MERGE.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -49,13 +48,9 @@ class Answer:
 
     def increments(self, pieces: DataFrame) -> DataFrame:
         """Sum the batch's pieces per key; as_of = latest reading they include."""
-        return (
-            pieces.groupBy(*self.keys)
-            .agg(
-                F.sum(self.piece_value).alias(self.value),
-                F.max("interval_end").alias("as_of"),
-            )
-            .withColumn("updated_at", F.current_timestamp())
+        return pieces.groupBy(*self.keys).agg(
+            F.sum(self.piece_value).alias(self.value),
+            F.max("interval_end").alias("as_of"),
         )
 
 
@@ -88,7 +83,3 @@ ANSWERS: dict[str, Answer] = {
         ),
     )
 }
-
-
-def answer_increments(table: str) -> Callable[[DataFrame], DataFrame]:
-    return ANSWERS[table].increments

@@ -26,8 +26,11 @@ TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 
 
 def merge_increments(spark: SparkSession, answer: Answer, path: str, increments: DataFrame) -> None:
-    """Add increments to the table: one row per key, updated in place."""
+    """Add increments to the table: one row per key, updated in place. `updated_at` is
+    set here, not in the increments: a source without current_timestamp() is
+    deterministic, so Delta does not first copy it aside (merge.materializeSource)."""
     condition = " AND ".join(f"t.{k} = s.{k}" for k in answer.keys)
+    inserted = {c: f"s.{c}" for c in (*answer.keys, answer.value, "as_of")}
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
@@ -36,10 +39,10 @@ def merge_increments(spark: SparkSession, answer: Answer, path: str, increments:
             set={
                 answer.value: f"t.{answer.value} + s.{answer.value}",
                 "as_of": "greatest(t.as_of, s.as_of)",
-                "updated_at": "s.updated_at",
+                "updated_at": "current_timestamp()",
             }
         )
-        .whenNotMatchedInsertAll()
+        .whenNotMatchedInsert(values={**inserted, "updated_at": "current_timestamp()"})
         .execute()
     )
 

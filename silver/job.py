@@ -2,9 +2,9 @@
 
 Per-sensor state (the recent accepted readings, bounded by the allowed
 lateness) lives in Spark's state store (RocksDB), keyed by sensor id. Each
-micro-batch is written to the three tables with Delta's idempotent writes
-(txnAppId = this checkpoint's query id, txnVersion = batch id), so a replayed
-batch after a crash changes nothing.
+micro-batch is appended to the three tables once (meterlake.commits: each commit
+tagged with this checkpoint's query id and the batch id), so a replayed batch after
+a crash changes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from meterlake.commits import append_batch
 from meterlake.config import Config
 from meterlake.tables import checkpoint_query_id, ensure_table
 from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
@@ -181,7 +182,8 @@ SPLITS = {"readings": readings_rows, "silver": pieces_rows, "quarantine": quaran
 
 
 def write_silver_batch(config: Config):
-    """foreachBatch: one micro-batch of judged rows -> three Delta appends, idempotent.
+    """foreachBatch: one micro-batch of judged rows -> three Delta appends, each once
+    (meterlake.commits: tagged with this checkpoint's query id and the batch id).
 
     Every batch commits to all three tables, rows or not, so the three always hold
     the same batch ids (the crash tests read a kill's landing from that)."""
@@ -194,14 +196,8 @@ def write_silver_batch(config: Config):
         batch = batch.persist()
         try:
             for table, rows in SPLITS.items():
-                (
-                    batch.transform(rows)
-                    .write.format("delta")
-                    .mode("append")
-                    .option("txnAppId", app_id["id"])
-                    .option("txnVersion", batch_id)
-                    .save(str(config.table_path(table)))
-                )
+                path = str(config.table_path(table))
+                append_batch(batch.transform(rows), path, app_id["id"], batch_id)
         finally:
             batch.unpersist()
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from meterlake.commits import read_tag
 from meterlake.config import PROJECT_ROOT, Config
 from meterlake.lake import connect
 from tests.oracle import OracleResult
@@ -353,19 +354,22 @@ def latest_version(table: Path) -> int:
 
 
 def delta_commit(table: Path, version: int) -> tuple[int | None, int]:
-    """The batch id (txnVersion) a Delta commit recorded (None if none) and how many
-    data files it added."""
+    """The batch id a Delta commit recorded (None if none) and how many data files it
+    added. Gold's MERGEs record it as Delta's txnVersion, the appends of bronze and
+    silver in their commitInfo's userMetadata (meterlake.commits)."""
     batch, adds = None, 0
     for line in commit_file(table, version).read_text().splitlines():
         action = json.loads(line)
         if "txn" in action:
             batch = int(action["txn"]["version"])
+        elif tag := read_tag(action.get("commitInfo", {}).get("userMetadata")):
+            batch = tag[1]
         adds += "add" in action
     return batch, adds
 
 
 def delta_txn(table: Path, version: int) -> int | None:
-    """The batch id (txnVersion) a Delta commit recorded, or None if it recorded none."""
+    """The batch id a Delta commit recorded, or None if it recorded none."""
     return delta_commit(table, version)[0]
 
 
