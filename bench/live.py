@@ -104,11 +104,10 @@ class Poller(threading.Thread):
 
 
 def paced_publish(
-    config: Config, path: Path, speedup: float, duration_s: float, tick_topic: str | None
+    config: Config, path: Path, speedup: float, duration_s: float
 ) -> list[tuple[str, int, float]]:
     """Replay path `speedup` times faster than real time for duration_s seconds, with the
-    publisher's paced settings; returns (sensor, event µs, wall time of send) per reading.
-    Sends one message a second to tick_topic (the empty-batch floor's input)."""
+    publisher's paced settings; returns (sensor, event µs, wall time of send) per reading."""
     from meterlake.publish import (
         ensure_topic,
         open_producer,
@@ -125,26 +124,18 @@ def paced_publish(
     sent: list[tuple[str, int, float]] = []
     first = None
     began = time.monotonic()
-    next_tick = began
     try:
         with path.open(encoding="utf-8") as lines:
             for line in lines:
                 reading = parse_line(line, zone)
                 if first is None:
                     first, began = reading.at, time.monotonic()
-                    next_tick = began
                 due = replay_offset(reading.at, first, speedup)
                 if due > duration_s:
                     break
-                while True:
-                    now = time.monotonic()
-                    if tick_topic and now >= next_tick:
-                        producer.send(tick_topic, key=b"tick", value=b"tick")
-                        next_tick += 1.0
-                    delay = min(began + due, next_tick) - now
-                    if began + due - now <= 0.001:
-                        break
-                    time.sleep(max(0.0005, delay))
+                delay = began + due - time.monotonic()
+                if delay > 0.001:
+                    time.sleep(delay)
                 key, value = reading_message(reading.timestamp, reading.sensor_id, reading.energy)
                 producer.send(topic, key=key, value=value)
                 sent.append(
@@ -157,17 +148,38 @@ def paced_publish(
     return sent
 
 
+def send_ticks(config: Config, topic: str, seconds: float) -> None:
+    """One message a second to topic for `seconds` (the empty-batch floor's input)."""
+    from meterlake.publish import open_producer
+
+    producer = open_producer(replace(config.kafka, topic=topic), 1)
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            producer.send(topic, key=b"tick", value=b"tick")
+            producer.flush()
+            time.sleep(1.0)
+    finally:
+        producer.close()
+
+
 # ---- the empty-batch floor --------------------------------------------------------------
 
 
-def start_floor_queries(
-    spark: SparkSession, config: Config, tick_topic: str, trigger: str, root: Path
+def empty_batch_floor(
+    spark: SparkSession, config: Config, trigger: str, seconds: float
 ) -> list[StreamingQuery]:
-    """Two trivial streams on a topic receiving one message a second: Kafka -> noop and
-    Kafka -> Delta append. Their micro-batches (1 row each) are the 'empty batch'."""
+    """Two trivial streams on a topic receiving one message a second, for `seconds`:
+    Kafka -> noop and Kafka -> Delta append. Their micro-batches (1 row each) are the
+    'empty batch'. Run alone, after the pipeline stopped: the floor must not load the
+    pipeline it is compared with. Returns the stopped queries (for their progress)."""
     from bronze.job import kafka_options
+    from meterlake.publish import ensure_topic
 
-    options = {**kafka_options(config), "subscribe": tick_topic, "startingOffsets": "latest"}
+    topic = config.kafka.topic + "-tick"
+    ensure_topic(replace(config.kafka, topic=topic, partitions=1))
+    options = {**kafka_options(config), "subscribe": topic, "startingOffsets": "latest"}
+    root = config.lake / "_bench"
     queries = []
     for name, fmt in (("floor_noop", "noop"), ("floor_delta", "delta")):
         checkpoint = root / "_checkpoints" / name
@@ -180,6 +192,11 @@ def start_floor_queries(
             .trigger(processingTime=trigger)
         )
         queries.append(writer.start(str(root / name)) if fmt == "delta" else writer.start())
+    try:
+        send_ticks(config, topic, seconds)
+    finally:
+        stop_all(queries)
+    check_alive(queries)
     return queries
 
 
@@ -276,23 +293,20 @@ def latencies(
 
 def freshness_run(
     spark: SparkSession, config: Config, path: Path, speedup: float, duration_s: float,
-    warmup_s: float, trigger: str = "1 second", poll_s: float = 0.25,
+    warmup_s: float, trigger: str = "1 second", poll_s: float = 0.25, floor_s: float = 60,
 ) -> dict[str, Any]:
     """Live pipeline on short triggers, readings published paced; latency to gold and
-    per-batch times of every query, plus the empty-batch floor in the same run."""
+    per-batch times of every query; then, in the same run, the empty-batch floor."""
     from meterlake.publish import ensure_topic
 
     config = short_triggers(config, trigger)
-    tick_topic = config.kafka.topic + "-tick"
     ensure_topic(config.kafka)
-    ensure_topic(replace(config.kafka, topic=tick_topic, partitions=1))
     queries = start_pipeline(spark, config)
-    floors = start_floor_queries(spark, config, tick_topic, trigger, config.lake / "_bench")
     poller = Poller(config, poll_s)
     poller.start()
     began = time.monotonic()
     try:
-        sent = paced_publish(config, path, speedup, duration_s, tick_topic)
+        sent = paced_publish(config, path, speedup, duration_s)
         published_s = time.monotonic() - began
         # let the last readings reach gold (each sensor's last as_of = its last reading)
         last = {}
@@ -307,8 +321,9 @@ def freshness_run(
             time.sleep(0.5)
     finally:
         poller.halt()
-        stop_all(queries + floors)
+        stop_all(queries)
     check_alive(queries)
+    floors = empty_batch_floor(spark, config, trigger, floor_s)
     values, unseen = latencies(sent, poller.polls, warmup_s)
     half = len(values) // 2  # values are in send order: a growing latency is a backlog
     # Readings never visible by the end count as "longer than anything measured":
