@@ -152,7 +152,7 @@ def send_ticks(config: Config, topic: str, seconds: float) -> None:
     """One message a second to topic for `seconds` (the empty-batch floor's input)."""
     from meterlake.publish import open_producer
 
-    producer = open_producer(replace(config.kafka, topic=topic), 1)
+    producer = open_producer(config.kafka, 1)
     try:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
