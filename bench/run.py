@@ -62,7 +62,7 @@ class Plan:
             )
         return Plan(
             quick=False, month=MonthSpec(), reps=3, chunks=4, fresh_s=600, warmup_s=30,
-            speedup=600, drain=(2000, 10), drain_max_offsets=60_000,
+            speedup=600, drain=(2000, 60), drain_max_offsets=60_000,
             scale=((11, 24), (100, 24), (1000, 24), (5000, 24)),
             cluster_scale=((11, 24), (100, 24)), large=(5000, 24),
             query_reps=30,
