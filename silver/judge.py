@@ -168,35 +168,42 @@ class _Rows:
         return pd.DataFrame({name: built[name] for name in OUTPUT_COLUMNS})
 
 
-def _kafka_order(messages: pd.DataFrame) -> list[int]:
-    partition = messages["partition"].to_numpy()
-    offset = messages["offset"].to_numpy()
-    return np.lexsort((offset, partition)).tolist()
-
-
 def judge_messages(
     sensor_key: str, messages: pd.DataFrame, window: Window, rules: SilverRules, now_us: int
 ) -> pd.DataFrame:
-    """Judge one sensor's messages of a micro-batch, in Kafka order; mutates window."""
+    """Judge one sensor's messages of a micro-batch; mutates window.
+
+    A batch is a set, not a sequence (semantics §7): its readings are judged in
+    timestamp order, ties by (partition, offset), so the result does not depend on
+    how the producer spread them over partitions. Judged in that order, a reading is
+    `too_late` exactly when it is older than the allowed lateness behind the
+    sensor's latest accepted reading *before* the batch: the readings of the batch
+    judged before it are no later than it is."""
     messages = messages.reset_index(drop=True)
     out = _Rows()
     message_rules = rules.message_rules(now_us)
     meter_rules = rules.meter_rules()
     values = messages["value"].tolist()
-    for i in _kafka_order(messages):
+    partition = messages["partition"].to_numpy()
+    offset = messages["offset"].to_numpy()
+    readings: list[tuple[int, int, int, int, Reading]] = []
+    for i in np.lexsort((offset, partition)).tolist():
         result: Reading | Rejection = parse_message(values[i], message_rules)
         if isinstance(result, Rejection):
             out.flag(i, result.sensor_id, result.reason, result.detail)
         elif result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse
             out.flag(i, result.sensor_id, "malformed_json", "JSON Spark reads differently")
         else:
-            verdict = judge(window, result.sensor_id, result.ts_us, result.energy, meter_rules)
-            if verdict.accepted:
-                out.reading(i, result)
-            for flag in verdict.flags:
-                out.flag(i, result.sensor_id, flag.reason, flag.detail, result)
-            if verdict.pieces:
-                out.pieces(i, verdict.pieces)
+            readings.append((result.ts_us, int(partition[i]), int(offset[i]), i, result))
+    readings.sort(key=lambda r: r[:3])
+    for _, _, _, i, reading in readings:
+        verdict = judge(window, reading.sensor_id, reading.ts_us, reading.energy, meter_rules)
+        if verdict.accepted:
+            out.reading(i, reading)
+        for flag in verdict.flags:
+            out.flag(i, reading.sensor_id, flag.reason, flag.detail, reading)
+        if verdict.pieces:
+            out.pieces(i, verdict.pieces)
     return out.frame(messages)
 
 

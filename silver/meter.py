@@ -1,4 +1,4 @@
-"""One meter's readings in arrival order -> accepted readings, pieces, flags.
+"""One meter's readings, one at a time -> accepted readings, pieces, flags.
 
 The per-sensor state machine of rules 6-10 (docs/semantics.md): too_late,
 duplicate, conflicting_duplicate, implausible_jump, counter_decrease, and the
@@ -74,29 +74,24 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
         return Verdict(
             False, [Flag("conflicting_duplicate", f"first reading had energy {window.energy[i]!r}")]
         )
+    # Both intervals the reading makes are judged: from its predecessor and, for a
+    # late reading, to its successor (semantics §7: the same rules as in order).
+    has_prev, has_next = i > 0, i < len(window.ts_us)
+    ts, en = window.ts_us, window.energy
+    jump = (has_prev and _jump(ts[i - 1], en[i - 1], ts_us, energy, rules, "since")) or (
+        has_next and _jump(ts_us, energy, ts[i], en[i], rules, "until")
+    )
+    if jump:
+        return Verdict(False, [jump])
     flags: list[Flag] = []
-    if i > 0:
-        prev_ts, prev_e = window.ts_us[i - 1], window.energy[i - 1]
-        rise = energy - prev_e
-        hours = (ts_us - prev_ts) / US_PER_HOUR
-        if rise > rules.max_power_kw * hours:
-            return Verdict(
-                False,
-                [
-                    Flag(
-                        "implausible_jump",
-                        f"+{rise:.3f} kWh in {hours * 60:.1f} min since {_fmt(prev_ts)}",
-                    )
-                ],
-            )
-        if rise < 0:
-            flags.append(Flag("counter_decrease", f"register fell by {-rise:.3f} kWh; counts 0"))
+    if has_prev and energy < en[i - 1]:
+        flags.append(
+            Flag("counter_decrease", f"register fell by {en[i - 1] - energy:.3f} kWh; counts 0")
+        )
 
     window.ts_us.insert(i, ts_us)
     window.energy.insert(i, energy)
     pieces: list[Piece] = []
-    has_prev, has_next = i > 0, i + 1 < len(window.ts_us)
-    ts, en = window.ts_us, window.energy
     if has_prev and has_next:  # a late reading: retract the interval it falls into
         pieces += split_at_half_hours(
             sensor_id, ts[i - 1], en[i - 1], ts[i + 1], en[i + 1], rules.tariff, -1
@@ -114,6 +109,17 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
             )
     _trim(window, rules.allowed_lateness_us)
     return Verdict(True, flags, pieces)
+
+
+def _jump(
+    t0: int, e0: float, t1: int, e1: float, rules: MeterRules, relation: str
+) -> Flag | None:
+    """implausible_jump when the rise from (t0, e0) to (t1, e1) needs more than max_power_kw."""
+    rise, hours = e1 - e0, (t1 - t0) / US_PER_HOUR
+    if rise <= rules.max_power_kw * hours:
+        return None
+    other = _fmt(t0 if relation == "since" else t1)
+    return Flag("implausible_jump", f"+{rise:.3f} kWh in {hours * 60:.1f} min {relation} {other}")
 
 
 def _trim(window: Window, lateness_us: int) -> None:

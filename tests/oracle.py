@@ -21,7 +21,9 @@ Input
 -----
 One reading per line, ``timestamp;sensor_id;energy``. LINE ORDER IS ARRIVAL
 ORDER: a reading is judged against the readings of the same sensor on earlier
-lines (what the pipeline sees, the publisher keying messages by sensor). The
+lines (what the pipeline sees, the publisher keying messages by sensor), or,
+given ``batches``, against those of earlier batches and of its own batch that
+are earlier in time (rule 2). The
 file must be UTF-8 (else ``ValueError``). A trailing ``\\r`` is dropped; blank
 lines, and a ``timestamp;sensor_id;energy`` header as the first non-blank
 line, are skipped (as the publisher does). A line is cut at every ``;``:
@@ -53,17 +55,21 @@ How each rule is expressed
    ``local - o_prev``. This assumes the zone's transitions are more than a day
    apart. Instants are then BIGINT microseconds since the epoch (UTC).
 
-2. Per sensor, in arrival order, against the sensor's state: ``too_late``
+2. Per sensor, in judging order, against the sensor's state. Judging order is
+   arrival (line) order, or, when the caller names the micro-batches
+   (``batches``), timestamp order within each batch, ties in line order (what
+   the stream does: a batch is a set). ``too_late``
    (more than ``allowed_lateness_s`` before the latest accepted reading;
    exactly that much is accepted), ``duplicate`` / ``conflicting_duplicate``
    (an accepted reading with the same instant and the same / another energy),
    ``implausible_jump`` (``e - pred.e > max_power_kw * hours`` against the
-   accepted predecessor in time) and the ``counter_decrease`` anomaly
+   accepted predecessor in time, and for a late reading the same against its
+   accepted successor) and the ``counter_decrease`` anomaly
    (accepted; ``e < pred.e``; also recorded for the successor in time when a
    late reading is accepted before a lower one). Rejected readings never
    enter the state. A sequential state machine, computed in two parts:
 
-   * The fast path, window functions. With ``LAG`` over arrival order, a
+   * The fast path, window functions. With ``LAG`` over judging order, a
      reading is *good* when it is later than the previous valid reading of its
      sensor and does not jump against it; otherwise it is *bad* (late,
      repeated, jumping). While the previous reading is the latest accepted one
@@ -124,7 +130,9 @@ above (line handling, timestamp grammar, control characters) and one
 """
 from __future__ import annotations
 
+import itertools
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -309,6 +317,8 @@ _SQL_LINES = [
     f"""
     CREATE TABLE lines AS
     SELECT line_no, sensor_id, t, energy AS e,
+           CASE WHEN batch_ends IS NULL THEN line_no
+                ELSE len(list_filter(batch_ends, lambda x: x < line_no)) END AS batch,
            CASE WHEN coalesce(ts, '') = '' OR coalesce(sensor_id, '') = ''
                      OR coalesce(energy_text, '') = '' THEN 'missing_field'
                 WHEN regexp_full_match(sensor_id, '{_BLANK}') OR length(sensor_id) > 64
@@ -317,7 +327,7 @@ _SQL_LINES = [
                 WHEN energy IS NULL OR NOT isfinite(energy) OR energy < 0 THEN 'bad_energy'
            END AS reason
     FROM (
-        SELECT p.*, l.*,
+        SELECT p.*, l.*, c.batch_ends,
                epoch_us(p.local_ts) + p.frac_us
                - coalesce(p.offset_min * 60000000,
                           local_offset_us(c.zone, p.local_ts, h.o_prev, h.o_next)) AS t
@@ -328,7 +338,7 @@ _SQL_LINES = [
     """,
 ]
 
-# 2. Rules 6-10, the fast path: LAG over arrival order; `bad` readings go to
+# 2. Rules 6-10, the fast path: LAG over judging order; `bad` readings go to
 #    the walk.
 _SQL_VALID = """
     CREATE TABLE valid AS
@@ -340,7 +350,7 @@ _SQL_VALID = """
         SELECT sensor_id, line_no, t, e, row_number() OVER w AS n,
                lag(t) OVER w AS t_prev, lag(e) OVER w AS e_prev
         FROM lines WHERE reason IS NULL
-        WINDOW w AS (PARTITION BY sensor_id ORDER BY line_no)
+        WINDOW w AS (PARTITION BY sensor_id ORDER BY batch, t, line_no)
     ) v, cfg c
 """
 
@@ -459,6 +469,8 @@ _SQL_WALK = f"""
                                     WHEN same.e = e THEN 'duplicate'
                                     WHEN same IS NOT NULL THEN 'conflicting_duplicate'
                                     WHEN e - pred.e > max_power_kw * (t - pred.t) / 3600000000.0
+                                        THEN 'implausible_jump'
+                                    WHEN succ.e - e > max_power_kw * (succ.t - t) / 3600000000.0
                                         THEN 'implausible_jump'
                                END AS reason
                         FROM (
@@ -709,7 +721,11 @@ def _walk(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _load_settings(
-    con: duckdb.DuckDBPyConnection, semantics: SemanticsConf, now: datetime | None, walk_all: bool
+    con: duckdb.DuckDBPyConnection,
+    semantics: SemanticsConf,
+    now: datetime | None,
+    walk_all: bool,
+    batch_ends: list[int] | None,
 ) -> None:
     """The settings as a one-row table `cfg`, and the tariff lookup table `tariff`."""
     min_ts = semantics.min_timestamp
@@ -720,6 +736,7 @@ def _load_settings(
             $min_utc_us::BIGINT AS min_utc_us, $now_us::BIGINT AS now_us,
             $skew_us::BIGINT AS skew_us, $lateness_us::BIGINT AS lateness_us,
             $max_power_kw::DOUBLE AS max_power_kw, $walk_all::BOOLEAN AS walk_all,
+            $batch_ends::BIGINT[] AS batch_ends,
             greatest($lateness_us::BIGINT, 1000000) AS bucket_us
         """,
         {
@@ -731,6 +748,7 @@ def _load_settings(
             "lateness_us": round(semantics.allowed_lateness_s * 1e6),
             "max_power_kw": semantics.max_power_kw,
             "walk_all": walk_all,
+            "batch_ends": batch_ends,
         },
     )
     con.execute(
@@ -771,6 +789,7 @@ def compute_answers(
     *,
     now: datetime | None = None,
     walk_all: bool = False,
+    batches: Sequence[int] | None = None,
 ) -> OracleResult:
     """Judge every line of ``readings_file``; compute silver, gold and the views.
 
@@ -778,12 +797,17 @@ def compute_answers(
     its ``tariff`` names the tariff file. ``now`` (tz-aware) turns on the
     ``max_clock_skew_s`` rule. ``walk_all`` sends every reading through the
     recursive walk instead of the fast path (slow; to test that both agree).
+    ``batches``: the micro-batches the stream sees, as counts of consecutive
+    lines of the file (blank and header lines included); within a batch each
+    sensor's readings are judged in timestamp order, ties in line order
+    (semantics §7). None: every line is a batch of its own (arrival order).
     """
     semantics = semantics or load_config().semantics
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        _load_settings(con, semantics, now, walk_all)
+        ends = None if batches is None else list(itertools.accumulate(batches))
+        _load_settings(con, semantics, now, walk_all, ends)
         for sql in _SQL_MACROS:
             con.execute(sql)
         try:

@@ -305,3 +305,38 @@ def test_the_machine_time_zone_changes_nothing(tz: str) -> None:
         else:
             os.environ["TZ"] = old
         time.tzset()
+
+
+def test_a_late_reading_is_judged_against_its_successor_too() -> None:
+    # 100.0 at 12:00 and 101.0 at 12:30 (2 kW); then 100.0 at 12:29 arrives late:
+    # fine against 12:00, but +1 kWh in the minute to 12:30 is 60 kW > 50 kW.
+    window, (_, _, late) = feed(
+        [("2024-02-06 12:00:00", 100.0), ("2024-02-06 12:30:00", 101.0),
+         ("2024-02-06 12:29:00", 100.0)]
+    )  # fmt: skip
+    assert not late.accepted and not late.pieces
+    assert [f.reason for f in late.flags] == ["implausible_jump"]
+    assert "until" in late.flags[0].detail
+    assert window.ts_us == [us("2024-02-06 12:00:00"), us("2024-02-06 12:30:00")]
+
+
+def test_a_batch_is_judged_in_timestamp_order_whatever_its_partitions() -> None:
+    # Five readings of one sensor, unkeyed: the later ones sit on partition 0 and
+    # come first in Kafka order; judged in time order all five are accepted.
+    series = [(us(f"2024-02-06 12:{m:02d}:00"), 100.0 + m / 10) for m in (0, 10, 20, 30, 40)]
+    messages = _messages(series, [3, 4, 0, 1, 2])
+    messages["partition"] = [0, 0, 1, 1, 2]
+    out = _run(messages, [])[0]
+    assert (out["kind"] == "reading").sum() == 5 and (out["kind"] == "flag").sum() == 0
+    assert sum(_net([out]).values()) == pytest.approx(4.0, abs=1e-12)
+
+
+def test_equal_timestamps_in_one_batch_keep_the_first_by_partition_then_offset() -> None:
+    stamp = us("2024-02-06 12:10:00")
+    messages = _messages([(us("2024-02-06 12:00:00"), 100.0), (stamp, 100.3), (stamp, 100.1)],
+                         [0, 1, 2])  # fmt: skip
+    messages["partition"] = [2, 1, 0]  # the 100.1 reading has the lowest partition
+    out = _run(messages, [])[0]
+    flags = out[out["kind"] == "flag"]
+    assert list(flags["reason"]) == ["conflicting_duplicate"]
+    assert list(flags["energy"]) == [100.3]

@@ -608,14 +608,16 @@ def judge_directly(
         times = [a[0] for a in state]
         i = bisect.bisect_left(times, t)
         pred = state[i - 1] if i > 0 else None
+        succ = state[i] if i < len(state) else None
         if state and state[-1][0] - t > lateness_us:
             events["too_late"] += 1
-        elif i < len(state) and state[i][0] == t:
-            events["duplicate" if state[i][1] == e else "conflicting_duplicate"] += 1
+        elif succ and succ[0] == t:
+            events["duplicate" if succ[1] == e else "conflicting_duplicate"] += 1
         elif pred and e - pred[1] > max_power_kw * (t - pred[0]) / 3600000000.0:
             events["implausible_jump"] += 1
+        elif succ and succ[1] - e > max_power_kw * (succ[0] - t) / 3600000000.0:
+            events["implausible_jump"] += 1  # a late reading: the interval to its successor
         else:
-            succ = state[i] if i < len(state) else None
             state.insert(i, (t, e))
             events["counter_decrease"] += bool(pred and e < pred[1])
             events["counter_decrease"] += bool(succ and succ[1] < e)
