@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file")
 
+    serve = sub.add_parser(
+        "serve", parents=[common], help="a live web page of the four answers, and a JSON API"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    serve.add_argument("--port", type=int, default=8050)
+
     sub.add_parser("demo", parents=[common], help="generate a month, run it all, show the answers")
 
     report = sub.add_parser("report", parents=[common], help="the report notebook as HTML")
@@ -167,6 +173,12 @@ def _replay(config: Config, args: argparse.Namespace) -> None:
     replay(config, Path(args.file))
 
 
+def _serve(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.web import serve
+
+    serve(config, args.host, args.port)
+
+
 def _demo(config: Config, args: argparse.Namespace) -> None:
     from meterlake.pipeline import demo
 
@@ -194,6 +206,7 @@ COMMANDS = {
     "sql": _sql,
     "history": _history,
     "replay": _replay,
+    "serve": _serve,
     "demo": _demo,
     "report": _report,
 }

@@ -183,16 +183,7 @@ def cost_by_band(config: Config) -> pd.DataFrame:
     Rows: sensors, sorted like q4 (total descending, then id descending);
     columns: bands, most expensive first; `frame.attrs["prices"]`: € per kWh.
     """
-    zone = _sql_string(config.semantics.zone)
-    sql = f"""
-    WITH clock AS (
-        SELECT CAST(timezone({zone}, max(as_of)) AS DATE) AS today FROM day_cost
-    )
-    SELECT p.sensor_id, p.band, max(p.price) AS price, sum(p.cost_eur) AS cost_eur
-    FROM silver AS p, clock
-    WHERE p.day = clock.today
-    GROUP BY ALL
-    """
+    sql = lakeio.cost_by_band_sql(config.semantics.zone)
     long = _frame(config, sql, ("silver", "day_cost"))
     if long.empty:
         return pd.DataFrame(index=pd.Index([], name="sensor_id"))
