@@ -22,8 +22,11 @@ memory instead (correct, just not lazy).
 The views follow docs/semantics.md, "The clock and the views". "Now" is the
 latest `as_of` of the view's own table (so a view of a time-travelled table is
 self-consistent), the current day and month are its local date in the
-configured zone, and timestamps are shown in that zone with their offset. The
-connection's TimeZone is set to the zone, so nothing depends on the machine's.
+configured zone, and timestamps come back in that zone. CSV and JSON print them
+in full with their offset (ISO 8601); the human table and the notes print local
+wall-clock time (`wall_clock`: `2024-02-02 00:00`), with the offset only in the
+hour that October repeats. The connection's TimeZone is set to the zone, so
+nothing depends on the machine's.
 
 `sql` runs in a sandbox: one statement, which DuckDB's parser must classify as
 a query (SELECT, WITH, VALUES, FROM, TABLE, PIVOT, DESCRIBE, SUMMARIZE); then
@@ -208,8 +211,8 @@ def choose_version(
         earlier = [c.version for c in commits if c.timestamp <= as_of]
         if not earlier:
             raise MeterlakeError(
-                f"{name} did not exist at {_text(_local(as_of, zone))}: its first version "
-                f"({first}) was written at {_text(_local(commits[0].timestamp, zone))}"
+                f"{name} did not exist at {wall_clock(as_of, zone)}: its first version "
+                f"({first}) was written at {wall_clock(commits[0].timestamp, zone)}"
             )
         return earlier[-1]
     if version is None:
@@ -599,7 +602,7 @@ def _view_note(view: str, table: str, version: int, now: datetime | None, zone: 
     local = _local(now, zone)
     period = local.strftime("%Y-%m") if view == "q1" else local.date().isoformat()
     return (
-        f"{view}: {VIEW_TITLES[view]} ({period}), as of {_text(local)} "
+        f"{view}: {VIEW_TITLES[view]} ({period}), as of {wall_clock(local, zone)} "
         f"({table} version {version})"
     )
 
@@ -766,10 +769,13 @@ def _decimals_for(column: str) -> int:
 
 
 def _cell(value: Any, decimals: int) -> str:
+    """A value for people: rounded floats, instants as local wall-clock time."""
     if value is None:
         return "NULL"
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.{decimals}f}"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return wall_clock(value, value.tzinfo)
     return _text(value)
 
 

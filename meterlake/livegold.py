@@ -96,14 +96,15 @@ class _Cache:
 class LiveGold:
     """The gold tables of one lake, open, with the answers of the versions asked for."""
 
-    def __init__(self, config: Config, check_every_s: float = 0.5) -> None:
+    def __init__(self, config: Config, check_every_s: float = 0.5,
+                 cached_answers: int = CACHED_ANSWERS) -> None:
         self.config = config
         self.zone = lake.zone_of(config)
         self.check_every_s = check_every_s
         self._lock = threading.RLock()
         self._tables: dict[str, _OpenTable] = {}
         self._checked = -float("inf")
-        self._cache = _Cache()
+        self._cache = _Cache(cached_answers)  # 0: every request queries (the benchmark)
 
     # ---------------------------------------------------------------- versions
 

@@ -286,3 +286,5 @@ def demo(config: Config) -> None:
     if config.lake.exists():
         shutil.rmtree(config.lake)
     replay(config, data)
+    print(f"\nthe answers as a live page: meterlake serve --lake {config.lake}"
+          "  ->  http://127.0.0.1:8050/")

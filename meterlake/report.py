@@ -138,7 +138,8 @@ def answer(config: Config, view: str, version: int | None = None) -> Answer:
     result = lakeio.query_view(config, view, version=version)
     frame = result.to_pandas()
     if view == "q3" and not frame.empty:
-        frame["period_start"] = [t.strftime("%H:%M") for t in frame["period_start"]]
+        # the time of day, with the offset only in October's repeated hour
+        frame["period_start"] = [lakeio.wall_clock(t, t.tzinfo)[11:] for t in frame["period_start"]]
         frame = frame.set_index("period_start")
         frame.index.name = "period"
     return Answer(view, frame, result.notes)

@@ -176,12 +176,12 @@ def check_port(host: str, port: int) -> None:
             raise MeterlakeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _server(config: Config, host: str, port: int):
+def _server(config: Config, host: str, port: int, gold: LiveGold | None = None):
     import uvicorn
 
     check_port(host, port)
     settings = uvicorn.Config(
-        build_app(config), host=host, port=port, log_level="warning", access_log=False,
+        build_app(config, gold), host=host, port=port, log_level="warning", access_log=False,
         lifespan="off", timeout_graceful_shutdown=2,
     )
     return uvicorn.Server(settings)
@@ -198,9 +198,11 @@ def serve(config: Config, host: str, port: int, echo=print) -> None:
 
 
 @contextmanager
-def running(config: Config, host: str, port: int) -> Iterator[str]:
+def running(
+    config: Config, host: str, port: int, gold: LiveGold | None = None
+) -> Iterator[str]:
     """The server in a background thread, for tests and the benchmark; yields its URL."""
-    server = _server(config, host, port)
+    server = _server(config, host, port, gold)
     thread = threading.Thread(target=server.run, name="meterlake-serve", daemon=True)
     thread.start()
     try:

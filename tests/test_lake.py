@@ -145,6 +145,12 @@ def test_q3_on_the_25_hour_october_day_has_50_periods(config):
     assert "2024-10-27 01:30:00+01:00,1.0" in csv_lines
     assert "2024-10-27 01:30:00+00:00,2.0" in csv_lines
     assert csv_lines[-1] == "2024-10-27 23:30:00+00:00,3.0"
+    # the table shows local wall-clock time, with the offset only in the repeated hour
+    table = lake.format_table(result).splitlines()
+    assert table[2] == "2024-10-27 00:00" + " " * 10 + "NULL"
+    assert "2024-10-27 01:00 +01:00   NULL" in table and "2024-10-27 01:30 +00:00  2.000" in table
+    assert "2024-10-27 02:00" + " " * 10 + "NULL" in table
+    assert table[-3] == "2024-10-27 23:30" + " " * 9 + "3.000"
 
 
 def test_q3_on_the_23_hour_march_day_has_46_periods(config):
@@ -234,7 +240,7 @@ def test_unreadable_time_is_an_error(config, three_versions):
 def test_time_travel_reports_the_version_in_the_table_notes(config, three_versions):
     text = lake.format_table(lake.query_view(config, "q1", version=1))
     assert "month_energy version 1" in text
-    assert "as of 2024-02-01 11:00:00+00:00" in text
+    assert "as of 2024-02-01 11:00 (month_energy version 1)" in text  # local wall clock
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -301,11 +307,11 @@ def test_table_rounds_kwh_to_3_and_euros_to_4_decimals_with_the_cost_note(februa
 def test_table_shows_null_and_aligns_columns(february):
     lines = lake.format_table(lake.query_view(february, "q3")).splitlines()
     assert lines[:5] == [
-        'period_start                   A    a"b    c d',
-        "-------------------------  -----  -----  -----",
-        "2024-02-10 00:00:00+00:00   NULL  0.500   NULL",
-        "2024-02-10 00:30:00+00:00  0.250   NULL  0.000",
-        "2024-02-10 01:00:00+00:00   NULL  0.700   NULL",
+        'period_start          A    a"b    c d',
+        "----------------  -----  -----  -----",
+        "2024-02-10 00:00   NULL  0.500   NULL",
+        "2024-02-10 00:30  0.250   NULL  0.000",
+        "2024-02-10 01:00   NULL  0.700   NULL",
     ]
     assert lines[6].startswith("q3: kWh per sensor and half hour today (2024-02-10), as of ")
 
