@@ -64,8 +64,9 @@ function halfHours(answer) {
     x: answer.periods.map((p) => p.slice(11)), y: answer.rows.map((r) => r[s]),
   }));
   Plotly.react("q3-chart", traces, {
-    margin: { t: 10, r: 10, b: 50, l: 50 }, xaxis: { type: "category" }, yaxis: { title: { text: "kWh" } },
-    legend: { orientation: "h" },
+    margin: { t: 10, r: 10, b: 60, l: 50 }, xaxis: { type: "category", tickangle: -45, nticks: 13, automargin: true },
+    yaxis: { title: { text: "kWh" } },
+    legend: { orientation: "h", y: -0.3 },
   }, { displayModeBar: false, responsive: true });
 }
 
@@ -82,7 +83,8 @@ function costs(answer, bands) {
   for (const r of rows) (split[r.sensor_id] ??= {})[r.band] = r.cost_eur;
   const head = el("tr");
   head.append(el("th", {}, "sensor"), el("th", {}, "cost"),
-    ...names.map((b) => el("th", {}, `${b} (${prices[b].toFixed(4)}/kWh)`)));
+    ...names.map((b) => el("th", { title: `${prices[b].toFixed(4)} EUR/kWh` },
+      b.replace("_", " "))));
   section.querySelector("thead").replaceChildren(head);
   section.querySelector("tbody").replaceChildren(...answer.rows.map((row) => {
     const tr = el("tr", { "data-sensor": row.sensor_id, "data-value": String(row.cost_eur) });
@@ -95,7 +97,7 @@ function costs(answer, bands) {
   }));
   const sensors = answer.rows.map((r) => r.sensor_id);
   const traces = names.length
-    ? names.map((b) => ({ type: "bar", name: b, x: sensors,
+    ? names.map((b) => ({ type: "bar", name: `${b.replace("_", " ")} (${prices[b].toFixed(4)} EUR/kWh)`, x: sensors,
       y: sensors.map((s) => (split[s] ?? {})[b] ?? 0) }))
     : [{ type: "bar", name: "cost", x: sensors, y: answer.rows.map((r) => r.cost_eur) }];
   Plotly.react("q4-chart", traces, {
