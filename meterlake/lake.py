@@ -526,16 +526,58 @@ def query_view(
     version: int | None = None,
     as_of: str | None = None,
     sensors: Sequence[str] = (),
+    at: str | None = None,
 ) -> Result:
-    """The sorted answer of one question, optionally on an earlier version of its table.
+    """The sorted answer of one question, optionally on an earlier version of its table:
+    `version`, the version current at the instant `as_of`, or the one that stood at
+    event time `at` (`version_at_event_time`).
 
     `sensors` keeps only those sensors (rows of q1, q2, q4; columns of q3). The
     ids reach DuckDB as a bound list parameter, never as SQL text.
     """
     table = view_table(config, view)
+    if at is not None:
+        if version is not None or as_of is not None:
+            raise MeterlakeError("give one of a version, a time or an event time, not two")
+        version = version_at_event_time(config, table, parse_instant(at, zone_of(config)))
     con, versions = _connect(config, version, as_of, (table,))
     with closing(con):
         return answer(con, config, view, versions[table], sensors)
+
+
+def latest_as_of(config: Config, table: DeltaTable, name: str) -> datetime | None:
+    """The latest `as_of` of an open gold table: the event time its answers stand at."""
+    with closing(connect_tables(config, {name: table})) as con:
+        return con.execute(f"SELECT max(as_of) FROM {name}").fetchone()[0]
+
+
+def version_at_event_time(config: Config, name: str, at: datetime) -> int:
+    """The version of gold table `name` whose answers stood at event time `at`: the
+    last one whose latest as_of is at or before it (`replay --step` leaves one per
+    step). A table's as_of never moves back from one version to the next
+    (docs/semantics.md), so the versions are searched by halves."""
+    path = str(config.table_path(name))
+    versions = [c.version for c in commits_of(open_table(config, name))]
+
+    def stood(version: int) -> datetime | None:
+        return latest_as_of(config, DeltaTable(path, version=version), name)
+
+    first = stood(versions[0])
+    if first is not None and first > at:
+        zone = zone_of(config)
+        raise MeterlakeError(
+            f"{name} has no answer at {wall_clock(at, zone)}: its first version stands at "
+            f"{wall_clock(first, zone)}"
+        )
+    low, high = 0, len(versions) - 1  # versions[low] stood at or before `at`
+    while low < high:
+        middle = (low + high + 1) // 2
+        moment = stood(versions[middle])
+        if moment is None or moment <= at:
+            low = middle
+        else:
+            high = middle - 1
+    return versions[low]
 
 
 def view_table(config: Config, view: str) -> str:
