@@ -177,21 +177,30 @@ class LiveGold:
             )
         return opened
 
-    def _choose(self, opened: _OpenTable, version: int | None, as_of: str | None) -> int:
+    def _choose(self, opened: _OpenTable, version: int | None, as_of: str | None,
+                at: str | None = None) -> int:
+        """The version to read: `version`, the one current at the instant `as_of`, the
+        one standing at the event time `at`, or the live one."""
         try:
+            if at is not None:
+                if version is not None or as_of is not None:
+                    raise MeterlakeError("give one of version, as_of and at, not two")
+                instant = lake.parse_instant(at, self.zone)
+                return lake.version_at_event_time(self.config, opened.name, instant)
             when = lake.parse_instant(as_of, self.zone) if as_of is not None else None
             return lake.choose_version(opened.name, opened.commits, version, when, self.zone)
         except MeterlakeError as exc:
             raise BadTravel(str(exc)) from None
 
-    def answer(self, view: str, version: int | None = None, as_of: str | None = None
-               ) -> lake.Result:
-        """The sorted answer of `view` (a `lake.Result`), live or at a version or time."""
+    def answer(self, view: str, version: int | None = None, as_of: str | None = None,
+               at: str | None = None) -> lake.Result:
+        """The sorted answer of `view` (a `lake.Result`), live or at a version, a time or
+        an event time."""
         if view not in lake.VIEW_TABLES:
             raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(lake.VIEW_TABLES)}")
         with self._lock:
             opened = self._table(lake.VIEW_TABLES[view])
-            chosen = self._choose(opened, version, as_of)
+            chosen = self._choose(opened, version, as_of, at)
             return self._cache.get(
                 ("answer", view, chosen), lambda: self._compute(opened, view, chosen)
             )
@@ -209,12 +218,13 @@ class LiveGold:
             raise BadTravel(f"cannot read {name} version {version}: {exc}") from None
         return lake.connect_tables(self.config, {name: delta})
 
-    def bands(self, version: int | None = None, as_of: str | None = None) -> Bands:
+    def bands(self, version: int | None = None, as_of: str | None = None,
+              at: str | None = None) -> Bands:
         """q4's cost per sensor split by tariff band, from silver as it was when day_cost
         wrote the version shown (gold holds totals only; see `lake.cost_by_band_sql`)."""
         with self._lock:
             opened = self._table("day_cost")
-            chosen = self._choose(opened, version, as_of)
+            chosen = self._choose(opened, version, as_of, at)
             return self._cache.get(("bands", chosen), lambda: self._split(opened, chosen))
 
     def _split(self, opened: _OpenTable, version: int) -> Bands:

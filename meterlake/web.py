@@ -5,7 +5,8 @@ Routes (all GET; the server is read-only and listens on loopback by default):
 - `/`: the page (`meterlake/page/`), which renders `/api/answers` and polls
   `/api/version` to re-render when a gold table gets a new Delta version;
 - `/api/q1` ... `/api/q4`: the rows of `meterlake query qN --format json`,
-  byte for byte; `?version=N` or `?as_of=TIMESTAMP` travel in time;
+  byte for byte; `?version=N` or `?as_of=TIMESTAMP` travel in time, `?at=TIME`
+  to the version standing at that event time (as `query --at`);
 - `/api/answers`: what the page shows, in one document: each answer's rows,
   its table version and `as_of` (as local wall-clock text), q4's band split;
 - `/api/version`: the live version of each gold table;
@@ -22,6 +23,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,16 +55,31 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _travel(request: Request) -> tuple[int | None, str | None]:
-    """`version` / `as_of` from the query string; BadTravel when unreadable or both."""
-    version_text = request.query_params.get("version")
-    as_of = request.query_params.get("as_of") or None
-    if version_text is not None and as_of is not None:
-        raise BadTravel("give version or as_of, not both")
-    if version_text is None:
-        return None, as_of
+@dataclass(frozen=True)
+class Travel:
+    """Where in time to answer: a table version, an instant (`as_of`), an event time
+    (`at`), or live (all None)."""
+
+    version: int | None = None
+    as_of: str | None = None
+    at: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.version is None and self.as_of is None and self.at is None
+
+
+def _travel(request: Request) -> Travel:
+    """`version` / `as_of` / `at` from the query string; BadTravel when unreadable."""
+    params = request.query_params
+    version_text, as_of, at = params.get("version"), params.get("as_of"), params.get("at")
+    given = [name for name in ("version", "as_of", "at") if params.get(name)]
+    if len(given) > 1:
+        raise BadTravel(f"give one of version, as_of and at, not {' and '.join(given)}")
+    if not version_text:
+        return Travel(as_of=as_of or None, at=at or None)
     try:
-        return int(version_text), None
+        return Travel(version=int(version_text))
     except ValueError:
         raise BadTravel(f"version must be a whole number, got {version_text!r}") from None
 
@@ -92,8 +109,8 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         if view not in lake.VIEW_TABLES:
             return _error(404, f"unknown view {view!r}; known: {', '.join(lake.VIEW_TABLES)}")
         try:
-            version, as_of = _travel(request)
-            result = gold.answer(view, version, as_of)
+            when = _travel(request)
+            result = gold.answer(view, when.version, when.as_of, when.at)
         except BadTravel as exc:
             return _error(400, str(exc))
         except NotYet as exc:
@@ -102,11 +119,11 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
 
     def answers(request: Request) -> Response:
         try:
-            version, as_of = _travel(request)
+            when = _travel(request)
         except BadTravel as exc:
             return _error(400, str(exc))
         doc: dict[str, Any] = {
-            "live": version is None and as_of is None,
+            "live": when.live,
             "versions": gold.versions(),
             "cost_note": lake.COST_NOTE,
             "answers": {},
@@ -115,13 +132,13 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         for view in lake.VIEW_TABLES:
             try:
                 doc["answers"][view] = _answer_document(
-                    gold, view, gold.answer(view, version, as_of))
+                    gold, view, gold.answer(view, when.version, when.as_of, when.at))
             except BadTravel as exc:
                 return _error(400, str(exc))
             except MeterlakeError as exc:
                 doc["errors"][view] = str(exc)
         if "q4" in doc["answers"]:
-            bands = gold.bands(version, as_of)
+            bands = gold.bands(when.version, when.as_of, when.at)
             doc["bands"] = {
                 "silver_version": bands.silver_version,
                 "rows": [dict(zip(("sensor_id", "band", "price", "cost_eur"), row, strict=True))

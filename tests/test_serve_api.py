@@ -95,12 +95,27 @@ def test_version_and_as_of_travel_like_query(gold, client):
     assert at_first.text == lake.format_json(lake.query_view(gold, "q1", version=0))
 
 
+def test_at_travels_to_the_version_standing_at_that_event_time(config):
+    for hour, kwh in ((10, 1.0), (11, 2.0)):
+        row = month_row("m1", "2024-02-01", kwh, f"2024-02-10 {hour}:00")
+        write(config, "month_energy", [row], mode="overwrite" if hour > 10 else "append")
+    with TestClient(build_app(config, LiveGold(config, check_every_s=0))) as client:
+        for at, kwh in (("2024-02-10 10:30", 1.0), ("2024-02-10 11:00", 2.0)):
+            response = client.get("/api/q1", params={"at": at})
+            assert response.text == lake.format_json(lake.query_view(config, "q1", at=at))
+            assert response.json() == [{"sensor_id": "m1", "energy_kwh": kwh}]
+        page = client.get("/api/answers", params={"at": "2024-02-10 10:30"}).json()
+        assert page["live"] is False and page["answers"]["q1"]["version"] == 0
+
+
 @pytest.mark.parametrize("params, message", [
     ({"version": 7}, "month_energy has versions 0..1; there is no version 7"),
     ({"version": "two"}, "version must be a whole number, got 'two'"),
     ({"as_of": "yesterday"}, "cannot read time 'yesterday'"),
     ({"as_of": "2000-01-01 00:00:00"}, "month_energy did not exist at 2000-01-01 00:00:"),
-    ({"version": 0, "as_of": "2024-02-10 12:00:00"}, "give version or as_of, not both"),
+    ({"version": 0, "as_of": "2024-02-10 12:00:00"}, "not version and as_of"),
+    ({"as_of": "2024-02-10 12:00:00", "at": "2024-02-10 12:00"}, "not as_of and at"),
+    ({"at": "2024-02-10 11:00"}, "month_energy has no answer at 2024-02-10 11:00"),
 ])
 def test_a_bad_version_or_time_is_400_with_a_json_error(client, params, message):
     response = client.get("/api/q1", params=params)

@@ -8,7 +8,8 @@ full-precision value in `data-value`) and compared with the oracle
 
 - render the four answers (Q4 split by tariff band) and their as_of;
 - show a reading published afterwards, once the pipeline ran it, with no reload;
-- travel back to the gold versions before that reading, and return to live;
+- travel back to the gold versions before that reading (by commit, and by the
+  event time before it), and return to live;
 - log no console error.
 """
 
@@ -167,6 +168,14 @@ def test_the_page_shows_the_oracles_answers_live_and_back_in_time(
 
         browser.find_element(By.ID, "travel-live").click()
         assert_page_equals_oracle(showing(browser, live_versions, "live"), after, zone)
+
+        # the answers as the data stood at an event time before the new reading (12:30)
+        Select(browser.find_element(By.ID, "travel-kind")).select_by_value("at")
+        browser.find_element(By.ID, "travel-time").send_keys("2024-02-10 12:15")
+        browser.find_element(By.ID, "travel-go").click()
+        assert_page_equals_oracle(showing(browser, first_versions, "travel"), before, zone)
+        browser.find_element(By.ID, "travel-live").click()
+        showing(browser, live_versions, "live")
         assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
         assert console_errors(browser) == []
 

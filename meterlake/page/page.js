@@ -2,7 +2,9 @@
 "use strict";
 
 const POLL_MS = 1000;
-const state = { travel: null, rendered: null, busy: false };
+const PLAY_MS = 800;
+// travel: null (live) or { kind: "as_of" | "at", value: text }
+const state = { travel: null, rendered: null, busy: false, player: null };
 
 function el(tag, attrs = {}, text = null) {
   const node = document.createElement(tag);
@@ -127,7 +129,8 @@ async function getJson(url) {
 }
 
 async function render() {
-  const query = state.travel === null ? "" : `?as_of=${encodeURIComponent(state.travel)}`;
+  const query = state.travel === null
+    ? "" : `?${state.travel.kind}=${encodeURIComponent(state.travel.value)}`;
   let doc;
   try {
     doc = await getJson(`/api/answers${query}`);
@@ -144,7 +147,8 @@ async function render() {
   if (a.q4) costs(a.q4, doc.bands);
   const shown = Object.fromEntries(Object.entries(a).map(([v, x]) => [x.table, x.version]));
   const mode = document.getElementById("mode");
-  mode.textContent = doc.live ? "live" : `as of ${state.travel}`;
+  const label = state.travel && (state.travel.kind === "at" ? "data at" : "as written at");
+  mode.textContent = doc.live ? "live" : `${label} ${state.travel.value}`;
   mode.className = doc.live ? "live" : "travel";
   document.getElementById("versions").textContent = Object.entries(shown)
     .map(([t, v]) => `${t} v${v}`).join(" · ");
@@ -168,10 +172,31 @@ async function loadTimeline() {
   if (select.value !== chosen) select.value = "";
 }
 
-async function travel(asOf) {
-  state.travel = asOf || null;
-  document.getElementById("travel-time").value = asOf && !asOf.includes("T") ? asOf : "";
+async function travel(kind, value) {
+  state.travel = value ? { kind, value } : null;
   await render();
+}
+
+function stopPlaying() {
+  if (state.player !== null) clearInterval(state.player);
+  state.player = null;
+  document.getElementById("travel-play").textContent = "play";
+}
+
+function play() {
+  if (state.player !== null) { stopPlaying(); return; }
+  const select = document.getElementById("travel-moment");
+  const moments = [...select.options].map((o) => o.value).filter(Boolean).reverse();
+  let next = 0;
+  document.getElementById("travel-play").textContent = "pause";
+  const step = () => {
+    if (next >= moments.length) { stopPlaying(); return; }
+    select.value = moments[next];
+    travel("as_of", moments[next]);
+    next += 1;
+  };
+  step();
+  state.player = setInterval(step, PLAY_MS);
 }
 
 async function poll() {
@@ -193,17 +218,22 @@ async function poll() {
 
 function start() {
   document.getElementById("travel-moment").addEventListener("change", (e) => {
-    travel(e.target.value);
+    stopPlaying();
+    travel("as_of", e.target.value);
   });
   document.getElementById("travel").addEventListener("submit", (e) => {
     e.preventDefault();
+    stopPlaying();
     const text = document.getElementById("travel-time").value.trim();
     document.getElementById("travel-moment").value = "";
-    travel(text);
+    travel(document.getElementById("travel-kind").value, text);
   });
+  document.getElementById("travel-play").addEventListener("click", play);
   document.getElementById("travel-live").addEventListener("click", () => {
+    stopPlaying();
     document.getElementById("travel-moment").value = "";
-    travel("");
+    document.getElementById("travel-time").value = "";
+    travel("as_of", "");
   });
   loadTimeline().then(render).catch((error) => showError(error.message));
   setInterval(poll, POLL_MS);
