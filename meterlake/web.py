@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -193,25 +194,35 @@ def check_port(host: str, port: int) -> None:
             raise MeterlakeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _server(config: Config, host: str, port: int, gold: LiveGold | None = None):
+def _server(config: Config, host: str, port: int, gold: LiveGold | None = None,
+            on_listening: Callable[[], None] | None = None):
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started and on_listening is not None:
+                on_listening()
 
     check_port(host, port)
     settings = uvicorn.Config(
         build_app(config, gold), host=host, port=port, log_level="warning", access_log=False,
         lifespan="off", timeout_graceful_shutdown=2,
     )
-    return uvicorn.Server(settings)
+    return Server(settings)
 
 
 def serve(config: Config, host: str, port: int, echo=print) -> None:
-    """Serve until interrupted (`meterlake serve`)."""
-    server = _server(config, host, port)
+    """Serve until interrupted (`meterlake serve`); says where once it listens."""
     if host not in LOOPBACK:
         log.warning("listening on %s: reachable beyond this machine (read-only)", host)
-    echo(f"serving {config.lake} on http://{host}:{port}/  (API: /api/q1 ... /api/q4); "
-         "Ctrl-C stops")
-    server.run()
+
+    def listening() -> None:
+        echo(f"serving {config.lake} on http://{host}:{port}/  (API: /api/q1 ... /api/q4); "
+             "Ctrl-C stops")
+        sys.stdout.flush()
+
+    _server(config, host, port, on_listening=listening).run()
 
 
 @contextmanager

@@ -204,3 +204,29 @@ def test_a_port_in_use_is_one_clear_error(gold, capsys):
         assert main(["serve", "--lake", str(gold.lake), "--port", str(port)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("meterlake: error: cannot listen on")
+
+
+def test_the_command_serves_the_lake_and_ctrl_c_stops_it_in_one_line(gold):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.reliability_helpers import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "meterlake", "--lake", str(gold.lake), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as on a terminal
+    )
+    try:
+        assert f"http://127.0.0.1:{port}/" in server.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/q4", timeout=30) as response:
+            assert response.read().decode() == lake.format_json(lake.query_view(gold, "q4"))
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 130
+    assert err.strip() == "meterlake: interrupted"
