@@ -10,7 +10,8 @@ Routes (all GET; the server is read-only and listens on loopback by default):
 - `/api/answers`: what the page shows, in one document: each answer's rows,
   its table version and `as_of` (as local wall-clock text), q4's band split;
 - `/api/version`: the live version of each gold table;
-- `/api/timeline`: every gold commit with the versions of all four tables then.
+- `/api/timeline`: every gold commit (the newest 1000; `?limit=N`) with the
+  versions of all four tables then.
 
 Errors are JSON `{"error": "..."}`: 404 for an unknown view or path, 400 for a
 bad version or time, 503 while a view's gold table does not exist yet.
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).parent / "page"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+TIMELINE_LIMIT = 1000  # the newest commits listed by /api/timeline (?limit=N for others)
 
 
 def plotly_js() -> Path:
@@ -151,9 +153,14 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         return JSONResponse({"versions": gold.versions()})
 
     def timeline(request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", TIMELINE_LIMIT))
+        except ValueError:
+            return _error(400, "limit must be a whole number")
+        moments = gold.timeline()[-limit:] if limit > 0 else []
         return JSONResponse([
             {**m, "time": commit_time(m["time"]), "label": lake.wall_clock(m["time"], gold.zone)}
-            for m in gold.timeline()
+            for m in moments
         ])
 
     def index(request: Request) -> Response:

@@ -185,6 +185,8 @@ def test_the_timeline_lists_every_gold_commit_with_the_versions_then(gold, clien
     }
     before_m3 = client.get("/api/q1", params={"as_of": moments[3]["time"]}).json()
     assert [r["sensor_id"] for r in before_m3] == ["m2", "m1"]
+    newest = client.get("/api/timeline", params={"limit": 2}).json()
+    assert [(m["table"], m["version"]) for m in newest] == [("day_cost", 0), ("month_energy", 1)]
 
 
 def test_the_page_and_its_scripts_are_served(client):
