@@ -28,8 +28,8 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+import duckdb
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
@@ -37,12 +37,8 @@ from meterlake import lake
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 
-if TYPE_CHECKING:
-    import duckdb
-
 log = logging.getLogger(__name__)
 
-BAND_TABLES = ("silver", "day_cost")
 CACHED_ANSWERS = 512
 
 
@@ -124,7 +120,7 @@ class LiveGold:
                     self._open(name)
                 else:
                     self._update(opened)
-            except DeltaError as exc:  # a commit being written, a file vacuumed: next time
+            except (DeltaError, MeterlakeError, duckdb.Error) as exc:  # retried next time
                 log.warning("cannot refresh %s: %s", name, exc)
         self._checked = time.monotonic()
 
@@ -137,14 +133,19 @@ class LiveGold:
         self._tables[name] = _OpenTable(name, delta, lake.commits_of(delta), con)
 
     def _update(self, opened: _OpenTable) -> None:
-        before = opened.delta.version()
+        """Load the table's new commits, if any; the answers' connection and the known
+        history move together, only once both are ready (a failure leaves the old ones
+        and is retried at the next check)."""
         opened.delta.update_incremental()
-        after = opened.delta.version()
-        if after == before:
+        now, known = opened.delta.version(), opened.version
+        if now == known:
             return
-        log.info("%s moved from version %d to %d", opened.name, before, after)
-        opened.commits += lake.commits_of(opened.delta, limit=after - before)
-        old, opened.con = opened.con, lake.connect_tables(self.config, {opened.name: opened.delta})
+        log.info("%s moved from version %d to %d", opened.name, known, now)
+        new = [c for c in lake.commits_of(opened.delta, limit=now - known)
+               if known < c.version <= now]
+        con = lake.connect_tables(self.config, {opened.name: opened.delta})
+        old, opened.con = opened.con, con
+        opened.commits = opened.commits + new
         old.close()
 
     def timeline(self) -> list[dict[str, object]]:
