@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 MVN    := mvn -q -B
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint report bench kafka-start kafka-stop clean
+.PHONY: help setup browser demo test test-fast lint report bench kafka-start kafka-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed  ## venv + pinned Python packages + JVM jars
+setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed browser  ## venv + pinned Python packages + JVM jars + headless Chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ $(VENV)/.installed: pyproject.toml
 	$(MVN) -f $< dependency:copy-dependencies
 	touch $@
 
+# The browser tests (tests/test_serve_page.py) drive Debian's chromium through its
+# chromedriver: installed here when root, else the command to run is printed.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:  ## headless Chromium and chromedriver (Debian packages) for the browser tests
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(BROWSER_PACKAGES) (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	else \
+		echo "the browser tests need Chromium; run: sudo apt-get install -y $(BROWSER_PACKAGES)"; \
+	fi
+
 demo: setup  ## a month of 11 meters through bronze, silver and gold; the four answers
 	$(BIN)/meterlake demo
 
@@ -40,7 +52,7 @@ test-fast: setup  ## the suite without the slow cases
 	$(BIN)/pytest -m "not slow"
 
 lint: setup  ## ruff
-	$(BIN)/ruff check meterlake bronze silver gold tests
+	$(BIN)/ruff check meterlake bronze silver gold tests bench
 
 # The lake to report on: `make report LAKE=/path/to/lake` (relative: from here).
 report: setup  ## run the report notebook and export HTML into build/

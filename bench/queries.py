@@ -1,5 +1,6 @@
 """Queries and files: the views and ad-hoc SQL over gold, lake vs an in-memory copy,
-file counts, and query time before vs after compaction (OPTIMIZE)."""
+the views through `meterlake serve`'s API, file counts, and query time before vs after
+compaction (OPTIMIZE)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,34 @@ def in_memory(config: Config, reps: int) -> dict[str, dict[str, float]]:
         return out
     finally:
         con.close()
+
+
+def served(config: Config, reps: int, cached: bool = True) -> dict[str, dict[str, float]]:
+    """Each view through `meterlake serve`'s API, `GET /api/qN` over one kept-alive HTTP
+    connection on loopback: request, the answer (cached per gold version, or with
+    `cached=False` queried on the open tables every time), JSON, response."""
+    import http.client
+
+    from bench.feed import free_port
+    from meterlake import web
+    from meterlake.livegold import LiveGold
+
+    gold = LiveGold(config, cached_answers=512 if cached else 0)
+    port = free_port()
+    with web.running(config, "127.0.0.1", port, gold):
+        http_con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def get(path: str) -> None:
+            http_con.request("GET", path)
+            response = http_con.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+
+        try:
+            return {view: _timed(lambda v=view: get(f"/api/{v}"), reps) for view in VIEWS}
+        finally:
+            http_con.close()
 
 
 def file_counts(config: Config, tables: tuple[str, ...]) -> dict[str, dict[str, Any]]:

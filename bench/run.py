@@ -29,7 +29,8 @@ from meterlake.generate import MonthSpec
 
 log = logging.getLogger("bench")
 
-PHASES = ("publish", "catchup", "memory", "live", "queries", "throughput", "scale", "profile")
+PHASES = ("publish", "catchup", "memory", "live", "queries", "served", "throughput", "scale",
+          "profile")
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,34 @@ class Bench:
             res["ratios"][name]["open_lake_vs_memory"] = _ratio(
                 res["lake_open_once"][name]["p95_ms"], res["memory"][name]["p95_ms"])
 
+    def phase_served(self) -> None:
+        """Metric 6b: the views through `meterlake serve`'s JSON API (tables kept open,
+        answers cached per gold version) vs DuckDB over the same rows in memory; on the
+        month lake of phase catchup, else the live lake, else a catch-up of its own."""
+        config = getattr(self, "month_lake", None) or getattr(self, "live_lake", None)
+        res: dict[str, Any] = {}
+        self.out["served"] = res
+        if config is None:
+            path, count = feed.readings_file(self.data, self.plan.month)
+            self.note(f"served: a catch-up of {count:,} readings to serve")
+            config = feed.with_lake(self.topic_with("served", path), self.lake("served"))
+            res["catch_up"] = self.catch_up(config)
+        res["lake"] = str(config.lake)
+        reps = self.plan.query_reps * 3
+        self.note("served: the API vs an in-memory copy")
+        res["memory"] = queries.in_memory(config, reps)
+        res["api"] = queries.served(config, reps)
+        res["api_uncached"] = queries.served(config, reps, cached=False)
+        res["ratios"] = {
+            view: {
+                "api_vs_memory": _ratio(res["api"][view]["p95_ms"],
+                                        res["memory"][view]["p95_ms"]),
+                "api_uncached_vs_memory": _ratio(res["api_uncached"][view]["p95_ms"],
+                                                 res["memory"][view]["p95_ms"]),
+            }
+            for view in queries.VIEWS
+        }
+
     def phase_throughput(self) -> None:
         """Metric 4: a backlog of thousands of meters drained by the live pipeline with
         bounded batches, against a Kafka -> noop consumer of the same topic."""
@@ -413,9 +442,11 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
     """metric, value, baseline, ratio, target, met (None: informational)."""
     rows: list[dict[str, Any]] = []
 
-    def row(metric, value, unit="", base=None, ratio=None, target=None, met=None, note=""):
+    def row(metric, value, unit="", base=None, ratio=None, target=None, met=None, note="",
+            id=None):
         rows.append({"metric": metric, "value": value, "unit": unit, "baseline": base,
-                     "ratio": ratio, "target": target, "met": met, "note": note})
+                     "ratio": ratio, "target": target, "met": met, "note": note,
+                     **({"id": id} if id else {})})
 
     c = out.get("catchup_month")
     if c and c.get("pipeline_median_s"):
@@ -521,6 +552,19 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
         row("6 silver files after live run (3 tables)",
             sum(files[x]["num_files"] for x in queries.SILVER), "files",
             sum(q["files_after_optimize"][x]["num_files"] for x in queries.SILVER))
+    sv = out.get("served")
+    if sv and sv.get("ratios"):
+        worst = max(queries.VIEWS, key=lambda v: sv["ratios"][v]["api_vs_memory"] or 0)
+        r = sv["ratios"][worst]["api_vs_memory"]
+        row(f"6 query p95 through the serve API vs in-memory (worst: {worst})",
+            sv["api"][worst]["p95_ms"], "ms", sv["memory"][worst]["p95_ms"], r, "<= 3x",
+            r is not None and r <= 3, "HTTP on loopback, answers cached per gold version",
+            id="served_query_p95_vs_memory")
+        worst = max(queries.VIEWS, key=lambda v: sv["ratios"][v]["api_uncached_vs_memory"] or 0)
+        r = sv["ratios"][worst]["api_uncached_vs_memory"]
+        row(f"6 the same, answer cache off (worst: {worst})", sv["api_uncached"][worst]["p95_ms"],
+            "ms", sv["memory"][worst]["p95_ms"], r, None, None,
+            "every request queries the open tables", id="served_query_p95_uncached_vs_memory")
     m = out.get("memory_state")
     if m and len(m["samples"]) > 1:
         last = m["samples"][-1]

@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     when = query.add_mutually_exclusive_group()
     when.add_argument("--version", type=int, help="gold table version (time travel)")
     when.add_argument("--as-of", dest="as_of", help="gold as of this timestamp (time travel)")
+    when.add_argument(
+        "--at", metavar="TIME",
+        help="the answer as it stood at this event time, e.g. '2024-02-10 14:00' (local)",
+    )
     query.add_argument(
         "--sensor", action="append", default=[], metavar="ID",
         help="only this sensor (repeat for more); bound as a parameter",
@@ -85,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
         "replay", parents=[common], help="fresh topic, publish, run --once, views"
     )
     replay.add_argument("file")
+    replay.add_argument(
+        "--step", metavar="DURATION",
+        help="publish and catch up per step of event time (e.g. 1h, 1d): a gold version each",
+    )
+
+    serve = sub.add_parser(
+        "serve", parents=[common], help="a live web page of the four answers, and a JSON API"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    serve.add_argument("--port", type=int, default=8050)
 
     sub.add_parser("demo", parents=[common], help="generate a month, run it all, show the answers")
 
@@ -143,7 +157,8 @@ def _query(config: Config, args: argparse.Namespace) -> None:
     from meterlake.lake import print_result, query_view
 
     result = query_view(
-        config, args.view, version=args.version, as_of=args.as_of, sensors=args.sensor
+        config, args.view, version=args.version, as_of=args.as_of, sensors=args.sensor,
+        at=args.at,
     )
     print_result(result, args.format)
 
@@ -164,7 +179,18 @@ def _history(config: Config, args: argparse.Namespace) -> None:
 def _replay(config: Config, args: argparse.Namespace) -> None:
     from meterlake.pipeline import replay
 
-    replay(config, Path(args.file))
+    step = None
+    if args.step is not None:
+        from meterlake.steps import parse_step
+
+        step = parse_step(args.step)
+    replay(config, Path(args.file), step=step)
+
+
+def _serve(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.web import serve
+
+    serve(config, args.host, args.port)
 
 
 def _demo(config: Config, args: argparse.Namespace) -> None:
@@ -194,6 +220,7 @@ COMMANDS = {
     "sql": _sql,
     "history": _history,
     "replay": _replay,
+    "serve": _serve,
     "demo": _demo,
     "report": _report,
 }

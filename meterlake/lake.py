@@ -22,8 +22,11 @@ memory instead (correct, just not lazy).
 The views follow docs/semantics.md, "The clock and the views". "Now" is the
 latest `as_of` of the view's own table (so a view of a time-travelled table is
 self-consistent), the current day and month are its local date in the
-configured zone, and timestamps are shown in that zone with their offset. The
-connection's TimeZone is set to the zone, so nothing depends on the machine's.
+configured zone, and timestamps come back in that zone. CSV and JSON print them
+in full with their offset (ISO 8601); the human table and the notes print local
+wall-clock time (`wall_clock`: `2024-02-02 00:00`), with the offset only in the
+hour that October repeats. The connection's TimeZone is set to the zone, so
+nothing depends on the machine's.
 
 `sql` runs in a sandbox: one statement, which DuckDB's parser must classify as
 a query (SELECT, WITH, VALUES, FROM, TABLE, PIVOT, DESCRIBE, SUMMARIZE); then
@@ -97,12 +100,15 @@ class Result:
 
     `decimals` and `notes` only shape the human table: `decimals` rounds every
     float (None: by column name, kWh 3, EUR 4, else 6); `notes` are footnotes.
+    A view's answer also names its table's `version` and its `as_of` ("now").
     """
 
     columns: list[str]
     rows: list[tuple]
     decimals: int | None = None
     notes: tuple[str, ...] = ()
+    version: int | None = None
+    as_of: datetime | None = None
 
     def to_pandas(self) -> pd.DataFrame:
         import pandas as pd
@@ -143,6 +149,20 @@ def _local(value: datetime, zone: tzinfo) -> datetime:
     return value.astimezone(zone)
 
 
+def wall_clock(value: datetime, zone: tzinfo) -> str:
+    """An instant as people read it in `zone`: '2024-02-02 00:00', with ':SS' when it
+    is not on the minute, and the offset only where that wall-clock time happens
+    twice (the hour repeated when legal time ends in October)."""
+    local = value.astimezone(zone)
+    text = local.strftime("%Y-%m-%d %H:%M")
+    if local.second or local.microsecond:
+        text += f":{local.second:02d}"
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        offset = local.strftime("%z")
+        text += f" {offset[:3]}:{offset[3:]}"
+    return text
+
+
 # --------------------------------------------------------------------------- Delta
 
 
@@ -154,8 +174,8 @@ class Commit:
     metrics: dict[str, Any]
 
 
-def _commits(table: DeltaTable) -> list[Commit]:
-    """The table's commits still in its log, oldest first."""
+def commits_of(table: DeltaTable, limit: int | None = None) -> list[Commit]:
+    """The table's commits still in its log (the latest `limit` of them), oldest first."""
     commits = [
         Commit(
             version=int(info["version"]),
@@ -163,7 +183,7 @@ def _commits(table: DeltaTable) -> list[Commit]:
             operation=str(info.get("operation", "")),
             metrics=dict(info.get("operationMetrics") or {}),
         )
-        for info in table.history()
+        for info in table.history(limit)
     ]
     return sorted(commits, key=lambda c: c.version)
 
@@ -173,15 +193,40 @@ def _missing_table_message(config: Config, name: str) -> str:
     return f"table {name} not found at {path}: run `meterlake run --once` first"
 
 
+def choose_version(
+    name: str,
+    commits: Sequence[Commit],
+    version: int | None,
+    as_of: datetime | None,
+    zone: tzinfo,
+) -> int:
+    """The version of table `name` (its `commits`, oldest first) to read: `version`, or
+    the latest commit made at or before the instant `as_of` (Delta's timestamp-as-of),
+    or the latest one. A version outside the log or an instant before the first
+    commit is an error, never silently the nearest version."""
+    if version is not None and as_of is not None:
+        raise MeterlakeError("give a version or a time to travel to, not both")
+    first, last = commits[0].version, commits[-1].version
+    if as_of is not None:
+        earlier = [c.version for c in commits if c.timestamp <= as_of]
+        if not earlier:
+            raise MeterlakeError(
+                f"{name} did not exist at {wall_clock(as_of, zone)}: its first version "
+                f"({first}) was written at {wall_clock(commits[0].timestamp, zone)}"
+            )
+        return earlier[-1]
+    if version is None:
+        return last
+    if not first <= version <= last:
+        raise MeterlakeError(f"{name} has versions {first}..{last}; there is no version {version}")
+    return version
+
+
 def open_table(
     config: Config, name: str, version: int | None = None, as_of: datetime | None = None
 ) -> DeltaTable:
-    """The Delta table `name`, at `version`, or as it was at the instant `as_of`.
-
-    As of an instant means the latest commit made at or before it (Delta's
-    timestamp-as-of). A version outside the log or an instant before the first
-    commit is an error, never silently the nearest version.
-    """
+    """The Delta table `name`, at `version`, or as it was at the instant `as_of`
+    (see `choose_version`)."""
     if version is not None and as_of is not None:
         raise MeterlakeError("give a version or a time to travel to, not both")
     path = config.table_path(name)
@@ -191,23 +236,7 @@ def open_table(
         table = DeltaTable(str(path))
         if version is None and as_of is None:
             return table
-        commits = _commits(table)
-        first, last = commits[0].version, table.version()
-        if as_of is None:
-            if not first <= version <= last:
-                raise MeterlakeError(
-                    f"{name} has versions {first}..{last}; there is no version {version}"
-                )
-            chosen = version
-        else:
-            earlier = [c.version for c in commits if c.timestamp <= as_of]
-            if not earlier:
-                zone = zone_of(config)
-                raise MeterlakeError(
-                    f"{name} did not exist at {_text(_local(as_of, zone))}: its first version "
-                    f"({first}) was written at {_text(_local(commits[0].timestamp, zone))}"
-                )
-            chosen = earlier[-1]
+        chosen = choose_version(name, commits_of(table), version, as_of, zone_of(config))
         table.load_as_version(chosen)
         return table
     except DeltaError as exc:
@@ -330,6 +359,24 @@ ORDER BY p.period_start
 """
 
 
+def cost_by_band_sql(zone: str) -> str:
+    """Today's cost per sensor and tariff band, from the silver pieces of q4's day.
+
+    Gold's day_cost holds one total per sensor and day; the band split is the
+    sum of the current day's silver pieces (with their retractions, so a plain
+    sum) per band, the current day being q4's: the local date of day_cost's
+    latest as_of. Columns: sensor_id, band, price (EUR per kWh), cost_eur.
+    """
+    return f"""
+WITH clock AS ({_clock_sql("day_cost", zone)})
+SELECT p.sensor_id, p.band, max(p.price) AS price, sum(p.cost_eur) AS cost_eur
+FROM silver AS p, clock
+WHERE p.day = clock.today
+GROUP BY ALL
+ORDER BY p.sensor_id, price DESC, p.band
+"""
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
 
@@ -406,20 +453,27 @@ def _connect(
     names = list(tables) if tables is not None else list(ALL_TABLES)
     for name in names:
         config.table_path(name)  # unknown name -> MeterlakeError
+    opened = {}
+    for name in names:
+        if tables is None and not DeltaTable.is_deltatable(str(config.table_path(name))):
+            continue
+        opened[name] = open_table(config, name, version, when)
+    con = connect_tables(config, opened)
+    return con, {name: table.version() for name, table in opened.items()}
+
+
+def connect_tables(config: Config, tables: dict[str, DeltaTable]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with these open Delta tables registered under their names,
+    and the views q1..q4 over those of their tables that are among them."""
     con = _new_connection(config.semantics.zone)
     try:
-        versions = {}
-        for name in names:
-            if tables is None and not DeltaTable.is_deltatable(str(config.table_path(name))):
-                continue
-            table = open_table(config, name, version, when)
+        for name, table in tables.items():
             con.register(name, arrow_source(table))
-            versions[name] = table.version()
-        create_views(con, config.semantics.zone, versions)
+        create_views(con, config.semantics.zone, tables)
     except BaseException:
         con.close()
         raise
-    return con, versions
+    return con
 
 
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:
@@ -472,46 +526,106 @@ def query_view(
     version: int | None = None,
     as_of: str | None = None,
     sensors: Sequence[str] = (),
+    at: str | None = None,
 ) -> Result:
-    """The sorted answer of one question, optionally on an earlier version of its table.
+    """The sorted answer of one question, optionally on an earlier version of its table:
+    `version`, the version current at the instant `as_of`, or the one that stood at
+    event time `at` (`version_at_event_time`).
 
     `sensors` keeps only those sensors (rows of q1, q2, q4; columns of q3). The
     ids reach DuckDB as a bound list parameter, never as SQL text.
     """
+    table = view_table(config, view)
+    if at is not None:
+        if version is not None or as_of is not None:
+            raise MeterlakeError("give one of a version, a time or an event time, not two")
+        version = version_at_event_time(config, table, parse_instant(at, zone_of(config)))
+    con, versions = _connect(config, version, as_of, (table,))
+    with closing(con):
+        return answer(con, config, view, versions[table], sensors)
+
+
+def latest_as_of(config: Config, table: DeltaTable, name: str) -> datetime | None:
+    """The latest `as_of` of an open gold table: the event time its answers stand at."""
+    with closing(connect_tables(config, {name: table})) as con:
+        return con.execute(f"SELECT max(as_of) FROM {name}").fetchone()[0]
+
+
+def version_at_event_time(config: Config, name: str, at: datetime) -> int:
+    """The version of gold table `name` whose answers stood at event time `at`: the
+    last one whose latest as_of is at or before it (`replay --step` leaves one per
+    step). A table's as_of never moves back from one version to the next
+    (docs/semantics.md), so the versions are searched by halves."""
+    path = str(config.table_path(name))
+    versions = [c.version for c in commits_of(open_table(config, name))]
+
+    def stood(version: int) -> datetime | None:
+        return latest_as_of(config, DeltaTable(path, version=version), name)
+
+    first = stood(versions[0])
+    if first is not None and first > at:
+        zone = zone_of(config)
+        raise MeterlakeError(
+            f"{name} has no answer at {wall_clock(at, zone)}: its first version stands at "
+            f"{wall_clock(first, zone)}"
+        )
+    low, high = 0, len(versions) - 1  # versions[low] stood at or before `at`
+    while low < high:
+        middle = (low + high + 1) // 2
+        moment = stood(versions[middle])
+        if moment is None or moment <= at:
+            low = middle
+        else:
+            high = middle - 1
+    return versions[low]
+
+
+def view_table(config: Config, view: str) -> str:
+    """The gold table a view reads; an unknown view or a missing table is an error."""
     if view not in VIEW_TABLES:
         raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(VIEW_TABLES)}")
     table = VIEW_TABLES[view]
-    zone = zone_of(config)
     if not DeltaTable.is_deltatable(str(config.table_path(table))):
         raise MeterlakeError(
             f"gold table {table} not found under {config.lake}: run `meterlake run --once` first"
         )
-    con, versions = _connect(config, version, as_of, (table,))
-    with closing(con):
-        views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-        if view not in views:
-            raise MeterlakeError(f"{table} does not have the columns {view} needs")
-        if view == "q3" or not sensors:
-            result = fetch(con, f"SELECT * FROM {view}", zone)
-        else:
-            chosen = "SELECT unnest(CAST($sensors AS VARCHAR[]))"
-            result = fetch(
-                con,
-                f"SELECT * FROM {view} WHERE sensor_id IN ({chosen})",
-                zone,
-                {"sensors": list(sensors)},
-            )
-        columns, rows = result.columns, result.rows
-        if view == "q3":
-            # DuckDB renames columns equal but for case ("a", "A" -> "A_1"); the
-            # header must show the sensor ids themselves.
-            columns = ["period_start", *halfhour_sensors(con, config.semantics.zone)]
-            if sensors:
-                kept = [0, *(i for i, c in enumerate(columns) if i and c in set(sensors))]
-                columns = [columns[i] for i in kept]
-                rows = [tuple(row[i] for i in kept) for row in rows]
-        now = con.execute(f"SELECT max(as_of) FROM {table}").fetchone()[0]
-    notes = [_view_note(view, table, versions[table], now, zone)]
+    return table
+
+
+def answer(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    view: str,
+    version: int,
+    sensors: Sequence[str] = (),
+) -> Result:
+    """`view` on a connection where its table (at `version`) and the views are registered."""
+    table = VIEW_TABLES[view]
+    zone = zone_of(config)
+    views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    if view not in views:
+        raise MeterlakeError(f"{table} does not have the columns {view} needs")
+    if view == "q3" or not sensors:
+        result = fetch(con, f"SELECT * FROM {view}", zone)
+    else:
+        chosen = "SELECT unnest(CAST($sensors AS VARCHAR[]))"
+        result = fetch(
+            con,
+            f"SELECT * FROM {view} WHERE sensor_id IN ({chosen})",
+            zone,
+            {"sensors": list(sensors)},
+        )
+    columns, rows = result.columns, result.rows
+    if view == "q3":
+        # DuckDB renames columns equal but for case ("a", "A" -> "A_1"); the
+        # header must show the sensor ids themselves.
+        columns = ["period_start", *halfhour_sensors(con, config.semantics.zone)]
+        if sensors:
+            kept = [0, *(i for i, c in enumerate(columns) if i and c in set(sensors))]
+            columns = [columns[i] for i in kept]
+            rows = [tuple(row[i] for i in kept) for row in rows]
+    now = con.execute(f"SELECT max(as_of) FROM {table}").fetchone()[0]
+    notes = [_view_note(view, table, version, now, zone)]
     if view == "q4":
         notes.append(COST_NOTE)
     return Result(
@@ -519,6 +633,8 @@ def query_view(
         rows=rows,
         decimals=4 if view == "q4" else 3,
         notes=tuple(notes),
+        version=version,
+        as_of=None if now is None else _local(now, zone),
     )
 
 
@@ -528,7 +644,7 @@ def _view_note(view: str, table: str, version: int, now: datetime | None, zone: 
     local = _local(now, zone)
     period = local.strftime("%Y-%m") if view == "q1" else local.date().isoformat()
     return (
-        f"{view}: {VIEW_TITLES[view]} ({period}), as of {_text(local)} "
+        f"{view}: {VIEW_TITLES[view]} ({period}), as of {wall_clock(local, zone)} "
         f"({table} version {version})"
     )
 
@@ -632,7 +748,7 @@ def history(config: Config, table: str) -> Result:
         )
     zone = zone_of(config)
     try:
-        commits = _commits(DeltaTable(str(path)))
+        commits = commits_of(DeltaTable(str(path)))
     except DeltaError as exc:
         raise MeterlakeError(f"cannot read the history of {table}: {_one_line(exc)}") from None
     rows = [
@@ -695,10 +811,13 @@ def _decimals_for(column: str) -> int:
 
 
 def _cell(value: Any, decimals: int) -> str:
+    """A value for people: rounded floats, instants as local wall-clock time."""
     if value is None:
         return "NULL"
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.{decimals}f}"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return wall_clock(value, value.tzinfo)
     return _text(value)
 
 
@@ -745,15 +864,17 @@ def format_csv(result: Result) -> str:
     return buffer.getvalue()
 
 
-def format_json(result: Result) -> str:
-    """A list of objects, one per row, values at full precision."""
-    objects = [
-        json.dumps(
-            {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)},
-            ensure_ascii=False,
-        )
+def json_rows(result: Result) -> list[dict[str, Any]]:
+    """The rows as JSON-ready objects (column -> value), values at full precision."""
+    return [
+        {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)}
         for row in result.rows
     ]
+
+
+def format_json(result: Result) -> str:
+    """A list of objects, one per row, values at full precision."""
+    objects = [json.dumps(row, ensure_ascii=False) for row in json_rows(result)]
     if not objects:
         return "[]\n"
     return "[\n" + ",\n".join(objects) + "\n]\n"

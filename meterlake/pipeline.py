@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -236,8 +237,9 @@ def run(config: Config, layers: list[str], once: bool) -> None:
         release(locks)
 
 
-def replay(config: Config, readings: Path, echo=print) -> Config:
-    """A fresh topic and lake, publish --speedup 0, run --once, then the four views."""
+def replay(config: Config, readings: Path, echo=print, step: timedelta | None = None) -> Config:
+    """A fresh topic and lake, publish --speedup 0, run --once, then the four views;
+    with `step`, publish and run once per step of event time (meterlake.steps)."""
     from meterlake.publish import publish_file
     from meterlake.session import build_session
 
@@ -248,8 +250,13 @@ def replay(config: Config, readings: Path, echo=print) -> Config:
     topic = f"{config.kafka.topic}-replay-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     config = replace(config, kafka=replace(config.kafka, topic=topic))
     echo(f"replaying {readings} through topic {topic} into {config.lake}")
-    publish_file(config, readings, speedup=0)
-    run_once(build_session(config), config, list(LAYERS), echo=echo)
+    if step is None:
+        publish_file(config, readings, speedup=0)
+        run_once(build_session(config), config, list(LAYERS), echo=echo)
+    else:
+        from meterlake.steps import replay_in_steps
+
+        replay_in_steps(build_session(config), config, readings, step, echo=echo)
     show_answers(config, echo=echo)
     return config
 
@@ -286,3 +293,5 @@ def demo(config: Config) -> None:
     if config.lake.exists():
         shutil.rmtree(config.lake)
     replay(config, data)
+    print(f"\nthe answers as a live page: meterlake serve --lake {config.lake}"
+          "  ->  http://127.0.0.1:8050/")

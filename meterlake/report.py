@@ -138,7 +138,8 @@ def answer(config: Config, view: str, version: int | None = None) -> Answer:
     result = lakeio.query_view(config, view, version=version)
     frame = result.to_pandas()
     if view == "q3" and not frame.empty:
-        frame["period_start"] = [t.strftime("%H:%M") for t in frame["period_start"]]
+        # the time of day, with the offset only in October's repeated hour
+        frame["period_start"] = [lakeio.wall_clock(t, t.tzinfo)[11:] for t in frame["period_start"]]
         frame = frame.set_index("period_start")
         frame.index.name = "period"
     return Answer(view, frame, result.notes)
@@ -183,16 +184,7 @@ def cost_by_band(config: Config) -> pd.DataFrame:
     Rows: sensors, sorted like q4 (total descending, then id descending);
     columns: bands, most expensive first; `frame.attrs["prices"]`: € per kWh.
     """
-    zone = _sql_string(config.semantics.zone)
-    sql = f"""
-    WITH clock AS (
-        SELECT CAST(timezone({zone}, max(as_of)) AS DATE) AS today FROM day_cost
-    )
-    SELECT p.sensor_id, p.band, max(p.price) AS price, sum(p.cost_eur) AS cost_eur
-    FROM silver AS p, clock
-    WHERE p.day = clock.today
-    GROUP BY ALL
-    """
+    sql = lakeio.cost_by_band_sql(config.semantics.zone)
     long = _frame(config, sql, ("silver", "day_cost"))
     if long.empty:
         return pd.DataFrame(index=pd.Index([], name="sensor_id"))

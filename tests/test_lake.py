@@ -12,73 +12,22 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from meterlake import lake
 from meterlake.cli import main
 from meterlake.config import Config, load_config
 from meterlake.errors import MeterlakeError
+from tests.lake_helpers import day_row, halfhour_row, month_row, utc, write
 
 LISBON = ZoneInfo("Europe/Lisbon")
-INSTANT = pa.timestamp("us", tz="UTC")
-GOLD_SCHEMAS = {
-    "month_energy": pa.schema([
-        ("sensor_id", pa.string()), ("month", pa.date32()), ("energy_kwh", pa.float64()),
-        ("as_of", INSTANT), ("updated_at", INSTANT),
-    ]),
-    "day_energy": pa.schema([
-        ("sensor_id", pa.string()), ("day", pa.date32()), ("energy_kwh", pa.float64()),
-        ("as_of", INSTANT), ("updated_at", INSTANT),
-    ]),
-    "halfhour_energy": pa.schema([
-        ("sensor_id", pa.string()), ("day", pa.date32()), ("period_start", INSTANT),
-        ("energy_kwh", pa.float64()), ("as_of", INSTANT), ("updated_at", INSTANT),
-    ]),
-    "day_cost": pa.schema([
-        ("sensor_id", pa.string()), ("day", pa.date32()), ("cost_eur", pa.float64()),
-        ("as_of", INSTANT), ("updated_at", INSTANT),
-    ]),
-}
-BRONZE_SCHEMA = pa.schema([
-    ("key", pa.binary()), ("value", pa.binary()), ("topic", pa.string()),
-    ("partition", pa.int32()), ("offset", pa.int64()), ("kafka_timestamp", INSTANT),
-    ("ingested_at", INSTANT),
-])
-
-
-def utc(text: str) -> datetime:
-    """An instant from 'YYYY-MM-DD HH:MM[:SS]' in UTC."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def write(config: Config, table: str, rows: list[dict], mode: str = "append", **kw) -> None:
-    schema = GOLD_SCHEMAS.get(table, BRONZE_SCHEMA)
-    updated = utc("2024-01-01 00:00")
-    rows = [{"updated_at": updated, **row} for row in rows]
-    data = pa.Table.from_pylist(rows, schema=schema)
-    write_deltalake(str(config.table_path(table)), data, mode=mode, **kw)
-
-
-def month_row(sensor: str, month: str, kwh: float, as_of: str) -> dict:
-    return {"sensor_id": sensor, "month": date.fromisoformat(month), "energy_kwh": kwh,
-            "as_of": utc(as_of)}
-
-
-def day_row(sensor: str, day: str, value: float, as_of: str, column: str = "energy_kwh") -> dict:
-    return {"sensor_id": sensor, "day": date.fromisoformat(day), column: value,
-            "as_of": utc(as_of)}
-
-
-def halfhour_row(sensor: str, day: str, start: str, kwh: float, as_of: str) -> dict:
-    return {"sensor_id": sensor, "day": date.fromisoformat(day), "period_start": utc(start),
-            "energy_kwh": kwh, "as_of": utc(as_of)}
 
 
 @pytest.fixture
@@ -196,6 +145,12 @@ def test_q3_on_the_25_hour_october_day_has_50_periods(config):
     assert "2024-10-27 01:30:00+01:00,1.0" in csv_lines
     assert "2024-10-27 01:30:00+00:00,2.0" in csv_lines
     assert csv_lines[-1] == "2024-10-27 23:30:00+00:00,3.0"
+    # the table shows local wall-clock time, with the offset only in the repeated hour
+    table = lake.format_table(result).splitlines()
+    assert table[2] == "2024-10-27 00:00" + " " * 10 + "NULL"
+    assert "2024-10-27 01:00 +01:00   NULL" in table and "2024-10-27 01:30 +00:00  2.000" in table
+    assert "2024-10-27 02:00" + " " * 10 + "NULL" in table
+    assert table[-3] == "2024-10-27 23:30" + " " * 9 + "3.000"
 
 
 def test_q3_on_the_23_hour_march_day_has_46_periods(config):
@@ -285,7 +240,7 @@ def test_unreadable_time_is_an_error(config, three_versions):
 def test_time_travel_reports_the_version_in_the_table_notes(config, three_versions):
     text = lake.format_table(lake.query_view(config, "q1", version=1))
     assert "month_energy version 1" in text
-    assert "as of 2024-02-01 11:00:00+00:00" in text
+    assert "as of 2024-02-01 11:00 (month_energy version 1)" in text  # local wall clock
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -352,11 +307,11 @@ def test_table_rounds_kwh_to_3_and_euros_to_4_decimals_with_the_cost_note(februa
 def test_table_shows_null_and_aligns_columns(february):
     lines = lake.format_table(lake.query_view(february, "q3")).splitlines()
     assert lines[:5] == [
-        'period_start                   A    a"b    c d',
-        "-------------------------  -----  -----  -----",
-        "2024-02-10 00:00:00+00:00   NULL  0.500   NULL",
-        "2024-02-10 00:30:00+00:00  0.250   NULL  0.000",
-        "2024-02-10 01:00:00+00:00   NULL  0.700   NULL",
+        'period_start          A    a"b    c d',
+        "----------------  -----  -----  -----",
+        "2024-02-10 00:00   NULL  0.500   NULL",
+        "2024-02-10 00:30  0.250   NULL  0.000",
+        "2024-02-10 01:00   NULL  0.700   NULL",
     ]
     assert lines[6].startswith("q3: kWh per sensor and half hour today (2024-02-10), as of ")
 

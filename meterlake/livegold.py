@@ -1,0 +1,256 @@
+"""The gold tables kept open for `meterlake serve`: answers per Delta version.
+
+`query` opens a table, reads it and closes it, which costs more than the query
+(bench metric 6). A server answers many requests on the same versions, so:
+
+- each gold table is opened once (delta-rs) and registered in its own DuckDB
+  connection with its view; that connection stays open between requests;
+- whether a table moved is looked up at most every `check_every_s` (delta-rs
+  reads only the log entries after the loaded version); only then is its
+  connection rebuilt and its new commits added to the known history;
+- an answer is computed once per (view, table version) and kept: a Delta
+  version never changes, so a cached answer is the answer;
+- time travel (`version=` / `as_of=`) picks the version from the known
+  history with `lake.choose_version`, like `query --version / --as-of`, and
+  opens that version only for a cache miss.
+
+The rows come from `lake.answer`, the function behind `meterlake query`, so
+the API serves exactly what the command prints. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
+
+from meterlake import lake
+from meterlake.config import Config
+from meterlake.errors import MeterlakeError
+
+log = logging.getLogger(__name__)
+
+CACHED_ANSWERS = 512
+
+
+class BadTravel(MeterlakeError):
+    """A version or time to travel to that the table does not have, or cannot be read."""
+
+
+class NotYet(MeterlakeError):
+    """The table a view reads has not been created yet."""
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Today's cost split by tariff band: rows (sensor_id, band, price, cost_eur)."""
+
+    rows: list[tuple[str, str, float, float]]
+    day_cost_version: int
+    silver_version: int | None  # None: no silver at that time
+
+
+@dataclass
+class _OpenTable:
+    name: str
+    delta: DeltaTable
+    commits: list[lake.Commit]
+    con: duckdb.DuckDBPyConnection
+
+    @property
+    def version(self) -> int:
+        return self.commits[-1].version
+
+
+@dataclass
+class _Cache:
+    """A small LRU of computed values keyed by what they depend on (immutable versions)."""
+
+    size: int = CACHED_ANSWERS
+    items: OrderedDict = field(default_factory=OrderedDict)
+
+    def get(self, key: tuple, compute: Callable[[], object]) -> object:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = compute()
+        self.items[key] = value
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+class LiveGold:
+    """The gold tables of one lake, open, with the answers of the versions asked for."""
+
+    def __init__(self, config: Config, check_every_s: float = 0.5,
+                 cached_answers: int = CACHED_ANSWERS) -> None:
+        self.config = config
+        self.zone = lake.zone_of(config)
+        self.check_every_s = check_every_s
+        self._lock = threading.RLock()
+        self._tables: dict[str, _OpenTable] = {}
+        self._checked = -float("inf")
+        self._cache = _Cache(cached_answers)  # 0: every request queries (the benchmark)
+
+    # ---------------------------------------------------------------- versions
+
+    def versions(self) -> dict[str, int]:
+        """The live version of each gold table created so far (refreshed if due)."""
+        with self._lock:
+            self._refresh()
+            return {name: t.version for name, t in self._tables.items()}
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._checked < self.check_every_s:
+            return
+        for name in lake.GOLD_TABLES:
+            opened = self._tables.get(name)
+            try:
+                if opened is None:
+                    self._open(name)
+                else:
+                    self._update(opened)
+            except (DeltaError, MeterlakeError, duckdb.Error) as exc:  # retried next time
+                log.warning("cannot refresh %s: %s", name, exc)
+        self._checked = time.monotonic()
+
+    def _open(self, name: str) -> None:
+        path = str(self.config.table_path(name))
+        if not DeltaTable.is_deltatable(path):
+            return
+        delta = DeltaTable(path)
+        con = lake.connect_tables(self.config, {name: delta})
+        self._tables[name] = _OpenTable(name, delta, lake.commits_of(delta), con)
+
+    def _update(self, opened: _OpenTable) -> None:
+        """Load the table's new commits, if any; the answers' connection and the known
+        history move together, only once both are ready (a failure leaves the old ones
+        and is retried at the next check)."""
+        opened.delta.update_incremental()
+        now, known = opened.delta.version(), opened.version
+        if now == known:
+            return
+        log.info("%s moved from version %d to %d", opened.name, known, now)
+        new = [c for c in lake.commits_of(opened.delta, limit=now - known)
+               if known < c.version <= now]
+        con = lake.connect_tables(self.config, {opened.name: opened.delta})
+        old, opened.con = opened.con, con
+        opened.commits = opened.commits + new
+        old.close()
+
+    def timeline(self) -> list[dict[str, object]]:
+        """Every known gold commit, oldest first: its time (UTC), the table and version it
+        made, and the version every gold table had then (absent: not created yet)."""
+        with self._lock:
+            self._refresh()
+            events = sorted(
+                (c.timestamp, name, c.version)
+                for name, t in self._tables.items()
+                for c in t.commits
+            )
+            current: dict[str, int] = {}
+            moments = []
+            for stamp, name, version in events:
+                current[name] = version
+                moments.append({"time": stamp, "table": name, "version": version,
+                                "versions": dict(current)})
+            return moments
+
+    # ---------------------------------------------------------------- answers
+
+    def _table(self, name: str) -> _OpenTable:
+        self._refresh()
+        opened = self._tables.get(name)
+        if opened is None:
+            raise NotYet(
+                f"gold table {name} not found under {self.config.lake}: "
+                "run `meterlake run --once` first"
+            )
+        return opened
+
+    def _choose(self, opened: _OpenTable, version: int | None, as_of: str | None,
+                at: str | None = None) -> int:
+        """The version to read: `version`, the one current at the instant `as_of`, the
+        one standing at the event time `at`, or the live one."""
+        try:
+            if at is not None:
+                if version is not None or as_of is not None:
+                    raise MeterlakeError("give one of version, as_of and at, not two")
+                instant = lake.parse_instant(at, self.zone)
+                return lake.version_at_event_time(self.config, opened.name, instant)
+            when = lake.parse_instant(as_of, self.zone) if as_of is not None else None
+            return lake.choose_version(opened.name, opened.commits, version, when, self.zone)
+        except MeterlakeError as exc:
+            raise BadTravel(str(exc)) from None
+
+    def answer(self, view: str, version: int | None = None, as_of: str | None = None,
+               at: str | None = None) -> lake.Result:
+        """The sorted answer of `view` (a `lake.Result`), live or at a version, a time or
+        an event time."""
+        if view not in lake.VIEW_TABLES:
+            raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(lake.VIEW_TABLES)}")
+        with self._lock:
+            opened = self._table(lake.VIEW_TABLES[view])
+            chosen = self._choose(opened, version, as_of, at)
+            return self._cache.get(
+                ("answer", view, chosen), lambda: self._compute(opened, view, chosen)
+            )
+
+    def _compute(self, opened: _OpenTable, view: str, version: int) -> lake.Result:
+        if version == opened.version:
+            return lake.answer(opened.con, self.config, view, version)
+        with closing(self._connect_at(opened.name, version)) as con:
+            return lake.answer(con, self.config, view, version)
+
+    def _connect_at(self, name: str, version: int) -> duckdb.DuckDBPyConnection:
+        try:
+            delta = DeltaTable(str(self.config.table_path(name)), version=version)
+        except DeltaError as exc:
+            raise BadTravel(f"cannot read {name} version {version}: {exc}") from None
+        return lake.connect_tables(self.config, {name: delta})
+
+    def bands(self, version: int | None = None, as_of: str | None = None,
+              at: str | None = None) -> Bands:
+        """q4's cost per sensor split by tariff band, from silver as it was when day_cost
+        wrote the version shown (gold holds totals only; see `lake.cost_by_band_sql`)."""
+        with self._lock:
+            opened = self._table("day_cost")
+            chosen = self._choose(opened, version, as_of, at)
+            return self._cache.get(("bands", chosen), lambda: self._split(opened, chosen))
+
+    def _split(self, opened: _OpenTable, version: int) -> Bands:
+        written = next(c.timestamp for c in opened.commits if c.version == version)
+        path = str(self.config.table_path("silver"))
+        if not DeltaTable.is_deltatable(path):
+            return Bands([], version, None)
+        silver = DeltaTable(path)
+        try:
+            silver.load_as_version(written.astimezone(UTC))
+        except DeltaError:  # silver has no version that old
+            return Bands([], version, None)
+        day_cost = DeltaTable(str(self.config.table_path("day_cost")), version=version)
+        tables = {"silver": silver, "day_cost": day_cost}
+        with closing(lake.connect_tables(self.config, tables)) as con:
+            rows = con.execute(lake.cost_by_band_sql(self.config.semantics.zone)).fetchall()
+        return Bands([tuple(r) for r in rows], version, silver.version())
+
+    def close(self) -> None:
+        with self._lock:
+            for opened in self._tables.values():
+                opened.con.close()
+            self._tables.clear()
+
+
+def commit_time(moment: datetime) -> str:
+    """A commit's instant as the `as_of` text that travels back to exactly that commit."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,242 @@
+// The page of the four answers: renders /api/answers, polls /api/version while live.
+"use strict";
+
+const POLL_MS = 1000;
+const PLAY_MS = 800;
+// travel: null (live) or { kind: "as_of" | "at", value: text }
+const state = { travel: null, rendered: null, busy: false, player: null };
+
+function el(tag, attrs = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function fixed(value, decimals) {
+  return value === null || value === undefined ? "" : Number(value).toFixed(decimals);
+}
+
+function asOfLine(section, answer) {
+  const p = section.querySelector(".as-of");
+  p.textContent = answer.as_of === null
+    ? `${answer.table} version ${answer.version} is empty`
+    : `as of ${answer.as_of} (${answer.table} version ${answer.version})`;
+  p.dataset.asOf = answer.as_of ?? "";
+  p.dataset.version = answer.version;
+}
+
+function barTable(view, answer, column, decimals) {
+  const section = document.getElementById(view);
+  asOfLine(section, answer);
+  const tbody = section.querySelector("tbody");
+  const top = Math.max(0, ...answer.rows.map((r) => r[column]));
+  tbody.replaceChildren(...answer.rows.map((row) => {
+    const tr = el("tr", { "data-sensor": row.sensor_id, "data-value": String(row[column]) });
+    tr.append(el("td", {}, row.sensor_id), el("td", {}, fixed(row[column], decimals)));
+    const bar = el("td", { class: "bar" });
+    const fill = el("div");
+    fill.style.width = top > 0 ? `${(100 * Math.max(0, row[column])) / top}%` : "0";
+    bar.append(fill);
+    tr.append(bar);
+    return tr;
+  }));
+}
+
+function halfHours(answer) {
+  const section = document.getElementById("q3");
+  asOfLine(section, answer);
+  const sensors = answer.columns.slice(1);
+  const table = document.getElementById("q3-table");
+  const head = el("tr");
+  head.append(el("th", {}, "period"), ...sensors.map((s) => el("th", {}, s)));
+  table.querySelector("thead").replaceChildren(head);
+  table.querySelector("tbody").replaceChildren(...answer.rows.map((row, i) => {
+    const tr = el("tr", { "data-period": answer.periods[i] });
+    tr.append(el("td", {}, answer.periods[i]));
+    for (const s of sensors) {
+      const v = row[s];
+      tr.append(el("td", { "data-sensor": s, "data-value": v === null ? "" : String(v),
+        class: v === null ? "empty" : "" }, v === null ? "–" : fixed(v, 3)));
+    }
+    return tr;
+  }));
+  const traces = sensors.map((s) => ({
+    type: "scatter", mode: "lines+markers", name: s,
+    x: answer.periods.map((p) => p.slice(11)), y: answer.rows.map((r) => r[s]),
+  }));
+  Plotly.react("q3-chart", traces, {
+    margin: { t: 10, r: 10, b: 60, l: 50 }, xaxis: { type: "category", tickangle: -45, nticks: 13, automargin: true },
+    yaxis: { title: { text: "kWh" } },
+    legend: { orientation: "h", y: -0.3 },
+  }, { displayModeBar: false, responsive: true });
+}
+
+function costs(answer, bands) {
+  const section = document.getElementById("q4");
+  asOfLine(section, answer);
+  const rows = bands ? bands.rows : [];
+  const names = [];
+  const prices = {};
+  for (const r of [...rows].sort((a, b) => b.price - a.price)) {
+    if (!names.includes(r.band)) { names.push(r.band); prices[r.band] = r.price; }
+  }
+  const split = {};
+  for (const r of rows) (split[r.sensor_id] ??= {})[r.band] = r.cost_eur;
+  const head = el("tr");
+  head.append(el("th", {}, "sensor"), el("th", {}, "cost"),
+    ...names.map((b) => el("th", { title: `${prices[b].toFixed(4)} EUR/kWh` },
+      b.replace("_", " "))));
+  section.querySelector("thead").replaceChildren(head);
+  section.querySelector("tbody").replaceChildren(...answer.rows.map((row) => {
+    const tr = el("tr", { "data-sensor": row.sensor_id, "data-value": String(row.cost_eur) });
+    tr.append(el("td", {}, row.sensor_id), el("td", {}, fixed(row.cost_eur, 4)));
+    for (const b of names) {
+      const v = (split[row.sensor_id] ?? {})[b] ?? 0;
+      tr.append(el("td", { "data-band": b, "data-value": String(v) }, fixed(v, 4)));
+    }
+    return tr;
+  }));
+  const sensors = answer.rows.map((r) => r.sensor_id);
+  const traces = names.length
+    ? names.map((b) => ({ type: "bar", name: `${b.replace("_", " ")} (${prices[b].toFixed(4)} EUR/kWh)`, x: sensors,
+      y: sensors.map((s) => (split[s] ?? {})[b] ?? 0) }))
+    : [{ type: "bar", name: "cost", x: sensors, y: answer.rows.map((r) => r.cost_eur) }];
+  Plotly.react("q4-chart", traces, {
+    barmode: "relative", margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { type: "category" },
+    yaxis: { title: { text: "EUR" } }, legend: { orientation: "h" },
+  }, { displayModeBar: false, responsive: true });
+  const total = (s) => Object.values(split[s] ?? {}).reduce((a, b) => a + b, 0);
+  const off = answer.rows.filter((r) => Math.abs(total(r.sensor_id) - r.cost_eur) > 1e-6);
+  document.getElementById("bands-note").textContent = !bands
+    ? ""
+    : `Bands: the silver pieces of the day (silver version ${bands.silver_version ?? "none"}, `
+      + `as when day_cost version ${answer.version} was written)`
+      + (off.length ? `; silver is ahead of gold for ${off.map((r) => r.sensor_id).join(", ")}` : "");
+}
+
+function showError(message) {
+  const box = document.getElementById("error");
+  box.hidden = !message;
+  box.textContent = message || "";
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { cache: "no-store" });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+async function render() {
+  const query = state.travel === null
+    ? "" : `?${state.travel.kind}=${encodeURIComponent(state.travel.value)}`;
+  let doc;
+  try {
+    doc = await getJson(`/api/answers${query}`);
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  showError(Object.values(doc.errors).join("; "));
+  document.getElementById("cost-note").textContent = doc.cost_note;
+  const a = doc.answers;
+  if (a.q1) barTable("q1", a.q1, "energy_kwh", 3);
+  if (a.q2) barTable("q2", a.q2, "energy_kwh", 3);
+  if (a.q3) halfHours(a.q3);
+  if (a.q4) costs(a.q4, doc.bands);
+  const shown = Object.fromEntries(Object.entries(a).map(([v, x]) => [x.table, x.version]));
+  const mode = document.getElementById("mode");
+  const label = state.travel && (state.travel.kind === "at" ? "data at" : "as written at");
+  mode.textContent = doc.live ? "live" : `${label} ${state.travel.value}`;
+  mode.className = doc.live ? "live" : "travel";
+  document.getElementById("versions").textContent = Object.entries(shown)
+    .map(([t, v]) => `${t} v${v}`).join(" · ");
+  state.rendered = JSON.stringify(doc.versions);
+  document.body.dataset.mode = doc.live ? "live" : "travel";
+  document.body.dataset.shown = JSON.stringify(shown);
+  document.body.dataset.state = "ready";
+}
+
+async function loadTimeline() {
+  const moments = await getJson("/api/timeline");
+  const select = document.getElementById("travel-moment");
+  const chosen = select.value;
+  const options = [el("option", { value: "" }, "live")];
+  for (const m of [...moments].reverse()) {
+    options.push(el("option", { value: m.time, "data-versions": JSON.stringify(m.versions) },
+      `${m.label} · ${m.table} v${m.version}`));
+  }
+  select.replaceChildren(...options);
+  select.value = chosen;
+  if (select.value !== chosen) select.value = "";
+}
+
+async function travel(kind, value) {
+  state.travel = value ? { kind, value } : null;
+  await render();
+}
+
+function stopPlaying() {
+  if (state.player !== null) clearInterval(state.player);
+  state.player = null;
+  document.getElementById("travel-play").textContent = "play";
+}
+
+function play() {
+  if (state.player !== null) { stopPlaying(); return; }
+  const select = document.getElementById("travel-moment");
+  const moments = [...select.options].map((o) => o.value).filter(Boolean).reverse();
+  let next = 0;
+  document.getElementById("travel-play").textContent = "pause";
+  const step = () => {
+    if (next >= moments.length) { stopPlaying(); return; }
+    select.value = moments[next];
+    travel("as_of", moments[next]);
+    next += 1;
+  };
+  step();
+  state.player = setInterval(step, PLAY_MS);
+}
+
+async function poll() {
+  if (state.busy) return;
+  state.busy = true;
+  try {
+    const { versions } = await getJson("/api/version");
+    if (JSON.stringify(versions) !== state.rendered) {
+      await loadTimeline();
+      if (state.travel === null) await render();
+      else state.rendered = JSON.stringify(versions);
+    }
+  } catch (error) {
+    showError(`lost the server: ${error.message}`);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function start() {
+  document.getElementById("travel-moment").addEventListener("change", (e) => {
+    stopPlaying();
+    travel("as_of", e.target.value);
+  });
+  document.getElementById("travel").addEventListener("submit", (e) => {
+    e.preventDefault();
+    stopPlaying();
+    const text = document.getElementById("travel-time").value.trim();
+    document.getElementById("travel-moment").value = "";
+    travel(document.getElementById("travel-kind").value, text);
+  });
+  document.getElementById("travel-play").addEventListener("click", play);
+  document.getElementById("travel-live").addEventListener("click", () => {
+    stopPlaying();
+    document.getElementById("travel-moment").value = "";
+    document.getElementById("travel-time").value = "";
+    travel("as_of", "");
+  });
+  loadTimeline().then(render).catch((error) => showError(error.message));
+  setInterval(poll, POLL_MS);
+}
+
+start();

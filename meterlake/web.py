@@ -1,0 +1,252 @@
+"""`meterlake serve`: a live page of the four answers and their JSON API (Starlette).
+
+Routes (all GET; the server is read-only and listens on loopback by default):
+
+- `/`: the page (`meterlake/page/`), which renders `/api/answers` and polls
+  `/api/version` to re-render when a gold table gets a new Delta version;
+- `/api/q1` ... `/api/q4`: the rows of `meterlake query qN --format json`,
+  byte for byte; `?version=N` or `?as_of=TIMESTAMP` travel in time, `?at=TIME`
+  to the version standing at that event time (as `query --at`);
+- `/api/answers`: what the page shows, in one document: each answer's rows,
+  its table version and `as_of` (as local wall-clock text), q4's band split;
+- `/api/version`: the live version of each gold table;
+- `/api/timeline`: every gold commit (the newest 1000; `?limit=N`) with the
+  versions of all four tables then.
+
+Errors are JSON `{"error": "..."}`: 404 for an unknown view or path, 400 for a
+bad version or time, 503 while a view's gold table does not exist yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from meterlake import lake
+from meterlake.config import Config
+from meterlake.errors import MeterlakeError
+from meterlake.livegold import BadTravel, LiveGold, NotYet, commit_time
+
+log = logging.getLogger(__name__)
+
+PAGE = Path(__file__).parent / "page"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+TIMELINE_LIMIT = 1000  # the newest commits listed by /api/timeline (?limit=N for others)
+
+
+def plotly_js() -> Path:
+    """plotly.js as shipped inside the pinned `plotly` wheel (no web download)."""
+    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@dataclass(frozen=True)
+class Travel:
+    """Where in time to answer: a table version, an instant (`as_of`), an event time
+    (`at`), or live (all None)."""
+
+    version: int | None = None
+    as_of: str | None = None
+    at: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.version is None and self.as_of is None and self.at is None
+
+
+def _travel(request: Request) -> Travel:
+    """`version` / `as_of` / `at` from the query string; BadTravel when unreadable."""
+    params = request.query_params
+    version_text, as_of, at = params.get("version"), params.get("as_of"), params.get("at")
+    given = [name for name in ("version", "as_of", "at") if params.get(name)]
+    if len(given) > 1:
+        raise BadTravel(f"give one of version, as_of and at, not {' and '.join(given)}")
+    if not version_text:
+        return Travel(as_of=as_of or None, at=at or None)
+    try:
+        return Travel(version=int(version_text))
+    except ValueError:
+        raise BadTravel(f"version must be a whole number, got {version_text!r}") from None
+
+
+def _answer_document(gold: LiveGold, view: str, result: lake.Result) -> dict[str, Any]:
+    zone = gold.zone
+    doc: dict[str, Any] = {
+        "view": view,
+        "title": lake.VIEW_TITLES[view],
+        "table": lake.VIEW_TABLES[view],
+        "version": result.version,
+        "as_of": None if result.as_of is None else lake.wall_clock(result.as_of, zone),
+        "columns": result.columns,
+        "rows": lake.json_rows(result),
+    }
+    if view == "q3":
+        doc["periods"] = [lake.wall_clock(row[0], zone) for row in result.rows]
+    return doc
+
+
+def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
+    """The ASGI application over one lake (`gold`: the open tables to serve from)."""
+    gold = gold or LiveGold(config)
+
+    def view_json(request: Request) -> Response:
+        view = request.path_params["view"]
+        if view not in lake.VIEW_TABLES:
+            return _error(404, f"unknown view {view!r}; known: {', '.join(lake.VIEW_TABLES)}")
+        try:
+            when = _travel(request)
+            result = gold.answer(view, when.version, when.as_of, when.at)
+        except BadTravel as exc:
+            return _error(400, str(exc))
+        except NotYet as exc:
+            return _error(503, str(exc))
+        return Response(lake.format_json(result), media_type="application/json")
+
+    def answers(request: Request) -> Response:
+        try:
+            when = _travel(request)
+        except BadTravel as exc:
+            return _error(400, str(exc))
+        doc: dict[str, Any] = {
+            "live": when.live,
+            "versions": gold.versions(),
+            "cost_note": lake.COST_NOTE,
+            "answers": {},
+            "errors": {},
+        }
+        for view in lake.VIEW_TABLES:
+            try:
+                doc["answers"][view] = _answer_document(
+                    gold, view, gold.answer(view, when.version, when.as_of, when.at))
+            except BadTravel as exc:
+                return _error(400, str(exc))
+            except MeterlakeError as exc:
+                doc["errors"][view] = str(exc)
+        if "q4" in doc["answers"]:
+            bands = gold.bands(when.version, when.as_of, when.at)
+            doc["bands"] = {
+                "silver_version": bands.silver_version,
+                "rows": [dict(zip(("sensor_id", "band", "price", "cost_eur"), row, strict=True))
+                         for row in bands.rows],
+            }
+        return JSONResponse(doc)
+
+    def version(request: Request) -> Response:
+        return JSONResponse({"versions": gold.versions()})
+
+    def timeline(request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", TIMELINE_LIMIT))
+        except ValueError:
+            return _error(400, "limit must be a whole number")
+        moments = gold.timeline()[-limit:] if limit > 0 else []
+        return JSONResponse([
+            {**m, "time": commit_time(m["time"]), "label": lake.wall_clock(m["time"], gold.zone)}
+            for m in moments
+        ])
+
+    def index(request: Request) -> Response:
+        return FileResponse(PAGE / "index.html", media_type="text/html")
+
+    def plotly(request: Request) -> Response:
+        return FileResponse(plotly_js(), media_type="text/javascript")
+
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, exc.detail)
+
+    routes = [
+        Route("/", index),
+        Route("/api/answers", answers),
+        Route("/api/version", version),
+        Route("/api/timeline", timeline),
+        Route("/api/{view}", view_json),
+        Route("/static/plotly.min.js", plotly),
+        Mount("/static", StaticFiles(directory=PAGE)),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app.state.gold = gold
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line when the address cannot be listened on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise MeterlakeError(f"cannot listen on {host}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise MeterlakeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _server(config: Config, host: str, port: int, gold: LiveGold | None = None,
+            on_listening: Callable[[], None] | None = None):
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started and on_listening is not None:
+                on_listening()
+
+    check_port(host, port)
+    settings = uvicorn.Config(
+        build_app(config, gold), host=host, port=port, log_level="warning", access_log=False,
+        lifespan="off", timeout_graceful_shutdown=2,
+    )
+    return Server(settings)
+
+
+def serve(config: Config, host: str, port: int, echo=print) -> None:
+    """Serve until interrupted (`meterlake serve`); says where once it listens."""
+    if host not in LOOPBACK:
+        log.warning("listening on %s: reachable beyond this machine (read-only)", host)
+
+    def listening() -> None:
+        echo(f"serving {config.lake} on http://{host}:{port}/  (API: /api/q1 ... /api/q4); "
+             "Ctrl-C stops")
+        sys.stdout.flush()
+
+    _server(config, host, port, on_listening=listening).run()
+
+
+@contextmanager
+def running(
+    config: Config, host: str, port: int, gold: LiveGold | None = None
+) -> Iterator[str]:
+    """The server in a background thread, for tests and the benchmark; yields its URL."""
+    server = _server(config, host, port, gold)
+    thread = threading.Thread(target=server.run, name="meterlake-serve", daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise MeterlakeError(f"the server on {host}:{port} did not start")
+            threading.Event().wait(0.02)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        server.config.app.state.gold.close()

@@ -1,0 +1,186 @@
+"""The page of `meterlake serve` in a real browser, over a lake the real pipeline wrote.
+
+Readings go through the real broker and Spark (bronze -> silver -> gold); the
+server runs in this process; headless Chromium (tests/browser.py) opens the
+page. What the page shows is read from the DOM (each number also carries its
+full-precision value in `data-value`) and compared with the oracle
+(tests/oracle.py) computed from the same readings. The page must:
+
+- render the four answers (Q4 split by tariff band) and their as_of;
+- show a reading published afterwards, once the pipeline ran it, with no reload;
+- travel back to the gold versions before that reading (by commit, and by the
+  event time before it), and return to live;
+- log no console error.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from meterlake.lake import GOLD_TABLES, wall_clock
+from meterlake.pipeline import run_once
+from meterlake.publish import publish_readings
+from meterlake.web import running
+from tests.browser import chromium, console_errors
+from tests.oracle import OracleResult, compute_answers
+from tests.reliability_helpers import TOLERANCE, free_port, quiet
+
+LAYERS = ["bronze", "silver", "gold"]
+WAIT_S = 120  # the longest a page may take to show what gold holds (it polls each second)
+
+
+def readings() -> list[str]:
+    """Three meters on 2024-02-10 (and one the evening before), every 10 minutes from
+    06:00 to 12:00 local time: across the vazio/cheias/ponta boundaries of 08:00 and 09:00."""
+    lines = ["2024-02-09 23:50:00;A;999.9"]
+    for i in range(37):
+        ts = f"2024-02-10 {6 + i // 6:02d}:{i % 6 * 10:02d}:00"
+        lines += [f"{ts};A;{1000 + 0.05 * i:.3f}", f"{ts};B;{250 + 0.02 * i + 0.001 * i * i:.3f}",
+                  f"{ts};C;{40 + 0.08 * i:.3f}"]
+    return lines
+
+
+NEW_READING = "2024-02-10 12:30:00;A;1002.200"  # A used 0.4 kWh in the last half hour
+
+# What the page shows, from the DOM.
+READ_PAGE = """
+const rows = (view) => [...document.querySelectorAll(`#${view} tbody tr`)];
+const bands = (tr) => Object.fromEntries([...tr.querySelectorAll("td[data-band]")]
+    .map((td) => [td.dataset.band, Number(td.dataset.value)]));
+return {
+  mode: document.body.dataset.mode,
+  shown: document.body.dataset.shown ? JSON.parse(document.body.dataset.shown) : null,
+  q1: rows("q1").map((tr) => [tr.dataset.sensor, Number(tr.dataset.value)]),
+  q2: rows("q2").map((tr) => [tr.dataset.sensor, Number(tr.dataset.value)]),
+  q4: rows("q4").map((tr) => [tr.dataset.sensor, Number(tr.dataset.value), bands(tr)]),
+  q3_sensors: [...document.querySelectorAll("#q3-table thead th")].slice(1)
+      .map((th) => th.textContent),
+  q3: rows("q3").map((tr) => [tr.dataset.period, [...tr.querySelectorAll("td[data-sensor]")]
+      .map((td) => td.dataset.value === "" ? null : Number(td.dataset.value))]),
+  as_of: Object.fromEntries(["q1", "q2", "q3", "q4"].map((v) =>
+      [v, document.querySelector(`#${v} .as-of`).dataset.asOf])),
+  traces: (document.getElementById("q3-chart").data || []).length,
+};
+"""
+
+
+def page(browser) -> dict[str, Any]:
+    return browser.execute_script(READ_PAGE)
+
+
+def gold_versions(config) -> dict[str, int]:
+    return {t: DeltaTable(str(config.table_path(t))).version() for t in GOLD_TABLES}
+
+
+def showing(browser, versions: dict[str, int], mode: str) -> dict[str, Any]:
+    """Wait until the page shows these gold versions in this mode; what it shows then."""
+    WebDriverWait(browser, WAIT_S, poll_frequency=0.25).until(
+        lambda b: (lambda p: p["shown"] == versions and p["mode"] == mode)(page(b)),
+        f"the page did not show {versions} ({mode})",
+    )
+    return page(browser)
+
+
+def band_split(oracle: OracleResult, zone: ZoneInfo) -> dict[str, dict[str, float]]:
+    """The oracle's cost per sensor and band over today's pieces."""
+    today = oracle.now.tz_convert(zone).date()
+    pieces = oracle.pieces[oracle.pieces["day"].map(lambda d: pd.Timestamp(d).date()) == today]
+    split: dict[str, dict[str, float]] = {}
+    for (sensor, band), cost in pieces.groupby(["sensor_id", "band"])["cost_eur"].sum().items():
+        split.setdefault(sensor, {})[band] = cost
+    return split
+
+
+def assert_page_equals_oracle(shown: dict[str, Any], oracle: OracleResult, zone: ZoneInfo):
+    for view in ("q1", "q2", "q4"):
+        want = getattr(oracle, view)
+        assert [row[0] for row in shown[view]] == list(want.iloc[:, 0]), view
+        assert [row[1] for row in shown[view]] == pytest.approx(
+            list(want.iloc[:, 1]), abs=TOLERANCE), view
+    split = band_split(oracle, zone)
+    for sensor, _, bands in shown["q4"]:
+        want = {b: v for b, v in split.get(sensor, {}).items() if v}
+        assert {b: v for b, v in bands.items() if v} == pytest.approx(want, abs=TOLERANCE)
+    sensors = list(oracle.q3.columns[1:])
+    assert shown["q3_sensors"] == sensors and shown["traces"] == len(sensors)
+    periods = [wall_clock(p.to_pydatetime(), zone) for p in oracle.q3["period_start"]]
+    assert [period for period, _ in shown["q3"]] == periods
+    for (period, values), (_, want) in zip(shown["q3"], oracle.q3.iterrows(), strict=True):
+        expected = [None if pd.isna(want[s]) else float(want[s]) for s in sensors]
+        assert [v is None for v in values] == [v is None for v in expected], period
+        assert [v or 0.0 for v in values] == pytest.approx(
+            [v or 0.0 for v in expected], abs=TOLERANCE), period
+    now = wall_clock(oracle.now.to_pydatetime(), zone)
+    assert shown["as_of"]["q1"] == now and shown["as_of"]["q4"] == now
+
+
+def test_the_page_shows_the_oracles_answers_live_and_back_in_time(
+    spark, kafka, config, tmp_path: Path
+) -> None:
+    zone = ZoneInfo(config.semantics.zone)
+    first = readings()
+    (tmp_path / "first.csv").write_text("\n".join(first) + "\n")
+    (tmp_path / "all.csv").write_text("\n".join([*first, NEW_READING]) + "\n")
+    before = compute_answers(tmp_path / "first.csv", config.semantics)
+    after = compute_answers(tmp_path / "all.csv", config.semantics)
+    # the new reading changes every answer, and the order of Q1
+    assert list(before.q1.sensor_id) != list(after.q1.sensor_id)
+    assert before.now.date() == after.now.date() == date(2024, 2, 10)
+
+    publish_readings(config, first, speedup=0, progress=False)
+    run_once(spark, config, LAYERS, echo=quiet)
+    first_versions = gold_versions(config)
+
+    with running(config, "127.0.0.1", free_port()) as url, chromium() as browser:
+        browser.get(url)
+        assert_page_equals_oracle(showing(browser, first_versions, "live"), before, zone)
+
+        # a new reading through Kafka and the pipeline; the open page catches up by itself
+        browser.execute_script("window.notReloaded = true;")
+        publish_readings(config, [NEW_READING], speedup=0, progress=False)
+        run_once(spark, config, LAYERS, echo=quiet)
+        live_versions = gold_versions(config)
+        assert live_versions != first_versions
+        assert_page_equals_oracle(showing(browser, live_versions, "live"), after, zone)
+        assert browser.execute_script("return window.notReloaded === true;")
+
+        # travel to the last gold commit before the new reading: the earlier numbers
+        moment = browser.find_element(By.ID, "travel-moment")
+        WebDriverWait(browser, WAIT_S).until(
+            lambda b: any(o.get_attribute("value") for o in Select(moment).options))
+        earlier = [
+            o.get_attribute("value") for o in Select(moment).options
+            if o.get_attribute("data-versions")
+            and _versions(o.get_attribute("data-versions")) == first_versions
+        ]
+        assert len(earlier) == 1
+        Select(moment).select_by_value(earlier[0])
+        assert_page_equals_oracle(showing(browser, first_versions, "travel"), before, zone)
+
+        browser.find_element(By.ID, "travel-live").click()
+        assert_page_equals_oracle(showing(browser, live_versions, "live"), after, zone)
+
+        # the answers as the data stood at an event time before the new reading (12:30)
+        Select(browser.find_element(By.ID, "travel-kind")).select_by_value("at")
+        browser.find_element(By.ID, "travel-time").send_keys("2024-02-10 12:15")
+        browser.find_element(By.ID, "travel-go").click()
+        assert_page_equals_oracle(showing(browser, first_versions, "travel"), before, zone)
+        browser.find_element(By.ID, "travel-live").click()
+        showing(browser, live_versions, "live")
+        assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+        assert console_errors(browser) == []
+
+
+def _versions(text: str) -> dict[str, int]:
+    import json
+
+    return {k: int(v) for k, v in json.loads(text).items()}
