@@ -26,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--lake", help="root of the Delta tables (env METERLAKE_LAKE)")
     common.add_argument("--topic", help="Kafka topic (env METERLAKE_TOPIC)")
     common.add_argument("--bootstrap", help="Kafka bootstrap servers (env METERLAKE_BOOTSTRAP)")
+    common.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="set one configuration value for this command, e.g. "
+        "--set semantics.max_power_kw=5000 (repeatable; any key of conf/meterlake.toml)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     parser = argparse.ArgumentParser(
@@ -54,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="times faster than real time; 0 = as fast as possible",
     )
+    pub.add_argument(
+        "--no-key",
+        dest="keyed",
+        action="store_false",
+        help="send the JSON value without a key, as the course's publisher does "
+        "(one sensor's readings then land on every partition)",
+    )
 
     run = sub.add_parser("run", parents=[common], help="the bronze, silver and gold jobs")
     run.add_argument("--layers", default="bronze,silver,gold")
@@ -66,18 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     when.add_argument("--version", type=int, help="gold table version (time travel)")
     when.add_argument("--as-of", dest="as_of", help="gold as of this timestamp (time travel)")
     when.add_argument(
-        "--at", metavar="TIME",
+        "--at",
+        metavar="TIME",
         help="the answer as it stood at this event time, e.g. '2024-02-10 14:00' (local)",
     )
     query.add_argument(
-        "--sensor", action="append", default=[], metavar="ID",
+        "--sensor",
+        action="append",
+        default=[],
+        metavar="ID",
         help="only this sensor (repeat for more); bound as a parameter",
     )
 
     sql = sub.add_parser("sql", parents=[common], help="read-only SQL over the lake")
     sql.add_argument("statement")
     sql.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="bind VALUE to $NAME in the statement (repeatable)",
     )
     sql.add_argument("--format", choices=FORMATS, default="table")
@@ -90,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file")
     replay.add_argument(
-        "--step", metavar="DURATION",
+        "--step",
+        metavar="DURATION",
         help="publish and catch up per step of event time (e.g. 1h, 1d): a gold version each",
     )
 
@@ -108,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "conf", None)).with_overrides(
+    return load_config(
+        getattr(args, "conf", None), getattr(args, "settings", None) or ()
+    ).with_overrides(
         lake=getattr(args, "lake", None),
         topic=getattr(args, "topic", None),
         bootstrap=getattr(args, "bootstrap", None),
@@ -144,7 +169,7 @@ def _generate(config: Config, args: argparse.Namespace) -> None:
 def _publish(config: Config, args: argparse.Namespace) -> None:
     from meterlake.publish import publish_file
 
-    publish_file(config, Path(args.filename), speedup=args.speedup)
+    publish_file(config, Path(args.filename), speedup=args.speedup, keyed=args.keyed)
 
 
 def _run(config: Config, args: argparse.Namespace) -> None:
@@ -157,7 +182,11 @@ def _query(config: Config, args: argparse.Namespace) -> None:
     from meterlake.lake import print_result, query_view
 
     result = query_view(
-        config, args.view, version=args.version, as_of=args.as_of, sensors=args.sensor,
+        config,
+        args.view,
+        version=args.version,
+        as_of=args.as_of,
+        sensors=args.sensor,
         at=args.at,
     )
     print_result(result, args.format)

@@ -1,14 +1,16 @@
 """Configuration: conf/meterlake.toml (plus the tariff file) as frozen dataclasses.
 
 Loaded once, at the edge (the CLI, a test fixture), and passed in. Precedence:
-command-line option > environment variable > file > the defaults below.
+command-line option (--lake ..., then --set section.key=value) > environment
+variable > file > the defaults below.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -133,8 +135,87 @@ def _section(data: dict, name: str, cls: type, **converters) -> object:
     return cls(**raw)
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read the TOML file, then apply METERLAKE_* environment overrides."""
+SECTIONS: dict[str, type] = {
+    "kafka": KafkaConf,
+    "broker": BrokerConf,
+    "spark": SparkConf,
+    "streams": StreamsConf,
+    "semantics": SemanticsConf,
+}
+_LAKE_DEFAULTS = {"root": "lake"}
+
+
+def _setting_value(text: str) -> object:
+    """A TOML literal (5000, true, "x", 2024-02-01 00:00:00), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _typed(setting: str, value: object, default: object) -> object:
+    def wrong(kind: str) -> MeterlakeError:
+        return MeterlakeError(f"--set {setting}: expected {kind}, not {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("a whole number")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number")
+        value = float(value)
+    elif isinstance(value, dict | list):
+        raise wrong("a single value")
+    else:  # text, paths and times: as the file would give them
+        value = str(value)
+    return value
+
+
+def apply_settings(data: dict, settings: Sequence[str]) -> dict:
+    """`--set section.key=value` (repeatable) over the file's data: a copy, each key
+    and the type of its value checked against the defaults."""
+    data = {name: dict(section) for name, section in data.items()}
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        parts = name.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise MeterlakeError(f"--set {setting}: expected section.key=value")
+        section, key = parts[0], parts[1]
+        if section == "lake":
+            defaults: dict[str, object] = _LAKE_DEFAULTS
+        elif section in SECTIONS:
+            defaults = {f.name: _field_default(f) for f in fields(SECTIONS[section])}
+        else:
+            known = ", ".join(["lake", *SECTIONS])
+            raise MeterlakeError(f"--set {setting}: unknown section {section!r}; known: {known}")
+        if key not in defaults:
+            known = ", ".join(defaults)
+            raise MeterlakeError(f"--set {setting}: unknown key {key!r} in [{section}]; "
+                                 f"known: {known}")  # fmt: skip
+        target = data.setdefault(section, {})
+        if isinstance(defaults[key], dict):  # kafka.client.<name>, spark.conf.<name>
+            if len(parts) < 3:
+                raise MeterlakeError(f"--set {setting}: name the entry, {section}.{key}.NAME=value")
+            entries = dict(target.get(key, {}))
+            entries[".".join(parts[2:])] = str(_setting_value(text.strip()))
+            target[key] = entries
+        elif len(parts) > 2:
+            raise MeterlakeError(f"--set {setting}: [{section}] {key} has no entries")
+        else:
+            target[key] = _typed(setting, _setting_value(text.strip()), defaults[key])
+    return data
+
+
+def _field_default(f: Field) -> object:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def load_config(path: str | Path | None = None, settings: Sequence[str] = ()) -> Config:
+    """Read the TOML file, apply `--set` settings, then METERLAKE_* environment
+    overrides of what `--set` did not set."""
     conf_path = Path(path) if path else DEFAULT_CONF
     try:
         data = tomllib.loads(conf_path.read_text())
@@ -142,6 +223,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise MeterlakeError(f"config file not found: {conf_path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise MeterlakeError(f"config file {conf_path} is not valid TOML: {exc}") from None
+    data = apply_settings(data, settings)
+    chosen = {s.partition("=")[0].strip() for s in settings}
     base = conf_path.parent
     config = Config(
         lake=Path(data.get("lake", {}).get("root", "lake")),
@@ -163,8 +246,12 @@ def load_config(path: str | Path | None = None) -> Config:
     if secret:
         client = {**config.kafka.client, "sasl.jaas.config": secret}
         config = replace(config, kafka=replace(config.kafka, client=client))
+
+    def env(name: str, setting: str) -> str | None:
+        return None if setting in chosen else os.environ.get(name)
+
     return config.with_overrides(
-        lake=os.environ.get("METERLAKE_LAKE"),
-        topic=os.environ.get("METERLAKE_TOPIC"),
-        bootstrap=os.environ.get("METERLAKE_BOOTSTRAP"),
+        lake=env("METERLAKE_LAKE", "lake.root"),
+        topic=env("METERLAKE_TOPIC", "kafka.topic"),
+        bootstrap=env("METERLAKE_BOOTSTRAP", "kafka.bootstrap"),
     )

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meterlake import validation
 from meterlake.checkpoints import CheckpointLock, damaged_message, guard
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold")
+REPORT_EVERY_S = 60  # live mode: a line on what silver accepted and quarantined
 GOLD_TABLES = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
 # Each layer's streaming queries (named like their checkpoints) and the tables each writes.
 LAYER_QUERIES = {"bronze": ("bronze",), "silver": ("silver",), "gold": GOLD_TABLES}
@@ -173,9 +175,12 @@ def check_layers(layers: list[str]) -> list[str]:
 def run_once(
     spark: SparkSession, config: Config, layers: list[str], echo=print
 ) -> dict[str, float]:
-    """Each layer catches up on everything available, in order; returns seconds per layer."""
+    """Each layer catches up on everything available, in order; returns seconds per layer.
+    When silver ran, ends with what it accepted and quarantined (meterlake.validation)."""
     timings = {}
-    for layer in check_layers(layers):
+    layers = check_layers(layers)
+    before = validation.versions(config) if "silver" in layers else None
+    for layer in layers:
         echo(f"{layer:>6}: catching up ...")
         started = time.monotonic()
         locks = guard_layer(config, layer)
@@ -187,6 +192,8 @@ def run_once(
         timings[layer] = time.monotonic() - started
         rows = sum(_rows_read(q) for q in queries)
         echo(f"{layer:>6}: read {rows:,} rows in {timings[layer]:.1f} s")
+    if before is not None:
+        validation.report(config, before, echo)
     return timings
 
 
@@ -202,7 +209,11 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
             for layer in layers:
                 queries += start_layer(spark, config, layer, False)
             echo(f"running {', '.join(q.name for q in queries)}; Ctrl-C stops")
-            spark.streams.awaitAnyTermination()
+            before = validation.versions(config)
+            # Until a query ends: every report interval, what silver judged since the last.
+            while not spark.streams.awaitAnyTermination(REPORT_EVERY_S):
+                if "silver" in layers:
+                    before = validation.report(config, before, echo)
         except KeyboardInterrupt:
             echo("stopping ...")
         finally:

@@ -337,11 +337,17 @@ def publish_readings(
     total: int | None = None,
     report: Callable[[str], None] = _stderr,
     progress: bool | None = None,
+    keyed: bool = True,
+    partition_of: Callable[[int], int] | None = None,
 ) -> PublishResult:
     """Send every parseable line to config.kafka.topic; report the others via `report`.
 
     `speedup` > 0 paces the readings that many times faster than their timestamps;
     0 sends as fast as possible. `progress`: a bar on stderr (None: only on a TTY).
+    `keyed`: the sensor id is the message key (one sensor, one partition); without
+    it the value goes alone, as the course's publisher sends it, and the client's
+    partitioner spreads a sensor over every partition. `partition_of(n)` names the
+    partition of the n-th reading sent (from 0) instead: a chosen spread.
     Returns when every reading is acknowledged; a reading the broker never
     acknowledged (after retries) is a MeterlakeError.
     """
@@ -390,7 +396,10 @@ def publish_readings(
                 if delay > 0.001:
                     time.sleep(delay)
             key, value = reading_message(reading.timestamp, reading.sensor_id, reading.energy)
-            future = producer.send(kafka.topic, key=key, value=value)
+            partition = partition_of(sent) if partition_of else None
+            future = producer.send(
+                kafka.topic, key=key if keyed else None, value=value, partition=partition
+            )
             future.add_callback(deliveries.ack).add_errback(deliveries)
             sent += 1
         bar.update(unread)
@@ -420,7 +429,9 @@ def _count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
-def publish_file(config: Config, path: Path, speedup: float = 60.0) -> PublishResult:
+def publish_file(
+    config: Config, path: Path, speedup: float = 60.0, keyed: bool = True
+) -> PublishResult:
     """`meterlake publish`: replay a readings file, then print a one-line summary."""
     try:
         total = _count_lines(path) if sys.stderr.isatty() else None
@@ -432,6 +443,8 @@ def publish_file(config: Config, path: Path, speedup: float = 60.0) -> PublishRe
     except OSError as exc:
         raise MeterlakeError(f"cannot read {path}: {exc.strerror or exc}") from None
     with readings:
-        result = publish_readings(config, readings, speedup, source=str(path), total=total)
+        result = publish_readings(
+            config, readings, speedup, source=str(path), total=total, keyed=keyed
+        )
     print(result.summary(config.kafka.topic))
     return result
