@@ -5,7 +5,8 @@ cadences) and crafted edge cases, all in one file with distinct sensor ids so
 one run covers them (sensors are independent; the file keeps each sensor's
 arrival order). The oracle is told the micro-batches: one per catch-up. Gold
 from the stream must equal the oracle's within 1e-9 kWh and 1e-9 EUR: both sum
-the same double-precision pieces, in different orders, so only rounding differs (about 1e-13 on a month).
+the same double-precision pieces, in different orders, so only rounding differs
+(about 1e-13 on a month).
 """
 
 from __future__ import annotations

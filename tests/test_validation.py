@@ -1,0 +1,40 @@
+"""The run summary and the warnings of meterlake.validation (pure Python)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from meterlake.config import SemanticsConf
+from meterlake.validation import Tally, summary_line, warnings
+
+
+def tally(accepted: dict, quarantined: dict) -> Tally:
+    return Tally(Counter(accepted), Counter(quarantined))
+
+
+def test_the_summary_counts_by_reason_and_by_sensor() -> None:
+    t = tally({"A": 5, "B": 290}, {("A", "implausible_jump"): 287, ("B", "duplicate"): 2,
+                                   ("(no sensor id)", "malformed_json"): 1})  # fmt: skip
+    assert summary_line(t) == (
+        "silver: 295 readings accepted; 290 quarantined (duplicate 2, implausible_jump 287, "
+        "malformed_json 1); by sensor: A 287, B 2, (no sensor id) 1"
+    )
+    assert summary_line(tally({"A": 3}, {})) == "silver: 3 readings accepted; nothing quarantined"
+
+
+def test_a_sensor_mostly_rejected_names_the_setting_that_decided_it() -> None:
+    t = tally({"A": 5, "B": 290}, {("A", "implausible_jump"): 287, ("B", "implausible_jump"): 3})
+    assert warnings(t, SemanticsConf()) == [
+        "warning: A: 287 of 292 readings quarantined as implausible_jump (max_power_kw = 50 kW);"
+        " see [semantics] max_power_kw, or --set semantics.max_power_kw=VALUE"
+    ]
+
+
+def test_anomalies_of_accepted_readings_are_not_rejections() -> None:
+    t = tally({"A": 4}, {("A", "counter_decrease"): 4})
+    assert warnings(t, SemanticsConf()) == []
+
+
+def test_a_rejection_without_a_setting_still_warns() -> None:
+    t = tally({}, {("C", "bad_energy"): 3})
+    assert warnings(t, SemanticsConf()) == ["warning: C: 3 of 3 readings quarantined as bad_energy"]
