@@ -115,14 +115,18 @@ GENERATED = [  # (prefix, spec)
 
 
 def _lines(tmp_path: Path) -> list[str]:
-    lines: list[str] = []
+    """Every case, the "too_late" one split between the file's first and last lines
+    (so that cut into thirds, its late readings come a micro-batch after 14:00)."""
+    too_late = [f"{ts};too_late;{energy}" for ts, energy in EDGE_CASES["too_late"]]
+    lines: list[str] = too_late[:2]
     for prefix, spec in GENERATED:
         path = tmp_path / f"{prefix}.csv"
         write_readings(spec, path)
         lines += [line.replace(";S", f";{prefix}-S", 1) for line in path.read_text().splitlines()]
     for name, rows in EDGE_CASES.items():
-        lines += [f"{ts};{name};{energy}" for ts, energy in rows]
-    return lines
+        if name != "too_late":
+            lines += [f"{ts};{name};{energy}" for ts, energy in rows]
+    return lines + too_late[2:]
 
 
 def _assert_views_equal_oracle(config, oracle: OracleResult) -> None:
@@ -153,7 +157,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     # one catch-up is one micro-batch: judged in timestamp order (semantics §7)
     oracle = compute_answers(readings, config.semantics, batches=[len(lines)])
     assert set(oracle.quarantine_counts) >= {
-        "duplicate", "conflicting_duplicate", "implausible_jump", "counter_decrease", "too_late",
+        "duplicate", "conflicting_duplicate", "implausible_jump", "counter_decrease",
     }  # fmt: skip
 
     # one catch-up over everything
@@ -172,6 +176,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
         _publish(cut, part)
         run_once(spark, cut, ALL, echo=lambda _: None)
     oracle = compute_answers(readings, config.semantics, batches=[len(p) for p in parts])
+    assert oracle.quarantine_counts["too_late"] == 1  # 12:59:59, a batch after 14:00
     assert_gold_equals_oracle(cut, oracle)
     assert _quarantine_counts(cut) == oracle.quarantine_counts
 
