@@ -16,6 +16,7 @@ import duckdb
 from deltalake import DeltaTable
 
 from meterlake.config import Config, SemanticsConf
+from meterlake.lake import arrow_source, open_table
 
 NO_SENSOR = "(no sensor id)"
 # Anomalies recorded for an accepted reading: not a rejection.
@@ -49,14 +50,10 @@ def versions(config: Config) -> Versions:
     return out
 
 
-def _counts(config: Config, name: str, version: int | None, sql: str) -> Counter:
-    path = str(config.table_path(name))
-    if version is None and not DeltaTable.is_deltatable(path):
-        return Counter()
-    table = DeltaTable(path) if version is None else DeltaTable(path, version=version)
+def _counts(config: Config, name: str, version: int, sql: str) -> Counter:
     con = duckdb.connect()
     try:
-        con.register("rows", table.to_pyarrow_dataset())
+        con.register("rows", arrow_source(open_table(config, name, version=version)))
         found = con.execute(sql.format(table="rows")).fetchall()
     finally:
         con.close()

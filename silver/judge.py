@@ -186,7 +186,7 @@ def judge_messages(
     values = messages["value"].tolist()
     partition = messages["partition"].to_numpy()
     offset = messages["offset"].to_numpy()
-    readings: list[tuple[int, int, int, int, Reading]] = []
+    readings: list[tuple[int, Reading]] = []
     for i in np.lexsort((offset, partition)).tolist():
         result: Reading | Rejection = parse_message(values[i], message_rules)
         if isinstance(result, Rejection):
@@ -194,9 +194,9 @@ def judge_messages(
         elif result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse
             out.flag(i, result.sensor_id, "malformed_json", "JSON Spark reads differently")
         else:
-            readings.append((result.ts_us, int(partition[i]), int(offset[i]), i, result))
-    readings.sort(key=lambda r: r[:3])
-    for _, _, _, i, reading in readings:
+            readings.append((i, result))
+    readings.sort(key=lambda r: r[1].ts_us)  # stable: ties stay in Kafka order
+    for i, reading in readings:
         verdict = judge(window, reading.sensor_id, reading.ts_us, reading.energy, meter_rules)
         if verdict.accepted:
             out.reading(i, reading)

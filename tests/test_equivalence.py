@@ -114,7 +114,7 @@ GENERATED = [  # (prefix, spec)
 ]
 
 
-def _lines(tmp_path: Path) -> list[str]:
+def case_lines(tmp_path: Path) -> list[str]:
     """Every case, the "too_late" one split between the file's first and last lines
     (so that cut into thirds, its late readings come a micro-batch after 14:00)."""
     too_late = [f"{ts};too_late;{energy}" for ts, energy in EDGE_CASES["too_late"]]
@@ -129,7 +129,7 @@ def _lines(tmp_path: Path) -> list[str]:
     return lines + too_late[2:]
 
 
-def _assert_views_equal_oracle(config, oracle: OracleResult) -> None:
+def assert_views_equal_oracle(config, oracle: OracleResult) -> None:
     for view in ("q1", "q2", "q4"):
         got = query_view(config, view, version=None, as_of=None)
         want = getattr(oracle, view)
@@ -151,7 +151,7 @@ def _publish(config, lines: list[str]) -> None:
 
 
 def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config, tmp_path) -> None:
-    lines = _lines(tmp_path)
+    lines = case_lines(tmp_path)
     readings = tmp_path / "all.csv"
     readings.write_text("\n".join(lines) + "\n")
     # one catch-up is one micro-batch: judged in timestamp order (semantics §7)
@@ -164,7 +164,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     _publish(config, lines)
     run_once(spark, config, ALL, echo=lambda _: None)
     assert_gold_equals_oracle(config, oracle)
-    _assert_views_equal_oracle(config, oracle)
+    assert_views_equal_oracle(config, oracle)
     assert _quarantine_counts(config) == oracle.quarantine_counts
 
     # the same stream cut into three catch-ups
@@ -189,5 +189,5 @@ def test_the_default_month_equals_the_oracle(spark, kafka, config, tmp_path) -> 
     _publish(config, readings.read_text().splitlines())
     run_once(spark, config, ALL, echo=lambda _: None)
     assert_gold_equals_oracle(config, oracle)
-    _assert_views_equal_oracle(config, oracle)
+    assert_views_equal_oracle(config, oracle)
     assert _quarantine_counts(config) == oracle.quarantine_counts

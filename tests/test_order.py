@@ -26,6 +26,7 @@ from silver.judge import SilverRules, judge_messages
 from silver.meter import Window
 from tests.helpers import ZONE, tariff
 from tests.oracle import compute_answers
+from tests.reliability_helpers import GOLD_KEYS
 
 LATENESS_US = 3600 * 10**6
 SILVER = SilverRules(ZONE, 0, 10**18, LATENESS_US, 50.0, tariff())
@@ -101,15 +102,10 @@ def stream_gold(batches: list[list[dict]]) -> dict[str, dict]:
     pieces["period_start"] = start
     pieces["day"] = local.dt.date
     pieces["month"] = local.dt.date.map(lambda d: d.replace(day=1))
-    sums = {
-        "month_energy": (["sensor_id", "month"], "kwh"),
-        "day_energy": (["sensor_id", "day"], "kwh"),
-        "halfhour_energy": (["sensor_id", "period_start"], "kwh"),
-        "day_cost": (["sensor_id", "day"], "cost_eur"),
-    }
+    piece_value = {"energy_kwh": "kwh", "cost_eur": "cost_eur"}
     return {
-        table: pieces.groupby(keys)[value].sum().to_dict()
-        for table, (keys, value) in sums.items()
+        table: pieces.groupby(keys)[piece_value[value]].sum().to_dict()
+        for table, (keys, value) in GOLD_KEYS.items()
     }
 
 
@@ -122,14 +118,8 @@ def oracle_gold(readings: list[tuple[str, int, float]], folder: Path) -> dict[st
         lines.append(f"{local};{sensor};{energy!r}")
     path.write_text("\n".join(lines))
     result = compute_answers(path, load_config().semantics)
-    columns = {
-        "month_energy": (["sensor_id", "month"], "energy_kwh"),
-        "day_energy": (["sensor_id", "day"], "energy_kwh"),
-        "halfhour_energy": (["sensor_id", "period_start"], "energy_kwh"),
-        "day_cost": (["sensor_id", "day"], "cost_eur"),
-    }
     gold = {}
-    for table, (keys, value) in columns.items():
+    for table, (keys, value) in GOLD_KEYS.items():
         frame = getattr(result, table).copy()
         for key in keys:
             if key in ("month", "day"):

@@ -20,8 +20,8 @@ from meterlake.lake import query_view
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_file, publish_readings
 from tests.oracle import compute_answers
-from tests.reliability_helpers import TOLERANCE, assert_gold_equals_oracle, gold
-from tests.test_equivalence import EDGE_CASES, GENERATED
+from tests.reliability_helpers import assert_gold_equals_oracle, gold
+from tests.test_equivalence import assert_views_equal_oracle, case_lines
 
 ALL = ["bronze", "silver", "gold"]
 PARTITIONS = 3
@@ -36,17 +36,9 @@ def sticky_chunks(n: int) -> int:
 
 
 def _lines(tmp_path: Path) -> list[str]:
-    lines: list[str] = []
-    for prefix, spec in GENERATED:
-        path = tmp_path / f"{prefix}.csv"
-        write_readings(spec, path)
-        lines += [line.replace(";S", f";{prefix}-S", 1) for line in path.read_text().splitlines()]
     # Not "dups": its conflicting repeat is decided by partition, then offset (§7),
     # which a file's line order cannot say.
-    for name, rows in EDGE_CASES.items():
-        if name != "dups":
-            lines += [f"{ts};{name};{energy}" for ts, energy in rows]
-    return lines
+    return [line for line in case_lines(tmp_path) if ";dups;" not in line]
 
 
 def _publish(config, lines: list[str], partition_of) -> None:
@@ -54,14 +46,6 @@ def _publish(config, lines: list[str], partition_of) -> None:
         config, lines, speedup=0, progress=False, keyed=False, partition_of=partition_of
     )
     assert (result.sent, result.skipped) == (len(lines), 0)
-
-
-def _assert_views(config, oracle) -> None:
-    for view in ("q1", "q2", "q4"):
-        got = query_view(config, view, version=None, as_of=None)
-        want = getattr(oracle, view)
-        assert [row[0] for row in got.rows] == list(want.iloc[:, 0]), view
-        assert [row[1] for row in got.rows] == pytest.approx(list(want.iloc[:, 1]), abs=TOLERANCE)
 
 
 @pytest.mark.parametrize("spread", [round_robin, sticky_chunks])
@@ -75,7 +59,7 @@ def test_small_cases_unkeyed_equal_the_oracle(spark, kafka, config, tmp_path, sp
     run_once(spark, config, ALL, echo=said.append)
     oracle = compute_answers(path, config.semantics, batches=[len(lines)])
     assert_gold_equals_oracle(config, oracle)
-    _assert_views(config, oracle)
+    assert_views_equal_oracle(config, oracle)
     assert any(line.startswith("silver: ") and "quarantined (" in line for line in said)
 
     # the same stream in three catch-ups: three micro-batches
@@ -132,7 +116,7 @@ def test_edge_files_published_without_a_key(spark, kafka, config, tmp_path) -> N
     together.write_text("\n".join(lines))
     oracle = compute_answers(together, config.semantics, batches=[len(lines)])
     assert_gold_equals_oracle(config, oracle)
-    _assert_views(config, oracle)
+    assert_views_equal_oracle(config, oracle)
     # hand-computed: the spec's sensor Y costs 0.3 x 0.1741 + 0.3 x 0.2400 on Feb 4;
     # F, today: 7 kWh of ponta (to 10:30), then 3 kWh of cheias
     cost = {row.sensor_id: row.cost_eur for row in gold(config, "day_cost").itertuples()}
@@ -178,4 +162,4 @@ def test_the_default_month_unkeyed_equals_the_oracle(spark, kafka, config, tmp_p
     run_once(spark, config, ALL, echo=lambda _: None)
     oracle = compute_answers(readings, config.semantics, batches=[len(lines)])
     assert_gold_equals_oracle(config, oracle)
-    _assert_views(config, oracle)
+    assert_views_equal_oracle(config, oracle)
