@@ -31,9 +31,9 @@ from pyspark.sql.types import (
 )
 
 from meterlake.checkpoints import planned_offsets
-from meterlake.commits import append_batch
+from meterlake.commits import BatchAppender
 from meterlake.config import Config
-from meterlake.tables import checkpoint_query_id, ensure_table
+from meterlake.tables import ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -115,14 +115,12 @@ def write_bronze_batch(config: Config):
     loss_path = str(config.table_path("data_loss"))
     checkpoint = str(config.checkpoint("bronze"))
     record_loss = config.streams.on_data_loss == "record"
-    app_id: dict[str, str] = {}
+    appender = BatchAppender(config.checkpoint("bronze"))
 
     def write(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
-        if "id" not in app_id:
-            app_id["id"] = checkpoint_query_id(spark, config.checkpoint("bronze"))
         if not record_loss:
-            append_batch(batch, bronze_path, app_id["id"], batch_id)
+            appender.append(batch, bronze_path, batch_id)
             return
         batch = batch.persist()
         try:
@@ -144,8 +142,8 @@ def write_bronze_batch(config: Config):
                     *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
                     F.current_timestamp().alias("detected_at"),
                 )
-                append_batch(lost, loss_path, app_id["id"], batch_id)
-            append_batch(batch, bronze_path, app_id["id"], batch_id)
+                appender.append(lost, loss_path, batch_id)
+            appender.append(batch, bronze_path, batch_id)
         finally:
             batch.unpersist()
 

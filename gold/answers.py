@@ -1,17 +1,24 @@
 """The four answers as pure transforms: silver pieces -> per-key increments.
 
-Each gold table is a sum of silver pieces over its key. A micro-batch of
-pieces (retractions included, with negative kWh) becomes one increment per
-key, which the job adds to the table with MERGE.
+Each gold table is a sum of silver pieces over its key. A micro-batch of pieces
+(retractions included, with negative kWh) is first summed once, in Spark, per
+sensor and half-hour period (`period_sums`, the finest key of the four answers);
+each answer's increments are then sums of those few rows over its own key, in
+Arrow, and `Answer.add` computes the new rows of the partitions (days, or months
+for Q1) they touch, which the job writes over the old ones (gold.job).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
+    DataType,
     DateType,
     DoubleType,
     StringType,
@@ -19,6 +26,16 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+
+# The gold key columns, in Spark and as Delta stores them (timestamps in UTC).
+KEY_TYPES: dict[str, tuple[DataType, pa.DataType]] = {
+    "sensor_id": (StringType(), pa.string()),
+    "month": (DateType(), pa.date32()),
+    "day": (DateType(), pa.date32()),
+    "period_start": (TimestampType(), pa.timestamp("us", tz="UTC")),
+}
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+PERIOD_KEYS = ("sensor_id", "month", "day", "period_start")
 
 
 @dataclass(frozen=True)
@@ -28,17 +45,13 @@ class Answer:
     value: str  # the summed column in the gold table
     piece_value: str  # the piece column it sums
     comment: str
+    partition: str  # the date key the table is partitioned by: a batch rewrites only these
+
 
     @property
     def schema(self) -> StructType:
-        types = {
-            "sensor_id": StringType(),
-            "month": DateType(),
-            "day": DateType(),
-            "period_start": TimestampType(),
-        }
         return StructType(
-            [StructField(k, types[k]) for k in self.keys]
+            [StructField(k, KEY_TYPES[k][0]) for k in self.keys]
             + [
                 StructField(self.value, DoubleType()),
                 StructField("as_of", TimestampType()),
@@ -46,12 +59,54 @@ class Answer:
             ]
         )
 
-    def increments(self, pieces: DataFrame) -> DataFrame:
-        """Sum the batch's pieces per key; as_of = latest reading they include."""
-        return pieces.groupBy(*self.keys).agg(
-            F.sum(self.piece_value).alias(self.value),
-            F.max("interval_end").alias("as_of"),
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The rows as the table stores them."""
+        return pa.schema(
+            [(k, KEY_TYPES[k][1]) for k in self.keys]
+            + [(self.value, pa.float64()), ("as_of", UTC_MICROS), ("updated_at", UTC_MICROS)]
         )
+
+    def increments(self, sums: pa.Table) -> pa.Table:
+        """period_sums rows -> one row per key of this answer: the sum of its value and
+        as_of = the latest reading included."""
+        grouped = sums.group_by(list(self.keys), use_threads=False).aggregate(
+            [(self.piece_value, "sum"), ("as_of", "max")]
+        )
+        names = {f"{self.piece_value}_sum": self.value, "as_of_max": "as_of"}
+        grouped = grouped.rename_columns([names.get(c, c) for c in grouped.column_names])
+        schema = self.arrow_schema.remove(self.arrow_schema.get_field_index("updated_at"))
+        return grouped.select(schema.names).cast(schema)
+
+    def add(self, current: pa.Table, increments: pa.Table, now: datetime) -> pa.Table:
+        """The rows of the partitions increments touch, before -> after: a key's value
+        grows by its increment, its as_of moves to the later one and its updated_at to
+        now; keys without an increment are kept as they were, new keys are added."""
+        keys = list(self.keys)
+        kept = current.join(increments.select(keys), keys, join_type="left anti")
+        old = current.select([*keys, self.value, "as_of"]).rename_columns(
+            [*keys, "old_value", "old_as_of"]
+        )
+        touched = increments.join(old, keys, join_type="left outer")
+        value = pc.add(touched[self.value], pc.fill_null(touched["old_value"], 0.0))
+        later = pc.fill_null(pc.greater(touched["old_as_of"], touched["as_of"]), False)
+        as_of = pc.if_else(later, touched["old_as_of"], touched["as_of"])
+        stamp = pa.array([now] * touched.num_rows, UTC_MICROS)
+        added = pa.table(
+            [*(touched[k] for k in keys), value, as_of, stamp], schema=self.arrow_schema
+        )
+        return pa.concat_tables([kept.select(self.arrow_schema.names).cast(self.arrow_schema),
+                                 added])
+
+
+def period_sums(pieces: DataFrame) -> DataFrame:
+    """A batch of pieces -> kWh, cost and latest interval end per sensor and period:
+    every answer's key is a part of this one."""
+    return pieces.groupBy(*PERIOD_KEYS).agg(
+        F.sum("kwh").alias("kwh"),
+        F.sum("cost_eur").alias("cost_eur"),
+        F.max("interval_end").alias("as_of"),
+    )
 
 
 ANSWERS: dict[str, Answer] = {
@@ -63,9 +118,10 @@ ANSWERS: dict[str, Answer] = {
             "energy_kwh",
             "kwh",
             "Q1: kWh per sensor and month",
+            "month",
         ),
         Answer(
-            "day_energy", ("sensor_id", "day"), "energy_kwh", "kwh", "Q2: kWh per sensor and day"
+            "day_energy", ("sensor_id", "day"), "energy_kwh", "kwh", "Q2: kWh per sensor and day", "day"
         ),
         Answer(
             "halfhour_energy",
@@ -73,6 +129,7 @@ ANSWERS: dict[str, Answer] = {
             "energy_kwh",
             "kwh",
             "Q3: kWh per sensor and half-hour period",
+            "day",
         ),
         Answer(
             "day_cost",
@@ -80,6 +137,7 @@ ANSWERS: dict[str, Answer] = {
             "cost_eur",
             "cost_eur",
             "Q4: energy cost (EUR, energy term only) per sensor and day",
+            "day",
         ),
     )
 }

@@ -6,16 +6,22 @@ Delta's own idempotent writes (`txnAppId`/`txnVersion`) look the application's l
 version up in the table's whole state, which Delta 4.4 rebuilds with a Spark job on
 every write: measured here, 0.9-1.3 s per small append against 0.4 s without
 (bench/README.md). So each append is tagged instead, in its commit's `userMetadata`,
-with (application id, batch id), and a batch is skipped when the table's history
-already holds that tag or a later one of the same application. The history is
-read newest first, a few commits at a time: one writer per table (the checkpoint
-lock) means the application's last tag is among the latest commits.
+with (application id, batch id), and a batch is skipped when the table holds that
+tag or a later one of the same application.
+
+The history is read once per table when a query starts (newest first, a few commits
+at a time), then the last batch is remembered: one writer per table (the checkpoint
+lock) means nobody else adds this application's tags. A failed append forgets what
+it remembered, so the next attempt reads the history again.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from meterlake.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -53,16 +59,41 @@ def last_batch(spark: SparkSession, path: str, app_id: str) -> int | None:
     return None
 
 
-def append_batch(batch: DataFrame, path: str, app_id: str, batch_id: int) -> bool:
-    """Append batch to the Delta table at path unless app_id's batch_id (or a later
-    batch) is already there; True when it appended."""
-    done = last_batch(batch.sparkSession, path, app_id)
-    if done is not None and done >= batch_id:
-        return False
-    (
-        batch.write.format("delta")
-        .mode("append")
-        .option("userMetadata", batch_tag(app_id, batch_id))
-        .save(path)
-    )
-    return True
+class BatchAppender:
+    """The appends of one streaming query (its checkpoint) to its Delta tables.
+
+    The application id is `prefix` + the checkpoint's query id, read when the first
+    batch comes (the checkpoint's metadata exists from then on): a new checkpoint is
+    a new application, whose batch 0 is not the old one's."""
+
+    def __init__(self, checkpoint: Path, prefix: str = "") -> None:
+        self.checkpoint, self.prefix = checkpoint, prefix
+        self.app_id: str | None = None
+        self._last: dict[str, int | None] = {}  # table path -> last batch appended
+
+    def application(self, spark: SparkSession) -> str:
+        if self.app_id is None:
+            self.app_id = self.prefix + checkpoint_query_id(spark, self.checkpoint)
+        return self.app_id
+
+    def append(self, batch: DataFrame, path: str, batch_id: int) -> bool:
+        """Append batch to the table at path unless this application's batch_id (or a
+        later batch) is already there; True when it appended."""
+        app_id = self.application(batch.sparkSession)
+        if path not in self._last:
+            self._last[path] = last_batch(batch.sparkSession, path, app_id)
+        done = self._last[path]
+        if done is not None and done >= batch_id:
+            return False
+        try:
+            (
+                batch.write.format("delta")
+                .mode("append")
+                .option("userMetadata", batch_tag(app_id, batch_id))
+                .save(path)
+            )
+        except BaseException:
+            del self._last[path]  # the commit may or may not have landed
+            raise
+        self._last[path] = batch_id
+        return True

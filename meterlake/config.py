@@ -60,10 +60,7 @@ class SparkConf:
 class StreamsConf:
     bronze: str = "10 seconds"
     silver: str = "10 seconds"
-    month_energy: str = "5 minutes"
-    day_energy: str = "5 minutes"
-    halfhour_energy: str = "5 minutes"
-    day_cost: str = "1 minute"
+    gold: str = "1 minute"  # all four answers (Q4 every minute, Q1-Q3 at least every 5)
     max_offsets_per_trigger: int = 500_000
     # Kafka no longer has offsets bronze had not read (retention, deleted records):
     # "fail" stops bronze with an error; "record" goes on and writes the gap to

@@ -27,12 +27,12 @@ log = logging.getLogger(__name__)
 LAYERS = ("bronze", "silver", "gold")
 REPORT_EVERY_S = 60  # live mode: a line on what silver accepted and quarantined
 GOLD_TABLES = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
-# Each layer's streaming queries (named like their checkpoints) and the tables each writes.
-LAYER_QUERIES = {"bronze": ("bronze",), "silver": ("silver",), "gold": GOLD_TABLES}
+# Each layer's streaming query (named like its checkpoint) and the tables it writes.
+LAYER_QUERIES = {"bronze": ("bronze",), "silver": ("silver",), "gold": ("gold",)}
 QUERY_TABLES = {
     "bronze": ("bronze",),
     "silver": ("readings", "silver", "quarantine"),
-    **{table: (table,) for table in GOLD_TABLES},
+    "gold": GOLD_TABLES,
 }
 
 
@@ -72,24 +72,15 @@ def _pool(spark: SparkSession, name: str) -> Iterator[None]:
 def start_layer(
     spark: SparkSession, config: Config, layer: str, once: bool
 ) -> list[StreamingQuery]:
-    """Start a layer's queries, each in its own scheduler pool (named like the query)."""
+    """Start a layer's query, in its own scheduler pool (named like the layer)."""
     if layer == "bronze":
-        from bronze.job import start_bronze
-
-        with _pool(spark, "bronze"):
-            return [start_bronze(spark, config, once)]
-    if layer == "silver":
-        from silver.job import start_silver
-
-        with _pool(spark, "silver"):
-            return [start_silver(spark, config, once)]
-    from gold.job import start_gold
-
-    queries = []
-    for table in GOLD_TABLES:
-        with _pool(spark, table):
-            queries.append(start_gold(spark, config, table, once))
-    return queries
+        from bronze.job import start_bronze as start
+    elif layer == "silver":
+        from silver.job import start_silver as start
+    else:
+        from gold.job import start_gold as start
+    with _pool(spark, layer):
+        return [start(spark, config, once)]
 
 
 def _rows_read(query: StreamingQuery) -> int:

@@ -16,13 +16,21 @@ if TYPE_CHECKING:
 TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
 
 
-def ensure_table(spark: SparkSession, path: Path, schema: StructType, comment: str) -> None:
+def ensure_table(
+    spark: SparkSession,
+    path: Path,
+    schema: StructType,
+    comment: str,
+    partitioned_by: tuple[str, ...] = (),
+) -> None:
     """Create an empty Delta table at path with schema and TABLE_PROPERTIES, unless it
     exists; a table created before a property was added gets it set."""
     from delta.tables import DeltaTable
 
     location = str(path.resolve()) if "://" not in str(path) else str(path)
     builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
+    if partitioned_by:
+        builder = builder.partitionedBy(*partitioned_by)
     for key, value in TABLE_PROPERTIES.items():
         builder = builder.property(key, value)
     table = builder.comment(comment).execute()

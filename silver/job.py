@@ -26,9 +26,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from meterlake.commits import append_batch
+from meterlake.commits import BatchAppender
 from meterlake.config import Config
-from meterlake.tables import checkpoint_query_id, ensure_table
+from meterlake.tables import ensure_table
 from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
 from silver.message import parse_timestamp
 from silver.tariff import load_tariff
@@ -187,17 +187,13 @@ def write_silver_batch(config: Config):
 
     Every batch commits to all three tables, rows or not, so the three always hold
     the same batch ids (the crash tests read a kill's landing from that)."""
-    app_id: dict[str, str] = {}
+    appender = BatchAppender(config.checkpoint("silver"), prefix="silver-")
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        spark = batch.sparkSession
-        if "id" not in app_id:
-            app_id["id"] = "silver-" + checkpoint_query_id(spark, config.checkpoint("silver"))
         batch = batch.persist()
         try:
             for table, rows in SPLITS.items():
-                path = str(config.table_path(table))
-                append_batch(batch.transform(rows), path, app_id["id"], batch_id)
+                appender.append(batch.transform(rows), str(config.table_path(table)), batch_id)
         finally:
             batch.unpersist()
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from delta.tables import DeltaTable
 
-from meterlake.commits import RECENT, append_batch, batch_tag, last_batch, read_tag
+from meterlake.commits import RECENT, BatchAppender, batch_tag, last_batch, read_tag
 
 
 def _rows(spark, path: str) -> list[tuple[int, str]]:
     return sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
+
+
+def _appender(tmp_path, query_id: str) -> BatchAppender:
+    """The appender of a query whose checkpoint holds query_id (as Spark writes it)."""
+    checkpoint = tmp_path / f"checkpoint-{query_id}"
+    checkpoint.mkdir()
+    (checkpoint / "metadata").write_text(json.dumps({"id": query_id}) + "\n")
+    return BatchAppender(checkpoint)
 
 
 def _batch(spark, *values: int):
@@ -26,20 +37,41 @@ def test_a_batch_run_again_is_skipped_and_the_next_one_appended(spark, tmp_path)
     path = str(tmp_path / "t")
     _batch(spark).write.format("delta").save(path)  # the table, as ensure_table leaves it
     assert last_batch(spark, path, "app") is None
+    appender = _appender(tmp_path, "app")
 
-    assert append_batch(_batch(spark, 1, 2), path, "app", 0) is True
-    assert append_batch(_batch(spark, 1, 2), path, "app", 0) is False  # the replay
-    assert append_batch(_batch(spark, 3), path, "app", 1) is True
-    assert append_batch(_batch(spark, 1, 2), path, "app", 0) is False  # older: done too
+    assert appender.append(_batch(spark, 1, 2), path, 0) is True
+    assert appender.append(_batch(spark, 1, 2), path, 0) is False  # the replay
+    assert appender.append(_batch(spark, 3), path, 1) is True
+    assert appender.append(_batch(spark, 1, 2), path, 0) is False  # older: done too
     assert _rows(spark, path) == [(1, "row 1"), (2, "row 2"), (3, "row 3")]
     assert last_batch(spark, path, "app") == 1
 
+    # The query restarted (a new process): it reads the history and skips the replay.
+    again = BatchAppender(appender.checkpoint)
+    assert again.append(_batch(spark, 3), path, 1) is False
+    assert again.append(_batch(spark, 5), path, 2) is True
+
     # A new checkpoint has a new query id: its batch 0 is not the old one.
-    assert append_batch(_batch(spark, 4), path, "other-app", 0) is True
-    assert _rows(spark, path)[-1] == (4, "row 4")
+    assert _appender(tmp_path, "other-app").append(_batch(spark, 4), path, 0) is True
+    assert (4, "row 4") in _rows(spark, path)
     history = DeltaTable.forPath(spark, path).history().select("userMetadata").collect()
-    assert [read_tag(r[0]) for r in history][:4] == [
-        ("other-app", 0), ("app", 1), ("app", 0), None]
+    assert [read_tag(r[0]) for r in history][:5] == [
+        ("other-app", 0), ("app", 2), ("app", 1), ("app", 0), None]
+
+
+def test_a_failed_append_forgets_and_the_retry_reads_the_history(spark, tmp_path) -> None:
+    """The write of batch 1 fails (a column the table does not have): the appender no
+    longer trusts what it remembered; the retry of batch 0 is still skipped."""
+    path = str(tmp_path / "t")
+    _batch(spark).write.format("delta").save(path)
+    appender = _appender(tmp_path, "app")
+    assert appender.append(_batch(spark, 1), path, 0) is True
+    wrong = spark.createDataFrame([(1,)], "other INT")
+    with pytest.raises(Exception, match="(?i)schema"):
+        appender.append(wrong, path, 1)
+    assert appender.append(_batch(spark, 1), path, 0) is False
+    assert appender.append(_batch(spark, 2), path, 1) is True
+    assert _rows(spark, path) == [(1, "row 1"), (2, "row 2")]
 
 
 def test_the_tag_is_found_behind_many_other_commits(spark, tmp_path) -> None:
@@ -47,11 +79,12 @@ def test_the_tag_is_found_behind_many_other_commits(spark, tmp_path) -> None:
     application's last append: the whole history is read, the replay still skipped."""
     path = str(tmp_path / "t")
     _batch(spark).write.format("delta").save(path)
-    assert append_batch(_batch(spark, 1), path, "app", 7) is True
+    assert _appender(tmp_path, "app").append(_batch(spark, 1), path, 7) is True
     for n in range(RECENT + 2):
         _batch(spark, 100 + n).write.format("delta").mode("append").save(path)
     DeltaTable.forPath(spark, path).optimize().executeCompaction()
 
     assert last_batch(spark, path, "app") == 7
-    assert append_batch(_batch(spark, 1), path, "app", 7) is False
+    restarted = BatchAppender(tmp_path / "checkpoint-app")
+    assert restarted.append(_batch(spark, 1), path, 7) is False
     assert len(_rows(spark, path)) == 1 + RECENT + 2

@@ -1,0 +1,105 @@
+"""gold.answers and gold.job on a few hand-made rows: increments per answer, the
+rows of a touched partition before -> after, and the write to a real Delta table
+(delta-rs), once per batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from gold.answers import ANSWERS, UTC_MICROS
+from gold.job import add_increments
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# Period sums of one batch (what gold.answers.period_sums gives Spark-side): sensor X
+# in two periods of Feb 3 and one of Feb 4, Y in one period of Feb 4 with a
+# retraction summed in (-0.1 kWh).
+SUMS = pa.table(
+    {
+        "sensor_id": ["X", "X", "X", "Y"],
+        "month": [date(2024, 2, 1)] * 4,
+        "day": [date(2024, 2, 3), date(2024, 2, 3), date(2024, 2, 4), date(2024, 2, 4)],
+        "period_start": pa.array(
+            [_utc("2024-02-03 22:00"), _utc("2024-02-03 22:30"), _utc("2024-02-04 00:00"),
+             _utc("2024-02-04 08:30")], UTC_MICROS),
+        "kwh": [0.5, 0.25, 1.0, -0.1],
+        "cost_eur": [0.05, 0.025, 0.1072, -0.01741],
+        "as_of": pa.array(
+            [_utc("2024-02-03 22:20"), _utc("2024-02-03 22:50"), _utc("2024-02-04 00:20"),
+             _utc("2024-02-04 08:50")], UTC_MICROS),
+    }
+)
+
+
+def _rows(table: pa.Table, *columns: str) -> list[tuple]:
+    return sorted(zip(*(table[c].to_pylist() for c in columns), strict=True))
+
+
+def test_each_answer_sums_the_batch_over_its_own_key() -> None:
+    month = ANSWERS["month_energy"].increments(SUMS)
+    assert _rows(month, "sensor_id", "month", "energy_kwh", "as_of") == [
+        ("X", date(2024, 2, 1), 1.75, _utc("2024-02-04 00:20")),
+        ("Y", date(2024, 2, 1), -0.1, _utc("2024-02-04 08:50")),
+    ]
+    day = ANSWERS["day_energy"].increments(SUMS)
+    assert _rows(day, "sensor_id", "day", "energy_kwh") == [
+        ("X", date(2024, 2, 3), 0.75), ("X", date(2024, 2, 4), 1.0), ("Y", date(2024, 2, 4), -0.1)]
+    cost = ANSWERS["day_cost"].increments(SUMS)
+    assert _rows(cost, "sensor_id", "day", "cost_eur") == [
+        ("X", date(2024, 2, 3), pytest.approx(0.075)), ("X", date(2024, 2, 4), 0.1072),
+        ("Y", date(2024, 2, 4), -0.01741)]
+    halfhours = ANSWERS["halfhour_energy"].increments(SUMS)
+    assert halfhours.num_rows == 4 and halfhours.schema == pa.schema(
+        [("sensor_id", pa.string()), ("day", pa.date32()), ("period_start", UTC_MICROS),
+         ("energy_kwh", pa.float64()), ("as_of", UTC_MICROS)])
+
+
+def test_adding_keeps_untouched_keys_grows_touched_ones_and_inserts_new_ones() -> None:
+    answer = ANSWERS["day_energy"]
+    then, now = _utc("2024-02-04 07:00"), _utc("2024-02-04 09:00")
+    current = pa.table(
+        {"sensor_id": ["X", "Z"], "day": [date(2024, 2, 4)] * 2, "energy_kwh": [2.0, 3.0],
+         "as_of": pa.array([_utc("2024-02-04 06:00"), _utc("2024-02-04 06:30")], UTC_MICROS),
+         "updated_at": pa.array([then, then], UTC_MICROS)},
+        schema=answer.arrow_schema,
+    )
+    increments = answer.increments(SUMS.filter(pa.compute.field("day") == date(2024, 2, 4)))
+    after = answer.add(current, increments, now)
+    assert after.schema == answer.arrow_schema
+    assert _rows(after, "sensor_id", "energy_kwh", "as_of", "updated_at") == [
+        ("X", 3.0, _utc("2024-02-04 06:00"), now),  # as_of stays the later one, not 00:20
+        ("Y", -0.1, _utc("2024-02-04 08:50"), now),  # new key
+        ("Z", 3.0, _utc("2024-02-04 06:30"), then),  # untouched: as it was
+    ]
+
+
+def _empty_table(path: str, name: str) -> None:
+    answer = ANSWERS[name]
+    write_deltalake(path, answer.arrow_schema.empty_table(), partition_by=[answer.partition])
+
+
+def test_a_batch_rewrites_the_partitions_it_touches_and_records_its_batch(tmp_path) -> None:
+    answer = ANSWERS["day_energy"]
+    path = str(tmp_path / "day_energy")
+    _empty_table(path, "day_energy")
+    table = DeltaTable(path)
+    first = answer.increments(SUMS.filter(pa.compute.field("day") == date(2024, 2, 3)))
+    add_increments(table, answer, first, "day_energy-q", 0)
+    add_increments(table, answer, answer.increments(SUMS), "day_energy-q", 1)
+    assert table.transaction_version("day_energy-q") == 1
+    assert table.version() == 2
+    rows = _rows(table.to_pyarrow_table(), "sensor_id", "day", "energy_kwh")
+    assert rows == [("X", date(2024, 2, 3), 1.5), ("X", date(2024, 2, 4), 1.0),
+                    ("Y", date(2024, 2, 4), -0.1)]
+    # Batch 1's commit removed Feb 3's file (batch 0's) and wrote one file per day.
+    files = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    assert sorted(files["partition.day"]) == [date(2024, 2, 3), date(2024, 2, 4)]
+    log = (tmp_path / "day_energy" / "_delta_log" / f"{2:020d}.json").read_text()
+    assert log.count('"remove"') == 1 and log.count('"add"') == 2
