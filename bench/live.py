@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 def short_triggers(config: Config, trigger: str, max_offsets: int | None = None) -> Config:
     streams = replace(
-        config.streams, bronze=trigger, silver=trigger, month_energy=trigger,
-        day_energy=trigger, halfhour_energy=trigger, day_cost=trigger,
+        config.streams, bronze=trigger, silver=trigger, gold=trigger,
     )
     if max_offsets:
         streams = replace(streams, max_offsets_per_trigger=max_offsets)

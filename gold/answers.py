@@ -121,7 +121,12 @@ ANSWERS: dict[str, Answer] = {
             "month",
         ),
         Answer(
-            "day_energy", ("sensor_id", "day"), "energy_kwh", "kwh", "Q2: kWh per sensor and day", "day"
+            "day_energy",
+            ("sensor_id", "day"),
+            "energy_kwh",
+            "kwh",
+            "Q2: kWh per sensor and day",
+            "day",
         ),
         Answer(
             "halfhour_energy",

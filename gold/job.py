@@ -105,11 +105,15 @@ def check_layout(config: Config) -> None:
         )
 
 
-def start_gold(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
-    check_layout(config)
+def ensure_gold_tables(spark: SparkSession, config: Config) -> None:
     for answer in ANSWERS.values():
         path = config.table_path(answer.table)
         ensure_table(spark, path, answer.schema, answer.comment, (answer.partition,))
+
+
+def start_gold(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
+    check_layout(config)
+    ensure_gold_tables(spark, config)
     pieces = spark.readStream.format("delta").load(str(config.table_path("silver")))
     writer = (
         pieces.writeStream.queryName("gold")

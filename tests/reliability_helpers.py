@@ -40,10 +40,7 @@ PIECE_KEY = ["sensor_id", "interval_start", "interval_end", "period_start", "sig
 FAST_STREAMS = {  # live-mode triggers short enough for a test
     "bronze": "1 second",
     "silver": "2 seconds",
-    "month_energy": "3 seconds",
-    "day_energy": "3 seconds",
-    "halfhour_energy": "3 seconds",
-    "day_cost": "3 seconds",
+    "gold": "3 seconds",
 }
 
 

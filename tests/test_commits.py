@@ -67,7 +67,7 @@ def test_a_failed_append_forgets_and_the_retry_reads_the_history(spark, tmp_path
     appender = _appender(tmp_path, "app")
     assert appender.append(_batch(spark, 1), path, 0) is True
     wrong = spark.createDataFrame([(1,)], "other INT")
-    with pytest.raises(Exception, match="(?i)schema"):
+    with pytest.raises(Exception, match=r"(?i)schema"):
         appender.append(wrong, path, 1)
     assert appender.append(_batch(spark, 1), path, 0) is False
     assert appender.append(_batch(spark, 2), path, 1) is True

@@ -272,9 +272,9 @@ def test_every_table_the_pipeline_creates_compacts_itself(spark, kafka, config) 
     without the property gets it on the next start."""
     from delta.tables import DeltaTable
 
-    from gold.answers import ANSWERS
+    from gold.job import ensure_gold_tables
     from meterlake.pipeline import QUERY_TABLES
-    from meterlake.tables import TABLE_PROPERTIES, ensure_table
+    from meterlake.tables import TABLE_PROPERTIES
 
     def properties(table: str) -> dict[str, str]:
         detail = DeltaTable.forPath(spark, str(config.table_path(table))).detail()
@@ -291,9 +291,7 @@ def test_every_table_the_pipeline_creates_compacts_itself(spark, kafka, config) 
         "UNSET TBLPROPERTIES ('delta.autoOptimize.autoCompact')"
     )
     assert "delta.autoOptimize.autoCompact" not in properties("day_cost")
-    answer = ANSWERS["day_cost"]
-    ensure_table(spark, config.table_path("day_cost"), answer.schema, answer.comment,
-                 (answer.partition,))
+    ensure_gold_tables(spark, config)
     assert properties("day_cost").items() >= TABLE_PROPERTIES.items()
 
 

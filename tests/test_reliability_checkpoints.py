@@ -21,7 +21,7 @@ import pytest
 from meterlake import checkpoints
 from meterlake.errors import MeterlakeError
 from meterlake.generate import MonthSpec, write_readings
-from meterlake.pipeline import run_once
+from meterlake.pipeline import GOLD_TABLES, run_once
 from meterlake.publish import publish_readings
 from tests.oracle import compute_answers
 from tests.reliability_helpers import (
@@ -224,7 +224,7 @@ def test_a_damaged_offset_file_fails_fast_and_no_gold_row_is_doubled(
     run_once(spark, config, ALL, echo=quiet)
     assert_gold_equals_oracle(config, oracle)
 
-    offsets = config.checkpoint("day_energy") / "offsets"
+    offsets = config.checkpoint("gold") / "offsets"
     latest = offsets / str(max(int(p.name) for p in offsets.iterdir() if p.name.isdigit()))
     intact = latest.read_bytes()
     latest.write_bytes(b"\x00garbage\x00 from a bad disk")
@@ -241,7 +241,7 @@ def test_a_damaged_offset_file_fails_fast_and_no_gold_row_is_doubled(
         run_once(spark, config, ["gold"], echo=quiet)
     message = str(error.value)
     assert "\n" not in message
-    assert "the day_energy query's checkpoint is damaged: Spark cannot read it" in message
+    assert "the gold query's checkpoint is damaged: Spark cannot read it" in message
     assert_gold_equals_oracle(config, oracle)  # the failed run changed nothing
 
     latest.write_bytes(intact)
@@ -251,33 +251,35 @@ def test_a_damaged_offset_file_fails_fast_and_no_gold_row_is_doubled(
 
 @pytest.mark.slow
 def test_a_fresh_gold_checkpoint_gets_a_fresh_idempotency_id(spark, kafka, config, readings):
-    """gold/job.py keys its MERGEs on (table + the checkpoint's query id, batch id). A new
-    checkpoint must not inherit the old id, or Delta would skip its batches as done."""
+    """gold/job.py keys its commits on (table + the checkpoint's query id, batch id). A new
+    checkpoint must not inherit the old id, or its batches would be skipped as done."""
     oracle = compute_answers(readings, config.semantics)
     _publish(config, readings)
     run_once(spark, config, ALL, echo=quiet)
     table = config.table_path("day_energy")
-    checkpoint = config.checkpoint("day_energy")
+    checkpoint = config.checkpoint("gold")
     first_id = json.loads((checkpoint / "metadata").read_text())["id"]
     assert _txn_app_ids(table) == [f"day_energy-{first_id}"]
 
     # The checkpoint alone is gone: starting over would add everything again.
     shutil.rmtree(checkpoint)
-    with pytest.raises(MeterlakeError, match="day_energy already holds rows"):
+    with pytest.raises(MeterlakeError, match="month_energy already holds rows"):
         run_once(spark, config, ["gold"], echo=quiet)
     assert_gold_equals_oracle(config, oracle)
 
-    # Emptied table (its log, and the old transaction ids, stay) + fresh checkpoint:
-    # the new query has a new id, so Delta applies its batch 0 instead of skipping it.
-    spark.sql(f"DELETE FROM delta.`{table}`")
+    # Emptied tables (their logs, and the old transaction ids, stay) + fresh checkpoint:
+    # the new query has a new id, so its batch 0 is applied instead of skipped.
+    for name in GOLD_TABLES:
+        spark.sql(f"DELETE FROM delta.`{config.table_path(name)}`")
     run_once(spark, config, ["gold"], echo=quiet)
     second_id = json.loads((checkpoint / "metadata").read_text())["id"]
     assert second_id != first_id
     assert _txn_app_ids(table) == [f"day_energy-{first_id}", f"day_energy-{second_id}"]
     assert_gold_equals_oracle(config, oracle)
 
-    # Checkpoint and table both deleted: gold is written again from silver.
+    # Checkpoint and tables deleted: gold is written again from silver.
     shutil.rmtree(checkpoint)
-    shutil.rmtree(table)
+    for name in GOLD_TABLES:
+        shutil.rmtree(config.table_path(name))
     run_once(spark, config, ["gold"], echo=quiet)
     assert_gold_equals_oracle(config, oracle)

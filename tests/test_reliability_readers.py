@@ -19,12 +19,11 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from gold.answers import ANSWERS
+from gold.job import ensure_gold_tables
 from meterlake.generate import MonthSpec, write_readings
 from meterlake.lake import query_view, read_only_sql
 from meterlake.pipeline import GOLD_TABLES, LAYERS, start_layer
 from meterlake.publish import publish_readings
-from meterlake.tables import ensure_table
 from tests.oracle import compute_answers
 from tests.reliability_helpers import FAST_STREAMS, assert_gold_equals_oracle
 
@@ -95,9 +94,8 @@ def test_duckdb_readers_never_fail_nor_see_half_a_commit_while_gold_updates(
     queries = []
     stop, reads = threading.Event(), Reads()
     reader = threading.Thread(target=read_in_a_loop, args=(live, stop, reads), daemon=True)
+    ensure_gold_tables(spark, config)
     for table in GOLD_TABLES:  # a Delta checkpoint every other commit
-        answer = ANSWERS[table]
-        ensure_table(spark, config.table_path(table), answer.schema, answer.comment)
         spark.sql(f"ALTER TABLE delta.`{config.table_path(table)}` "
                   "SET TBLPROPERTIES ('delta.checkpointInterval' = '2')")
     try:
