@@ -381,17 +381,10 @@ def _histogram(values: list[float], width: float = 0.5) -> dict[str, int]:
 # ---- sustainable throughput -------------------------------------------------------------
 
 
-GOLD_QUERIES = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
-
-
-def _gold_level(queries: list[StreamingQuery]) -> bool:
-    """Every gold query has read as many silver rows as the one that read the most (they all
-    read the same silver table: equal counts mean none is behind)."""
-    rows = [
-        sum(int(p.get("numInputRows", 0)) for p in q.recentProgress)
-        for q in queries if q.name in GOLD_QUERIES
-    ]
-    return bool(rows) and min(rows) == max(rows)
+def _gold_idle(queries: list[StreamingQuery]) -> bool:
+    """The gold query is between batches: the batch that brought day_energy (the table
+    polled) to the last readings has written the other three tables too."""
+    return not next(q for q in queries if q.name == "gold").status["isTriggerActive"]
 
 
 def drain_run(
@@ -416,7 +409,7 @@ def drain_run(
                 continue
             covered = sum(1 for s, t in last.items() if seen.get(s, 0) >= t)
             samples.append((round(time.monotonic() - began, 1), covered))
-            if covered == len(last) and _gold_level(queries):
+            if covered == len(last) and _gold_idle(queries):
                 done_at = time.monotonic() - began
                 break
     finally:
