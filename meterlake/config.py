@@ -26,6 +26,7 @@ LAYER_TABLES = {
 }
 
 DATA_LOSS_POLICIES = ("fail", "record")
+SILVER_SOURCES = ("kafka", "bronze")
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,19 @@ class StreamsConf:
     # "fail" stops bronze with an error; "record" goes on and writes the gap to
     # <lake>/bronze/data_loss.
     on_data_loss: str = "fail"
+    # What silver reads: the topic itself ("kafka": one hop less, and `run --once`
+    # catches bronze and silver up side by side) or the bronze table ("bronze": to
+    # rebuild silver from the raw landing, e.g. after Kafka's retention ran).
+    silver_source: str = "kafka"
 
     def __post_init__(self) -> None:
-        if self.on_data_loss not in DATA_LOSS_POLICIES:
-            raise MeterlakeError(
-                f"config [streams] on_data_loss: {self.on_data_loss!r} is not one of "
-                f"{', '.join(repr(p) for p in DATA_LOSS_POLICIES)}"
-            )
+        for name, allowed in (("on_data_loss", DATA_LOSS_POLICIES),
+                              ("silver_source", SILVER_SOURCES)):
+            if getattr(self, name) not in allowed:
+                raise MeterlakeError(
+                    f"config [streams] {name}: {getattr(self, name)!r} is not one of "
+                    f"{', '.join(repr(p) for p in allowed)}"
+                )
 
     def trigger(self, name: str) -> str:
         return str(getattr(self, name))

@@ -163,26 +163,55 @@ def check_layers(layers: list[str]) -> list[str]:
     return [x for x in LAYERS if x in layers]
 
 
+def stages(config: Config, layers: list[str]) -> list[list[str]]:
+    """The layers in steps that catch up one after another; the layers of a step run
+    side by side. Silver reading the topic itself needs nothing from bronze."""
+    side_by_side = config.streams.silver_source == "kafka" and {"bronze", "silver"} <= set(
+        layers
+    )
+    if side_by_side:
+        return [["bronze", "silver"], *([x] for x in layers if x == "gold")]
+    return [[x] for x in layers]
+
+
+def _until_all_ended(queries: dict[str, StreamingQuery], config: Config) -> dict[str, float]:
+    """Wait for the layers' availableNow queries; when each ended (monotonic seconds).
+    The first failure stops the others and becomes one line (see _await)."""
+    ended: dict[str, float] = {}
+    while len(ended) < len(queries):
+        for layer, query in queries.items():
+            if layer not in ended and not query.isActive:
+                ended[layer] = time.monotonic()
+                if query.exception() is not None:
+                    _await([query, *queries.values()], config)
+        time.sleep(0.05)
+    _await(list(queries.values()), config)
+    return ended
+
+
 def run_once(
     spark: SparkSession, config: Config, layers: list[str], echo=print
 ) -> dict[str, float]:
-    """Each layer catches up on everything available, in order; returns seconds per layer.
-    When silver ran, ends with what it accepted and quarantined (meterlake.validation)."""
+    """Each layer catches up on everything available, in order (bronze and silver side by
+    side when silver reads the topic, see `stages`); returns seconds per layer. When
+    silver ran, ends with what it accepted and quarantined (meterlake.validation)."""
     timings = {}
     layers = check_layers(layers)
     before = validation.versions(config) if "silver" in layers else None
-    for layer in layers:
-        echo(f"{layer:>6}: catching up ...")
+    for step in stages(config, layers):
+        echo(f"{' and '.join(step)}: catching up ...")
         started = time.monotonic()
-        locks = guard_layer(config, layer)
+        locks: list[CheckpointLock] = []
         try:
-            queries = start_layer(spark, config, layer, once=True)
-            _await(queries, config)
+            for layer in step:
+                locks += guard_layer(config, layer)
+            queries = {layer: start_layer(spark, config, layer, once=True)[0] for layer in step}
+            ended = _until_all_ended(queries, config)
         finally:
             release(locks)
-        timings[layer] = time.monotonic() - started
-        rows = sum(_rows_read(q) for q in queries)
-        echo(f"{layer:>6}: read {rows:,} rows in {timings[layer]:.1f} s")
+        for layer, query in queries.items():
+            timings[layer] = ended[layer] - started
+            echo(f"{layer:>6}: read {_rows_read(query):,} rows in {timings[layer]:.1f} s")
     if before is not None:
         validation.report(config, before, echo)
     return timings
@@ -218,7 +247,7 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
 def run(config: Config, layers: list[str], once: bool) -> None:
     from meterlake.session import build_session
 
-    if "bronze" in layers:
+    if "bronze" in layers or ("silver" in layers and config.streams.silver_source == "kafka"):
         from meterlake.publish import ensure_broker_reachable, ensure_topic
 
         ensure_broker_reachable(config)

@@ -1,4 +1,7 @@
-"""Silver: bronze (Delta stream) -> readings, pieces (`silver`) and quarantine.
+"""Silver: Kafka messages -> readings, pieces (`silver`) and quarantine.
+
+Silver reads the topic itself by default, beside bronze (one hop less between a
+reading and the answers), or the bronze table (`[streams] silver_source`).
 
 Per-sensor state (the recent accepted readings, bounded by the allowed
 lateness) lives in Spark's state store (RocksDB), keyed by sensor id. Each
@@ -26,6 +29,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from bronze.job import read_kafka, to_bronze
 from meterlake.commits import BatchAppender
 from meterlake.config import Config
 from meterlake.tables import ensure_table
@@ -207,12 +211,20 @@ def write_silver_batch(config: Config):
     return write
 
 
+def read_messages(spark: SparkSession, config: Config) -> DataFrame:
+    """The messages silver judges, as bronze rows: read from the topic itself
+    (`[streams] silver_source = "kafka"`) or from the bronze table ("bronze")."""
+    if config.streams.silver_source == "kafka":
+        return read_kafka(spark, config).transform(to_bronze)
+    return spark.readStream.format("delta").load(str(config.table_path("bronze")))
+
+
 def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
     for table, (schema, comment) in TABLES.items():
         ensure_table(spark, config.table_path(table), schema, comment)
-    bronze = spark.readStream.format("delta").load(str(config.table_path("bronze")))
     writer = (
-        bronze.transform(judged(silver_rules(config)))
+        read_messages(spark, config)
+        .transform(judged(silver_rules(config)))
         .writeStream.queryName("silver")
         .option("checkpointLocation", str(config.checkpoint("silver")))
         .foreachBatch(write_silver_batch(config))
