@@ -30,7 +30,7 @@ from meterlake.generate import MonthSpec
 log = logging.getLogger("bench")
 
 PHASES = ("publish", "catchup", "memory", "live", "queries", "served", "throughput", "scale",
-          "profile")
+          "writers", "profile")
 
 
 @dataclass(frozen=True)
@@ -395,6 +395,14 @@ class Bench:
 
             res["cluster"] = cluster_catch_ups(self, self.plan.cluster_scale)
 
+    def phase_writers(self) -> None:
+        """Gold's write of one live batch to the four tables: Spark MERGE (before),
+        delta-rs MERGE, and the partition overwrite gold.job does."""
+        from bench.writers import compare_writers
+
+        self.note("writers: the gold write of a live batch, three ways")
+        self.out["gold_writers"] = compare_writers(self.spark, self.data / "writers")
+
     def phase_profile(self) -> None:
         """cProfile of the Python silver step: CPU per message and per sensor group."""
         from bench.profile import judge_profile
@@ -565,6 +573,13 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
         row(f"6 the same, answer cache off (worst: {worst})", sv["api_uncached"][worst]["p95_ms"],
             "ms", sv["memory"][worst]["p95_ms"], r, None, None,
             "every request queries the open tables", id="served_query_p95_uncached_vs_memory")
+    w = out.get("gold_writers")
+    if w:
+        now = w["partition_overwrite"]["median_ms"]
+        for way in ("spark_merge", "delta_rs_merge"):
+            row(f"2 gold write of a batch, 4 tables: {way} vs partition overwrite",
+                w[way]["median_ms"], "ms", now, _ratio(w[way]["median_ms"], now), None, None,
+                f"{w['meters']} meters, a half hour per batch, median of {w['batches'] - 2}")
     m = out.get("memory_state")
     if m and len(m["samples"]) > 1:
         last = m["samples"][-1]
