@@ -14,9 +14,8 @@ import matplotlib.pyplot as plt
 RATIO_TARGETS = (
     ("1 month catch-up e2e vs Spark batch", "month catch-up\n/ Spark batch", 1.5, "max"),
     ("1 large catch-up", "large catch-up\n/ Spark batch", 1.5, "max"),
-    ("2 per-batch bronze", "bronze batch\n/ empty batch", 2.5, "max"),
-    ("2 per-batch silver", "silver batch\n/ empty batch", 2.5, "max"),
-    ("2 per-batch gold", "gold batch\n/ empty batch", 2.5, "max"),
+    ("2 per-batch silver", "silver batch\n/ empty Delta batch", 2.0, "max"),
+    ("2 per-batch gold", "gold batch\n/ empty Delta batch", 2.0, "max"),
     ("4 throughput vs Kafka->noop", "throughput\n/ noop reader", 0.3, "min"),
     ("6 query p95 lake vs in-memory", "query p95 lake\n/ in-memory", 3.0, "max"),
     ("6 query p95 before vs after OPTIMIZE", "query p95 before\n/ after OPTIMIZE", 1.3, "max"),

@@ -43,6 +43,11 @@ def spark_settings(config: Config) -> dict[str, str]:
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # One memory budget for all RocksDB instances (block cache and write buffers),
+        # instead of up to 128 MB of write buffers per state partition: the state is
+        # each sensor's last hour of readings, kilobytes per sensor.
+        "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+        "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": "64",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.enabled": "true" if s.ui else "false",
         "spark.ui.showConsoleProgress": "false",
@@ -57,7 +62,7 @@ def spark_settings(config: Config) -> dict[str, str]:
         # far too many tasks for small logs on a few cores.
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
-        # Live mode runs six streams in one application: each gets its own pool
+        # Live mode runs three streams in one application: each gets its own pool
         # (meterlake.pipeline), so a query's jobs do not queue behind another's.
         "spark.scheduler.mode": "FAIR",
     }

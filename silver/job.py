@@ -34,7 +34,7 @@ from meterlake.commits import BatchAppender
 from meterlake.config import Config
 from meterlake.tables import ensure_table
 from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
-from silver.message import parse_timestamp
+from silver.message import CANONICAL, parse_timestamp
 from silver.tariff import load_tariff
 
 if TYPE_CHECKING:
@@ -103,10 +103,22 @@ def silver_rules(config: Config) -> SilverRules:
     )
 
 
-def with_sensor_key(bronze: DataFrame) -> DataFrame:
-    """The grouping key: the JSON's sensor_id, or '' when there is none to read."""
-    sensor = F.get_json_object(F.col("value").cast("string"), "$.sensor_id")
-    return bronze.withColumn("sensor_key", F.coalesce(sensor, F.lit(NO_SENSOR)))
+def with_fields(bronze: DataFrame) -> DataFrame:
+    """The grouping key (the JSON's sensor_id, or '' when there is none to read) and,
+    for a message in the publishers' own form (silver.message.CANONICAL), its fields
+    read in the JVM: `fast_ts_us` (the local time in the session's zone, the
+    meters'), `fast_energy`; null for any other message, which Python parses."""
+    text = F.col("value").cast("string")
+    ts_text, sensor, energy = (F.regexp_extract(text, CANONICAL, i) for i in (1, 2, 3))
+    canonical = ts_text != ""
+    local = F.try_to_timestamp(ts_text, F.lit("yyyy-MM-dd HH:mm:ss"))
+    key = F.when(canonical, sensor).otherwise(F.get_json_object(text, "$.sensor_id"))
+    return bronze.select(
+        F.coalesce(key, F.lit(NO_SENSOR)).alias("sensor_key"),
+        "*",
+        F.when(canonical, F.unix_micros(local)).alias("fast_ts_us"),
+        F.when(canonical & local.isNotNull(), energy.cast("double")).alias("fast_energy"),
+    )
 
 
 def judged(rules: SilverRules):
@@ -114,8 +126,9 @@ def judged(rules: SilverRules):
 
     def transform(bronze: DataFrame) -> DataFrame:
         return (
-            bronze.transform(with_sensor_key)
-            .select("sensor_key", "key", "value", "topic", "partition", "offset", "kafka_timestamp")
+            bronze.transform(with_fields)
+            .select("sensor_key", "key", "value", "topic", "partition", "offset",
+                    "kafka_timestamp", "fast_ts_us", "fast_energy")
             .groupBy("sensor_key")
             .applyInPandasWithState(
                 judge_group(rules), OUTPUT_DDL, STATE_DDL, "append", GroupStateTimeout.NoTimeout

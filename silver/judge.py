@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from silver.message import MessageRules, Reading, Rejection, parse_message
+from silver.message import MessageRules, Reading, Rejection, parse_message, read_canonical
 from silver.meter import MeterRules, Window, judge
 from silver.split import Piece
 from silver.tariff import Tariff
@@ -168,6 +168,18 @@ class _Rows:
         return pd.DataFrame({name: built[name] for name in OUTPUT_COLUMNS})
 
 
+def _fast_fields(messages: pd.DataFrame) -> tuple[list[int | None], list[float]]:
+    """The fields the JVM read (silver.job.with_fields): per message, the instant (None
+    where Python must parse the value) and the energy."""
+    if "fast_ts_us" not in messages:  # called without Spark (tests, the bench profile)
+        return [None] * len(messages), [0.0] * len(messages)
+    ts = messages["fast_ts_us"]
+    energy = messages["fast_energy"]
+    usable = ts.notna() & energy.notna()
+    fast = [int(t) if ok else None for t, ok in zip(ts.tolist(), usable.tolist(), strict=True)]
+    return fast, energy.tolist()
+
+
 def judge_messages(
     sensor_key: str, messages: pd.DataFrame, window: Window, rules: SilverRules, now_us: int
 ) -> pd.DataFrame:
@@ -187,8 +199,13 @@ def judge_messages(
     partition = messages["partition"].to_numpy()
     offset = messages["offset"].to_numpy()
     readings: list[tuple[int, Reading]] = []
+    fast_ts, fast_energy = _fast_fields(messages)
     for i in np.lexsort((offset, partition)).tolist():
-        result: Reading | Rejection = parse_message(values[i], message_rules)
+        result: Reading | Rejection | None = None
+        if fast_ts[i] is not None:
+            result = read_canonical(sensor_key, fast_ts[i], fast_energy[i], message_rules)
+        if result is None:
+            result = parse_message(values[i], message_rules)
         if isinstance(result, Rejection):
             out.flag(i, result.sensor_id, result.reason, result.detail)
         elif result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse

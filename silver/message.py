@@ -23,6 +23,15 @@ TIMESTAMP = re.compile(
 )
 MAX_SENSOR_ID = 64
 FIELDS = ("timestamp", "sensor_id", "energy")
+# The message as the publishers write it (json.dumps of the three fields in this
+# order), with a plain sensor id, a `YYYY-MM-DD HH:MM:SS` local time of the years
+# 1000-2999 and a non-negative decimal energy without exponent. Silver reads such a
+# message's fields in the JVM (silver.job.with_fields); `read_canonical` below must
+# give what parse_message gives for it, or defer to it.
+CANONICAL = (
+    r'^\{"timestamp": "([12][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})", '
+    r'"sensor_id": "([A-Za-z0-9_.:-]{1,64})", "energy": ([0-9]{1,15}(?:\.[0-9]{1,17})?)\}$'
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,17 @@ def _bad_sensor_text(value: str) -> str | None:
         return f"sensor_id longer than {MAX_SENSOR_ID} characters"
     if any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in value):
         return "sensor_id contains control characters"
+    return None
+
+
+def read_canonical(
+    sensor_id: str, ts_us: int, energy: float, rules: MessageRules
+) -> Reading | None:
+    """A canonical message's fields as the JVM read them -> its reading, or None when
+    a rule may reject it (then parse_message judges the raw value, with its detail).
+    The pattern already rules out every other rule's failure."""
+    if rules.min_ts_us <= ts_us <= rules.max_ts_us:
+        return Reading(sensor_id, ts_us, energy)
     return None
 
 
