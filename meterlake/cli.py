@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from meterlake.config import Config, load_config
@@ -34,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         help="set one configuration value for this command, e.g. "
         "--set semantics.max_power_kw=5000 (repeatable; any key of conf/meterlake.toml)",
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="log more")
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log more: meterlake's INFO lines, and Spark's and Kafka's own warnings",
+    )
 
     parser = argparse.ArgumentParser(
         prog="meterlake",
@@ -131,13 +137,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(
+    config = load_config(
         getattr(args, "conf", None), getattr(args, "settings", None) or ()
     ).with_overrides(
         lake=getattr(args, "lake", None),
         topic=getattr(args, "topic", None),
         bootstrap=getattr(args, "bootstrap", None),
     )
+    if getattr(args, "verbose", False):
+        config = replace(config, spark=replace(config.spark, verbose=True))
+    return config
 
 
 def _kafka(config: Config, args: argparse.Namespace) -> None:

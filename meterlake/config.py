@@ -54,6 +54,7 @@ class SparkConf:
     shuffle_partitions: int = 4
     ui: bool = False
     driver_memory: str = "2g"
+    verbose: bool = False  # Spark's and the JVM's own warnings too (`meterlake -v`)
     conf: dict[str, str] = field(default_factory=dict)
 
 

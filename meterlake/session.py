@@ -2,14 +2,24 @@
 
 Jars come from the project-local folder that `make setup` fills with Maven
 (.jars/spark), never from Ivy at run time.
+
+Quiet by default: Spark logs through conf/log4j2.properties (warnings that ask
+nothing of the user are off), and the JVM's own stderr passes through
+`forward_jvm_stderr`, which drops the one line no log level reaches (see
+JVM_NOISE). With `[spark] verbose = true` (what `meterlake -v` sets) Spark logs
+through conf/log4j2-verbose.properties, every warning as Spark prints it, and
+nothing is dropped. A PYSPARK_SUBMIT_ARGS of your own (e.g. naming your own
+log4j2 file) always wins.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from meterlake.config import PROJECT_ROOT, Config
 from meterlake.errors import MeterlakeError
@@ -18,6 +28,12 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 LOG4J2 = PROJECT_ROOT / "conf" / "log4j2.properties"
+LOG4J2_VERBOSE = PROJECT_ROOT / "conf" / "log4j2-verbose.properties"
+# Lines the JVM prints on stderr by itself, outside log4j, that need nothing from the
+# user. Spark's launcher always starts the JVM with --add-modules=jdk.incubator.vector
+# (org.apache.spark.launcher.JavaModuleOptions), and the JVM then warns at start;
+# no JVM option turns that warning off.
+JVM_NOISE = ("WARNING: Using incubator modules: ",)
 JARS_DIR = Path(os.environ.get("METERLAKE_JARS", PROJECT_ROOT / ".jars"))
 
 
@@ -72,22 +88,70 @@ def spark_settings(config: Config) -> dict[str, str]:
     return settings
 
 
+def is_jvm_noise(line: str) -> bool:
+    """True for a line of the JVM's stderr that quiet mode drops (JVM_NOISE)."""
+    return line.startswith(JVM_NOISE)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def forward_jvm_stderr(pipe: IO[bytes], quiet: bool, fd: int = 2) -> None:
+    """Copy the JVM's stderr to `fd` line by line until it closes, without the JVM_NOISE
+    lines when `quiet`. Keeps reading when `fd` is gone, so the JVM never blocks."""
+    writable = True
+    for raw in iter(pipe.readline, b""):
+        if not writable or (quiet and is_jvm_noise(raw.decode("utf-8", "replace"))):
+            continue
+        try:
+            _write_all(fd, raw)
+        except OSError:  # stderr closed (e.g. a pipe whose reader left)
+            writable = False
+
+
+def _launch_jvm(settings: dict[str, str], quiet: bool) -> None:
+    """Start Spark's JVM as pyspark would, its stderr through forward_jvm_stderr; no-op
+    once a JVM runs in this process."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:  # type: ignore[attr-defined]
+        return
+    conf = SparkConf()
+    for key, value in settings.items():
+        conf.set(key, value)
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+    threading.Thread(
+        target=forward_jvm_stderr, args=(gateway.proc.stderr, quiet),
+        name="meterlake-jvm-stderr", daemon=True,
+    ).start()
+    SparkContext._ensure_initialized(gateway=gateway)  # type: ignore[attr-defined]
+
+
 def build_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession configured for meterlake."""
+    quiet = not config.spark.verbose
     # Spark's Python workers must run this interpreter (the venv), not python3 from PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # pandas warns about pyspark's own concat on every batch; not actionable here.
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    if quiet:
+        # The Python workers' warnings (pandas about pyspark's own concat on every
+        # batch, ...) ask nothing of the user. Only the workers see this variable.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    log4j = LOG4J2 if quiet else LOG4J2_VERBOSE
     os.environ.setdefault(
         "PYSPARK_SUBMIT_ARGS",
-        f"--driver-java-options -Dlog4j2.configurationFile={LOG4J2} pyspark-shell",
+        f"--driver-java-options -Dlog4j2.configurationFile={log4j} pyspark-shell",
     )
     from pyspark.sql import SparkSession
 
+    settings = spark_settings(config)
+    _launch_jvm(settings, quiet)
     builder = SparkSession.builder
-    for key, value in spark_settings(config).items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
