@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold")
 REPORT_EVERY_S = 60  # live mode: a line on what silver accepted and quarantined
+STOPPING = "stopping after the running micro-batches (Ctrl-C again: at once) ..."
 GOLD_TABLES = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
 # Each layer's streaming query (named like its checkpoint) and the tables it writes.
 LAYER_QUERIES = {"bronze": ("bronze",), "silver": ("silver",), "gold": ("gold",)}
@@ -218,27 +219,38 @@ def run_once(
 
 
 def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print) -> None:
-    """All layers' streams on their configured triggers, until interrupted."""
+    """All layers' streams on their configured triggers, until interrupted: Ctrl-C stops
+    each query between two of its micro-batches, a second Ctrl-C at once
+    (meterlake.stopping)."""
+    from meterlake.stopping import Interrupts, stop_between_triggers
+
     locks: list[CheckpointLock] = []
     queries: list[StreamingQuery] = []
     try:
         layers = check_layers(layers)
         for layer in layers:
             locks += guard_layer(config, layer)
-        try:
-            for layer in layers:
-                queries += start_layer(spark, config, layer, False)
-            echo(f"running {', '.join(q.name for q in queries)}; Ctrl-C stops")
-            before = validation.versions(config)
-            # Until a query ends: every report interval, what silver judged since the last.
-            while not spark.streams.awaitAnyTermination(REPORT_EVERY_S):
-                if "silver" in layers:
-                    before = validation.report(config, before, echo)
-        except KeyboardInterrupt:
-            echo("stopping ...")
-        finally:
-            for query in queries:
-                query.stop()
+        with Interrupts(lambda: echo(STOPPING)) as ctrl_c:
+            try:
+                for layer in layers:
+                    if not ctrl_c.count:
+                        queries += start_layer(spark, config, layer, False)
+                if not ctrl_c.count:
+                    echo(f"running {', '.join(q.name for q in queries)}; Ctrl-C stops")
+                before = validation.versions(config)
+                report_at = time.monotonic() + REPORT_EVERY_S
+                # Until a query ends or Ctrl-C: every report interval, what silver judged.
+                while not ctrl_c.count and not spark.streams.awaitAnyTermination(1):
+                    if "silver" in layers and time.monotonic() >= report_at:
+                        before = validation.report(config, before, echo)
+                        report_at = time.monotonic() + REPORT_EVERY_S
+            except KeyboardInterrupt:  # not in the main thread: no Interrupts there
+                echo(STOPPING)
+            except BaseException:
+                stop_between_triggers(queries, now=lambda: True)
+                raise
+            ctrl_c.announce()
+            stop_between_triggers(queries, now=lambda: ctrl_c.count > 1)
         _await(queries, config)
     finally:
         release(locks)
