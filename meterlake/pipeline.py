@@ -175,11 +175,16 @@ def stages(config: Config, layers: list[str]) -> list[list[str]]:
     return [[x] for x in layers]
 
 
-def _until_all_ended(queries: dict[str, StreamingQuery], config: Config) -> dict[str, float]:
+def _until_all_ended(
+    queries: dict[str, StreamingQuery], config: Config, tick=None
+) -> dict[str, float]:
     """Wait for the layers' availableNow queries; when each ended (monotonic seconds).
-    The first failure stops the others and becomes one line (see _await)."""
+    The first failure stops the others and becomes one line (see _await). `tick()`, if
+    given, is called while waiting (the progress; it decides itself how often to look)."""
     ended: dict[str, float] = {}
     while len(ended) < len(queries):
+        if tick is not None:
+            tick()
         for layer, query in queries.items():
             if layer not in ended and not query.isActive:
                 ended[layer] = time.monotonic()
@@ -191,11 +196,15 @@ def _until_all_ended(queries: dict[str, StreamingQuery], config: Config) -> dict
 
 
 def run_once(
-    spark: SparkSession, config: Config, layers: list[str], echo=print
+    spark: SparkSession, config: Config, layers: list[str], echo=print, progress=None
 ) -> dict[str, float]:
     """Each layer catches up on everything available, in order (bronze and silver side by
     side when silver reads the topic, see `stages`); returns seconds per layer. When
-    silver ran, ends with what it accepted and quarantined (meterlake.validation)."""
+    silver ran, ends with what it accepted and quarantined (meterlake.validation).
+    `progress` (e.g. meterlake.progress.Progress) shows each layer's rows read of its
+    total while it runs (meterlake.catchup)."""
+    from meterlake.catchup import watched
+
     timings = {}
     layers = check_layers(layers)
     before = validation.versions(config) if "silver" in layers else None
@@ -207,7 +216,11 @@ def run_once(
             for layer in step:
                 locks += guard_layer(config, layer)
             queries = {layer: start_layer(spark, config, layer, once=True)[0] for layer in step}
-            ended = _until_all_ended(queries, config)
+            if progress is None:
+                ended = _until_all_ended(queries, config)
+            else:
+                with watched(spark, config, queries, progress) as tick:
+                    ended = _until_all_ended(queries, config, tick)
         finally:
             release(locks)
         for layer, query in queries.items():
@@ -273,7 +286,9 @@ def run(config: Config, layers: list[str], once: bool) -> None:
             locks += guard_layer(config, layer)
         spark = build_session(config)
         if once:
-            run_once(spark, config, layers)
+            from meterlake.progress import Progress
+
+            run_once(spark, config, layers, progress=Progress)
         else:
             run_live(spark, config, layers)
     finally:
@@ -294,8 +309,10 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
     config = replace(config, kafka=replace(config.kafka, topic=topic))
     echo(f"replaying {readings} through topic {topic} into {config.lake}")
     if step is None:
+        from meterlake.progress import Progress
+
         publish_file(config, readings, speedup=0)
-        run_once(build_session(config), config, list(LAYERS), echo=echo)
+        run_once(build_session(config), config, list(LAYERS), echo=echo, progress=Progress)
     else:
         from meterlake.steps import replay_in_steps
 

@@ -46,7 +46,7 @@ HEADER = ("timestamp", "sensor_id", "energy")
 TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
 CONNECT_TIMEOUT_MS = 8_000  # an unreachable broker is an error after this long
 MAX_REPORTED = 20  # unparseable lines shown one by one; the rest only counted
-PROGRESS_EVERY = 256  # readings between progress bar updates when not pacing
+PROGRESS_EVERY = 256  # lines between progress updates when not pacing
 
 RELIABILITY_SETTINGS = {
     "acks": "all",
@@ -292,6 +292,26 @@ def ensure_topic(kafka: KafkaConf) -> bool:
         admin.close()
 
 
+def topic_offsets(kafka: KafkaConf) -> tuple[dict[int, int], dict[int, int]]:
+    """(oldest, end) offset of each partition of kafka.topic, as the broker has them."""
+    from kafka import TopicPartition
+    from kafka.admin import OffsetSpec
+
+    admin = _admin(kafka)
+    try:
+        described = admin.describe_topics([kafka.topic])[0]
+        parts = [TopicPartition(kafka.topic, p["partition_index"])
+                 for p in described["partitions"]]
+        oldest, end = (
+            {tp.partition: found.offset for tp, found in admin.list_partition_offsets(
+                dict.fromkeys(parts, spec)).items()}
+            for spec in (OffsetSpec.EARLIEST, OffsetSpec.LATEST)
+        )
+    finally:
+        admin.close()
+    return oldest, end
+
+
 def open_producer(kafka: KafkaConf, speedup: float):
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
@@ -322,12 +342,6 @@ class _Deliveries:
             self.first_error = exc
 
 
-def _stderr(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)
-
-
 def publish_readings(
     config: Config,
     lines: Iterable[str],
@@ -335,7 +349,7 @@ def publish_readings(
     *,
     source: str = "input",
     total: int | None = None,
-    report: Callable[[str], None] = _stderr,
+    report: Callable[[str], None] | None = None,
     progress: bool | None = None,
     keyed: bool = True,
     partition_of: Callable[[int], int] | None = None,
@@ -343,7 +357,9 @@ def publish_readings(
     """Send every parseable line to config.kafka.topic; report the others via `report`.
 
     `speedup` > 0 paces the readings that many times faster than their timestamps;
-    0 sends as fast as possible. `progress`: a bar on stderr (None: only on a TTY).
+    0 sends as fast as possible. `report`: where a skipped line is told (default: stderr).
+    `progress` (meterlake.progress) on stdout: lines read of `total`, rate and ETA,
+    as a bar on a terminal, else a plain line every 10 s; False: none (None: on).
     `keyed`: the sensor id is the message key (one sensor, one partition); without
     it the value goes alone, as the course's publisher sends it, and the client's
     partitioner spreads a sensor over every partition. `partition_of(n)` names the
@@ -352,7 +368,8 @@ def publish_readings(
     acknowledged (after retries) is a MeterlakeError.
     """
     from kafka.errors import KafkaError
-    from tqdm import tqdm
+
+    from meterlake.progress import Progress
 
     if not (speedup >= 0 and math.isfinite(speedup)):
         raise MeterlakeError(f"--speedup must be 0 or a positive number, not {speedup}")
@@ -364,16 +381,20 @@ def publish_readings(
     sent = skipped = 0
     first: datetime | None = None
     began = time.monotonic()
-    bar = tqdm(total=total, unit=" lines", unit_scale=True, file=sys.stderr,
-               disable=(not sys.stderr.isatty()) if progress is None else not progress,
-               desc=f"publish {kafka.topic}")
+    hidden = progress is False  # a Progress that never shows a line
+    label = f"publish {kafka.topic}"
+    bar = Progress({label: total}, "lines", tty=False if hidden else None,
+                   every_s=math.inf if hidden else None)
+    if report is None:
+
+        def report(message: str) -> None:
+            bar.write(message, sys.stderr)
+
     try:
-        unread, header_possible = 0, True
+        header_possible = True
         for number, line in enumerate(lines, 1):
-            unread += 1
-            if unread >= PROGRESS_EVERY or speedup:
-                bar.update(unread)
-                unread = 0
+            if number % PROGRESS_EVERY == 0 or speedup:
+                bar.update(label, number)
             if not line.strip():
                 continue
             if header_possible:  # only the first non-blank line may be a header
@@ -402,7 +423,6 @@ def publish_readings(
             )
             future.add_callback(deliveries.ack).add_errback(deliveries)
             sent += 1
-        bar.update(unread)
         producer.flush()
     except KafkaError as exc:
         producer.close(timeout=5)
@@ -434,7 +454,7 @@ def publish_file(
 ) -> PublishResult:
     """`meterlake publish`: replay a readings file, then print a one-line summary."""
     try:
-        total = _count_lines(path) if sys.stderr.isatty() else None
+        total = _count_lines(path)
         readings = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except FileNotFoundError:
         raise MeterlakeError(f"readings file not found: {path}") from None

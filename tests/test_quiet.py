@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
 from meterlake.cli import _config, _parser
+from meterlake.generate import MonthSpec, write_readings
+from meterlake.pipeline import STOPPING
+from meterlake.publish import publish_readings
 from meterlake.session import forward_jvm_stderr, is_jvm_noise
 from meterlake.stopping import Interrupts, stop_between_triggers
+from tests.reliability_helpers import FAST_STREAMS, cli, live, write_conf
 
 JVM_STDERR = (
     b"WARNING: Using incubator modules: jdk.incubator.vector\n"
@@ -108,3 +115,60 @@ def test_ctrl_c_is_counted_and_announced_once_instead_of_raising() -> None:
         ctrl_c.announce()
     assert ctrl_c.count == 2 and said == ["stopping ..."]
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+# --------------------------------------------------------------------------- end to end
+
+NOISE = ("FairSchedulableBuilder", "incubator modules", "falling behind", "Traceback",
+         "Exception", "\tat ")  # fmt: skip
+PLAIN_PROGRESS = re.compile(r"^ *(bronze|silver|gold): [\d,]+ of [\d,]+ rows \(\d+%\), ", re.M)
+
+
+@pytest.fixture
+def published(kafka, config, tmp_path: Path) -> tuple[Path, int]:
+    """A day of two meters in the config's topic: the subprocesses' meterlake.toml, and
+    how many readings were sent."""
+    readings = tmp_path / "day.csv"
+    write_readings(MonthSpec(meters=2, days=1, cadence_s=900, seed=2), readings)
+    lines = readings.read_text().splitlines()
+    sent = publish_readings(config, lines, speedup=0, progress=False).sent
+    return write_conf(tmp_path / "meterlake.toml", config, FAST_STREAMS), sent
+
+
+@pytest.mark.slow
+def test_run_once_off_a_terminal_prints_plain_progress_and_nothing_on_stderr(
+    published: tuple[Path, int],
+) -> None:
+    conf, sent = published
+    ran = cli(["run", "--once"], conf, {"METERLAKE_PROGRESS_EVERY_S": "1"})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stderr == ""
+    assert {m.group(1) for m in PLAIN_PROGRESS.finditer(ran.stdout)} == {
+        "bronze", "silver", "gold"}, ran.stdout  # fmt: skip
+    assert "\r" not in ran.stdout and "\x1b" not in ran.stdout  # no bar off a terminal
+    assert f"bronze: read {sent:,} rows" in ran.stdout
+
+    again = cli(["-v", "run", "--once"], conf)  # nothing new to read: quick
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "WARNING: Using incubator modules" in again.stderr
+    assert " WARN " in again.stderr  # Spark's own warnings are back
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_live_run_between_batches_without_traces(
+    published: tuple[Path, int], config, tmp_path: Path
+) -> None:
+    with live(published[0], tmp_path / "run.log") as running:
+        running.wait_running()
+        deadline = time.monotonic() + 300
+        while not (config.checkpoint("day_cost") / "commits" / "0").exists():
+            assert time.monotonic() < deadline, running.output()[-3000:]
+            time.sleep(0.5)
+        os.killpg(running.process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+        code = running.process.wait(120)
+        output = running.output()
+    assert code == 0, output[-3000:]
+    lines = output.splitlines()
+    assert lines[0].startswith("running bronze, silver") and lines[0].endswith("Ctrl-C stops")
+    assert [line for line in lines[1:] if not line.startswith("silver: ")] == [STOPPING]
+    assert not [word for word in NOISE if word in output], output[-3000:]

@@ -1,0 +1,236 @@
+"""How far a catch-up (`run --once`) has to go: each layer's rows waiting and rows read.
+
+Waiting, read when the layer's query starts:
+
+- a query reading the topic (bronze; silver too, by default): Kafka's end
+  offsets minus where the checkpoint's last finished micro-batch ended (the
+  oldest offsets Kafka has, for a new checkpoint);
+- a query reading a Delta table (gold reads silver; silver reads bronze with
+  `[streams] silver_source = "bronze"`): the rows the source's commits added
+  from the version the checkpoint reached on (the whole table, for a new
+  checkpoint). Commits that change no data (OPTIMIZE) add nothing.
+
+Read so far: the input rows of the query's finished micro-batches
+(`StreamingQuery.recentProgress`), plus for a micro-batch still running the
+most records one running Spark stage of the layer's scheduler pool (named like
+the layer, meterlake.pipeline) has read: task metrics in Spark's status store,
+which grow as tasks end. A month fits in one micro-batch, so without the
+second part the count would jump from 0 to all at the end.
+
+Only local checkpoints and tables are read; elsewhere the total is unknown and
+the progress shows rows and rate without an ETA.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from meterlake.checkpoints import is_local
+from meterlake.config import Config
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+    from meterlake.progress import Progress
+
+log = logging.getLogger(__name__)
+
+KAFKA = "kafka"  # a layer's source: the topic, or a table's name
+TICK_S = 0.5  # how often a catch-up's progress is read while waiting
+RUNNING_FLOOR = 0.01  # a running stage counts once it has read this share of the total
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _batches(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+
+def source_offset(checkpoint: Path) -> str | None:
+    """The source offset (JSON text) where the checkpoint's last finished micro-batch
+    ended; None for a new checkpoint. A one-source query: its offsets file's last line."""
+    committed = _batches(checkpoint / "commits")
+    if not committed:
+        return None
+    text = (checkpoint / "offsets" / str(committed[-1])).read_text(encoding="utf-8")
+    lines = [line for line in text.lstrip("\x00").split("\n") if line]
+    return lines[-1] if len(lines) > 2 else None
+
+
+def kafka_waiting(
+    reached: dict[int, int], oldest: dict[int, int], end: dict[int, int]
+) -> int:
+    """Messages between where bronze got to per partition (`reached`; a partition it never
+    read starts at the `oldest` offset Kafka has) and Kafka's `end` offsets."""
+    return sum(
+        max(last - max(reached.get(p, oldest.get(p, 0)), oldest.get(p, 0)), 0)
+        for p, last in end.items()
+    )
+
+
+def delta_first_unread(offset: str) -> int:
+    """The first Delta version a checkpointed Delta source has not read in full.
+
+    `{"reservoirVersion": 3, "index": -1, ...}` means versions up to 2 are read and
+    3 is next; an index of 0 or more, that the batch stopped inside version 3
+    (its remaining files are not counted: the total is then a little low)."""
+    data = json.loads(offset)
+    version = int(data["reservoirVersion"])
+    return version if int(data.get("index", -1)) < 0 else version + 1
+
+
+def rows_added(commit_lines: Iterable[str]) -> int:
+    """Rows a Delta commit (its JSON lines) added with a data change: its `add` actions'
+    `numRecords` (OPTIMIZE's adds are no data change)."""
+    rows = 0
+    for line in commit_lines:
+        if not line.startswith('{"add"'):
+            continue
+        add = json.loads(line)["add"]
+        if add.get("dataChange", True) and add.get("stats"):
+            rows += int(json.loads(add["stats"]).get("numRecords", 0))
+    return rows
+
+
+def delta_rows_from(table: Path, version: int) -> int:
+    """Rows the commits of a local Delta table added from `version` on."""
+    rows = 0
+    while (commit := table / "_delta_log" / f"{version:020d}.json").exists():
+        rows += rows_added(commit.read_text(encoding="utf-8").splitlines())
+        version += 1
+    return rows
+
+
+def delta_table_rows(table: Path) -> int:
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(str(table)):
+        return 0
+    actions = DeltaTable(str(table)).get_add_actions(flatten=True)
+    return int(sum(n or 0 for n in actions.column("num_records").to_pylist()))
+
+
+# --------------------------------------------------------------------------- totals
+
+
+def source_of(config: Config, layer: str) -> str:
+    """What a layer's query reads: KAFKA or a Delta table's name."""
+    if layer == "bronze" or (layer == "silver" and config.streams.silver_source == KAFKA):
+        return KAFKA
+    return "bronze" if layer == "silver" else "silver"
+
+
+def query_waiting(config: Config, layer: str, query: str) -> int | None:
+    """Rows `query` of `layer` has yet to read; None when it cannot be told."""
+    checkpoint = config.checkpoint(query)
+    if not is_local(checkpoint):
+        return None
+    offset = source_offset(Path(checkpoint))
+    source = source_of(config, layer)
+    if source == KAFKA:
+        from meterlake.publish import topic_offsets
+
+        oldest, end = topic_offsets(config.kafka)
+        topic = config.kafka.topic
+        reached = {int(p): int(o) for p, o in json.loads(offset or "{}").get(topic, {}).items()}
+        return kafka_waiting(reached, oldest, end)
+    table = config.table_path(source)
+    if not is_local(table):
+        return None
+    if offset is None:
+        return delta_table_rows(Path(table))
+    return delta_rows_from(Path(table), delta_first_unread(offset))
+
+
+def layer_waiting(config: Config, layer: str, query: StreamingQuery) -> int | None:
+    """Rows the layer's query has yet to read; None when it cannot be told."""
+    try:
+        return query_waiting(config, layer, query.name)
+    except Exception as exc:  # progress is a nicety: never fail the catch-up for it
+        log.info("cannot tell how many rows %s has to read: %s", layer, exc)
+        return None
+
+
+# --------------------------------------------------------------------------- read so far
+
+
+def finished_rows(query: StreamingQuery) -> int:
+    return sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+
+
+def running_stage_records(spark: SparkSession) -> dict[str, int]:
+    """Per scheduler pool, the most records one running stage has read (input or
+    shuffle), from Spark's status store (an internal interface: {} when unreadable)."""
+    most: dict[str, int] = {}
+    try:
+        stages = spark.sparkContext._jsc.sc().statusStore().activeStages()  # type: ignore[union-attr]
+        for stage in (stages.apply(i) for i in range(stages.size())):
+            pool = str(stage.schedulingPool())
+            most[pool] = max(most.get(pool, 0), stage.inputRecords(), stage.shuffleReadRecords())
+    except Exception as exc:
+        log.debug("no stage metrics: %s", exc)
+    return most
+
+
+class LayerCount:
+    """Rows a layer's running catch-up has read: finished micro-batches, plus the running
+    one as far as its stages tell (the most seen since the last batch finished). Stages
+    that read less than RUNNING_FLOOR of the `total` are left out: they read a Delta
+    log's few actions, not rows of the source."""
+
+    def __init__(self, query: StreamingQuery, total: int | None = None) -> None:
+        self.query = query
+        self.floor = (total or 0) * RUNNING_FLOOR
+        self._finished = 0
+        self._running = 0
+
+    def __call__(self, running: int) -> int:
+        """The count, given the most records a running stage of the layer has read."""
+        finished = finished_rows(self.query)
+        if finished != self._finished:
+            self._finished, self._running = finished, 0
+        if running >= self.floor:
+            self._running = max(self._running, running)
+        return self._finished + self._running
+
+
+@contextmanager
+def watched(
+    spark: SparkSession,
+    config: Config,
+    queries: dict[str, StreamingQuery],
+    progress: Callable[[dict[str, int | None], str], Progress],
+    every_s: float = TICK_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Callable[[], None]]:
+    """A `tick()` that shows, on a new `progress`, each layer's rows read of its total;
+    it looks at most every `every_s` seconds. `queries`: layer -> its running query."""
+    totals = {layer: layer_waiting(config, layer, q) for layer, q in queries.items()}
+    counts = {layer: LayerCount(q, totals[layer]) for layer, q in queries.items()}
+    looked = -math.inf
+    with progress({f"{layer:>6}": total for layer, total in totals.items()}, "rows") as shown:
+
+        def tick() -> None:
+            nonlocal looked
+            if clock() - looked < every_s:
+                return
+            looked = clock()
+            running = running_stage_records(spark)
+            for layer, query in queries.items():
+                total, ended = totals[layer], not query.isActive
+                done = counts[layer](0 if ended else running.get(layer, 0))
+                shown.update(f"{layer:>6}", min(done, total) if total is not None else done,
+                             final=ended)
+
+        yield tick
