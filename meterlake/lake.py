@@ -149,11 +149,12 @@ def _local(value: datetime, zone: tzinfo) -> datetime:
     return value.astimezone(zone)
 
 
-def wall_clock(value: datetime, zone: tzinfo) -> str:
-    """An instant as people read it in `zone`: '2024-02-02 00:00', with ':SS' when it
-    is not on the minute, and the offset only where that wall-clock time happens
-    twice (the hour repeated when legal time ends in October)."""
-    local = value.astimezone(zone)
+def wall_clock(value: datetime, zone: tzinfo | None = None) -> str:
+    """An instant as people read it in `zone` (default: its own): '2024-02-02 00:00',
+    with ':SS' when it is not on the minute, and the offset only where that wall-clock
+    time happens twice (the hour repeated when legal time ends in October). The one
+    rule for times shown to people: the CLI's tables and notes, the page, the report."""
+    local = value.astimezone(zone or value.tzinfo)
     text = local.strftime("%Y-%m-%d %H:%M")
     if local.second or local.microsecond:
         text += f":{local.second:02d}"

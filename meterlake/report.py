@@ -56,8 +56,9 @@ NOTEBOOK = PROJECT_ROOT / "notebooks" / "energy_report.ipynb"
 DEFAULT_OUT = PROJECT_ROOT / "build" / "energy_report.html"
 KERNEL_NAME = "python3"
 
-# The "now" of each view, read from the view's own gold table.
-_LOCAL_NOW_SQL = "SELECT timezone({zone}, max(as_of)) FROM {table}"
+# The "now" of each view, read from the view's own gold table (in the connection's
+# time zone, the configured one).
+_NOW_SQL = "SELECT max(as_of) FROM {table}"
 
 
 # --------------------------------------------------------------------------- the lake
@@ -70,10 +71,6 @@ def lake_config(lake: str | Path, config: Config | None = None) -> Config:
         path = PROJECT_ROOT / path
     base = config if config is not None else load_config()
     return base.with_overrides(lake=str(path))
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _frame(
@@ -139,7 +136,7 @@ def answer(config: Config, view: str, version: int | None = None) -> Answer:
     frame = result.to_pandas()
     if view == "q3" and not frame.empty:
         # the time of day, with the offset only in October's repeated hour
-        frame["period_start"] = [lakeio.wall_clock(t, t.tzinfo)[11:] for t in frame["period_start"]]
+        frame["period_start"] = [lakeio.wall_clock(t)[11:] for t in frame["period_start"]]
         frame = frame.set_index("period_start")
         frame.index.name = "period"
     return Answer(view, frame, result.notes)
@@ -170,9 +167,9 @@ def style_answer(found: Answer, rows: int | None = None):
 
 
 def view_day(config: Config, table: str, version: int | None = None) -> pd.Timestamp | None:
-    """Local "now" of a gold table (latest as_of), at a version if given."""
-    sql = _LOCAL_NOW_SQL.format(zone=_sql_string(config.semantics.zone), table=table)
-    value = _frame(config, sql, (table,), version).iloc[0, 0]
+    """Local "now" of a gold table (latest as_of, in the configured zone), at a version
+    if given."""
+    value = _frame(config, _NOW_SQL.format(table=table), (table,), version).iloc[0, 0]
     return None if pd.isna(value) else pd.Timestamp(value)
 
 
@@ -242,9 +239,9 @@ def version_summary(by_version: pd.DataFrame) -> pd.DataFrame:
     summary = grouped.agg(committed=("committed", "first"), operation=("operation", "first"),
                           now=("now", "first"), sensors=("sensor_id", "count"),
                           total=("value", "sum"))
-    summary["committed"] = summary["committed"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S"))
+    summary["committed"] = summary["committed"].map(lakeio.wall_clock)
     summary["now"] = summary["now"].map(
-        lambda t: t.strftime("%Y-%m-%d %H:%M") if isinstance(t, pd.Timestamp) else "(empty)")
+        lambda t: lakeio.wall_clock(t) if isinstance(t, pd.Timestamp) else "(empty)")
     return summary
 
 
@@ -324,7 +321,7 @@ def style_gaps(gaps: pd.DataFrame, rows: int = 5):
     shown = gaps.head(rows).rename(columns=GAP_COLUMNS)
     return shown.style.hide(axis="index").format(
         {"typical spacing": "{:.0f} s", "longest gap": "{:.1f} min",
-         "from": "{:%Y-%m-%d %H:%M:%S}", "to": "{:%Y-%m-%d %H:%M:%S}"}, na_rep="-")
+         "from": lakeio.wall_clock, "to": lakeio.wall_clock}, na_rep="-")
 
 
 def bands_match_q4(bands: pd.DataFrame, q4: pd.DataFrame) -> float:
@@ -526,7 +523,8 @@ def plot_answer_by_version(by_version: pd.DataFrame, unit: str = "€",
     ax.set_xlim(-0.6 - pad, len(versions) - 0.4 + pad)
     nows = by_version.groupby("version")["now"].first().reindex(versions)
     labels = [
-        f"v{v}\n{now:%m-%d %H:%M}" if isinstance(now, pd.Timestamp) else f"v{v}\n(empty)"
+        f"v{v}\n{lakeio.wall_clock(now)[5:]}" if isinstance(now, pd.Timestamp)
+        else f"v{v}\n(empty)"
         for v, now in zip(versions, nows, strict=True)
     ]
     step = max(1, len(versions) // 14)
