@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from meterlake import catchup
 from meterlake.catchup import (
     delta_first_unread,
     delta_rows_from,
@@ -204,3 +205,21 @@ def test_the_source_offset_is_the_last_finished_batchs_end(tmp_path: Path) -> No
     write_log(checkpoint / "commits", "0", ["v1", "{}"])
     # batch 1 was planned but not finished: it runs again from batch 0's end
     assert source_offset(checkpoint) == '{"reservoirVersion":2,"index":-1}'
+
+
+class Finished:
+    """A query with its finished micro-batches' input rows."""
+
+    def __init__(self) -> None:
+        self.recentProgress: list[dict] = []
+
+
+def test_a_running_batch_counts_as_far_as_its_biggest_stage_got() -> None:
+    query = Finished()
+    count = catchup.LayerCount(query, total=1000)
+    assert count(5) == 0  # 5 rows: a Delta log's actions, under 1% of the total
+    assert count(400) == 400  # the most records one running stage of the layer has read
+    assert count(300) == 400  # that stage ended; a smaller one runs: still 400
+    query.recentProgress.append({"numInputRows": 600})  # the batch finished
+    assert count(0) == 600
+    assert count(20) == 620  # the next batch's first stage
