@@ -210,16 +210,19 @@ def watched(
     spark: SparkSession,
     config: Config,
     queries: dict[str, StreamingQuery],
-    progress: Callable[[dict[str, int | None], str], Progress],
+    progress: Callable[..., Progress],
+    started: float | None = None,
     every_s: float = TICK_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Callable[[], None]]:
-    """A `tick()` that shows, on a new `progress`, each layer's rows read of its total;
-    it looks at most every `every_s` seconds. `queries`: layer -> its running query."""
+    """A `tick()` that shows, on a new `progress`, each layer's rows read of its total
+    (rates from `started`, a `clock()` time); it looks at most every `every_s` seconds.
+    `queries`: layer -> its running query."""
     totals = {layer: layer_waiting(config, layer, q) for layer, q in queries.items()}
     counts = {layer: LayerCount(q, totals[layer]) for layer, q in queries.items()}
     looked = -math.inf
-    with progress({f"{layer:>6}": total for layer, total in totals.items()}, "rows") as shown:
+    rows = {f"{layer:>6}": total for layer, total in totals.items()}
+    with progress(rows, "rows", started=started) as shown:
 
         def tick() -> None:
             nonlocal looked

@@ -219,7 +219,7 @@ def run_once(
             if progress is None:
                 ended = _until_all_ended(queries, config)
             else:
-                with watched(spark, config, queries, progress) as tick:
+                with watched(spark, config, queries, progress, started) as tick:
                     ended = _until_all_ended(queries, config, tick)
         finally:
             release(locks)

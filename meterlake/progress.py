@@ -88,7 +88,8 @@ def bar_line(
     if not total:
         return "  ".join([label, f"{done:,} {unit}", speed])[: max(columns - 1, 0)]
     left = eta(done, total, seconds)
-    tail = _bar_tail(done, total, speed, f"ETA {duration(left)}" if left else "ETA -", unit)
+    until = f"ETA {duration(left)}" if left is not None else "ETA -"
+    tail = _bar_tail(done, total, speed, until, unit)
     longest = _bar_tail(total, total, f"{total // 10:,}/s", "ETA 9 min 59 s", unit)
     width = min(BAR_WIDTH, columns - 1 - len(label) - len(longest) - 4)
     head = f"{label} {bar(done / total, width)} " if width >= 5 else f"{label} "
@@ -106,8 +107,9 @@ class Progress:
     """Shows the counts of one or more rows (a label each: the layers caught up side by
     side) on `stream`: bars redrawn in place on a terminal, else a `status_line` per row
     every `every_s` seconds (default: EVERY_S, or the environment's
-    METERLAKE_PROGRESS_EVERY_S). Rates and ETAs count from when the Progress was made;
-    a row `update`d with `final=True` keeps its figures from then on. `write` prints a
+    METERLAKE_PROGRESS_EVERY_S). Rates and ETAs count from `started` (a `clock()` time;
+    default: when the Progress was made); a row `update`d with `final=True` keeps its
+    figures from then on. `write` prints a
     message line without breaking the bars; `close` (or leaving the `with`) erases them.
     """
 
@@ -119,6 +121,7 @@ class Progress:
         tty: bool | None = None,
         every_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
     ) -> None:
         self.rows = {label: _Row(total) for label, total in totals.items()}
         self.unit = unit
@@ -127,7 +130,7 @@ class Progress:
         if every_s is None:
             every_s = float(os.environ.get("METERLAKE_PROGRESS_EVERY_S", EVERY_S))
         self.every_s, self.clock = every_s, clock
-        self.started = clock()
+        self.started = clock() if started is None else started
         self._shown_at: float | None = None
         self._drawn = 0  # lines of bars on the terminal now
 

@@ -223,3 +223,8 @@ def test_a_running_batch_counts_as_far_as_its_biggest_stage_got() -> None:
     query.recentProgress.append({"numInputRows": 600})  # the batch finished
     assert count(0) == 600
     assert count(20) == 620  # the next batch's first stage
+
+
+def test_a_finished_bar_says_eta_0_s() -> None:
+    line = bar_line("bronze", 1000, 1000, 20.0, "rows")
+    assert line.endswith("100%  1,000/1,000 rows  50/s  ETA 0 s")
