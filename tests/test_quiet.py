@@ -14,7 +14,7 @@ import pytest
 
 from meterlake.cli import _config, _parser
 from meterlake.generate import MonthSpec, write_readings
-from meterlake.pipeline import STOPPING
+from meterlake.pipeline import LAYER_QUERIES, STOPPING
 from meterlake.publish import publish_readings
 from meterlake.session import forward_jvm_stderr, is_jvm_noise
 from meterlake.stopping import Interrupts, stop_between_triggers
@@ -161,7 +161,8 @@ def test_ctrl_c_stops_a_live_run_between_batches_without_traces(
     with live(published[0], tmp_path / "run.log") as running:
         running.wait_running()
         deadline = time.monotonic() + 300
-        while not (config.checkpoint("day_cost") / "commits" / "0").exists():
+        gold = LAYER_QUERIES["gold"][-1]  # the query that writes gold last
+        while not (config.checkpoint(gold) / "commits" / "0").exists():
             assert time.monotonic() < deadline, running.output()[-3000:]
             time.sleep(0.5)
         os.killpg(running.process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
