@@ -137,7 +137,7 @@ def published(kafka, config, tmp_path: Path) -> tuple[Path, int]:
 
 @pytest.mark.slow
 def test_run_once_off_a_terminal_prints_plain_progress_and_nothing_on_stderr(
-    published: tuple[Path, int],
+    published: tuple[Path, int], config, tmp_path: Path
 ) -> None:
     conf, sent = published
     ran = cli(["run", "--once"], conf, {"METERLAKE_PROGRESS_EVERY_S": "1"})
@@ -148,7 +148,11 @@ def test_run_once_off_a_terminal_prints_plain_progress_and_nothing_on_stderr(
     assert "\r" not in ran.stdout and "\x1b" not in ran.stdout  # no bar off a terminal
     assert f"bronze: read {sent:,} rows" in ran.stdout
 
-    again = cli(["-v", "run", "--once"], conf)  # nothing new to read: quick
+    # One message more (the day's first reading again), so the layers run a batch in
+    # their scheduler pools, which Spark warns about when it may.
+    first = (tmp_path / "day.csv").read_text().splitlines()[0]
+    publish_readings(config, [first], speedup=0, progress=False)
+    again = cli(["-v", "run", "--once"], conf)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "WARNING: Using incubator modules" in again.stderr
     assert " WARN " in again.stderr  # Spark's own warnings are back
