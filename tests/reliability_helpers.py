@@ -246,7 +246,13 @@ def write_conf(path: Path, config: Config, streams: dict[str, str] | None = None
 
 
 def meterlake_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERLAKE_")}
+    """The environment of a user's shell: none of meterlake's settings, and not the
+    Spark launch arguments this test process's own session put there (they would
+    fix the subprocess's log4j file, whatever its `-v`)."""
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith("METERLAKE_") and k != "PYSPARK_SUBMIT_ARGS"
+    }
     env.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1", **(extra or {}))
     return env
 
