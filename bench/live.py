@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def short_triggers(config: Config, trigger: str, max_offsets: int | None = None) -> Config:
-    streams = replace(
-        config.streams, bronze=trigger, silver=trigger, gold=trigger,
+    streams = replace(  # silver on the topic: the fresh path (docs: [streams] silver_source)
+        config.streams, bronze=trigger, silver=trigger, gold=trigger, silver_source="kafka",
     )
     if max_offsets:
         streams = replace(streams, max_offsets_per_trigger=max_offsets)

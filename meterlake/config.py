@@ -68,10 +68,12 @@ class StreamsConf:
     # "fail" stops bronze with an error; "record" goes on and writes the gap to
     # <lake>/bronze/data_loss.
     on_data_loss: str = "fail"
-    # What silver reads: the topic itself ("kafka": one hop less, and `run --once`
-    # catches bronze and silver up side by side) or the bronze table ("bronze": to
-    # rebuild silver from the raw landing, e.g. after Kafka's retention ran).
-    silver_source: str = "kafka"
+    # What silver reads: the bronze table ("bronze", the default: everything bronze
+    # landed is counted, even what Kafka's retention removed before silver read it)
+    # or the topic itself ("kafka": one hop less, fresher answers, and `run --once`
+    # catches bronze and silver up side by side; silver then misses what Kafka lost
+    # before silver read it, though bronze had it).
+    silver_source: str = "bronze"
 
     def __post_init__(self) -> None:
         for name, allowed in (("on_data_loss", DATA_LOSS_POLICIES),

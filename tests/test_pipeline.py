@@ -221,15 +221,17 @@ def test_time_travel_shows_the_answer_before_later_readings(spark, kafka, config
 
 
 def test_silver_rebuilt_from_bronze_gives_the_same_answers(spark, kafka, config) -> None:
-    """`[streams] silver_source = "bronze"`: the layers one after another, silver
-    reading the raw landing instead of the topic; the same hand-computed gold."""
+    """`[streams] silver_source = "bronze"` (the default): the layers one after
+    another, silver reading the raw landing, not the topic; the same hand-computed
+    gold. With "kafka", bronze and silver catch up side by side."""
     from dataclasses import replace
 
     from meterlake.pipeline import stages
 
     from_bronze = replace(config, streams=replace(config.streams, silver_source="bronze"))
     assert stages(from_bronze, ALL) == [["bronze"], ["silver"], ["gold"]]
-    assert stages(config, ALL) == [["bronze", "silver"], ["gold"]]
+    on_topic = replace(config, streams=replace(config.streams, silver_source="kafka"))
+    assert stages(on_topic, ALL) == [["bronze", "silver"], ["gold"]]
     _send(kafka, config, SMALL)
     run_once(spark, from_bronze, ["bronze"], echo=lambda _: None)
     # Silver and gold told of another topic, an empty one: only bronze has the readings.
