@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meterlake import compaction
 from meterlake.config import LAYER_TABLES, Config
 
 if TYPE_CHECKING:
@@ -169,9 +170,7 @@ def file_counts(config: Config, tables: tuple[str, ...]) -> dict[str, dict[str, 
 
 def compact(spark: SparkSession, config: Config, tables: tuple[str, ...]) -> float:
     """OPTIMIZE (bin-packing compaction) through delta-spark; seconds."""
-    from delta.tables import DeltaTable
-
     began = time.monotonic()
     for table in tables:
-        DeltaTable.forPath(spark, str(config.table_path(table))).optimize().executeCompaction()
+        compaction.compact(spark, str(config.table_path(table)))
     return time.monotonic() - began

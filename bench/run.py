@@ -50,6 +50,7 @@ class Plan:
     cluster_scale: tuple[tuple[int, float], ...]  # the same on the loopback cluster
     large: tuple[int, float]  # the scale point also timed against the baselines
     query_reps: int
+    compaction_appends: int  # small appends with inline compaction, and without
 
     @staticmethod
     def make(quick: bool) -> Plan:
@@ -59,14 +60,14 @@ class Plan:
                 warmup_s=10, speedup=600, drain=(1000, 0.5), drain_max_offsets=20_000,
                 scale=((11, 24), (100, 6), (1000, 1), (5000, 0.25)),
                 cluster_scale=((11, 24), (100, 24)), large=(1000, 1),
-                query_reps=10,
+                query_reps=10, compaction_appends=60,
             )
         return Plan(
             quick=False, month=MonthSpec(), reps=3, chunks=4, fresh_s=600, warmup_s=30,
             speedup=600, drain=(2000, 60), drain_max_offsets=60_000,
             scale=((11, 24), (100, 24), (1000, 24), (5000, 24)),
             cluster_scale=((11, 24), (100, 24)), large=(5000, 24),
-            query_reps=30,
+            query_reps=30, compaction_appends=150,
         )
 
 
@@ -398,10 +399,13 @@ class Bench:
     def phase_writers(self) -> None:
         """Gold's write of one live batch to the four tables: Spark MERGE (before),
         delta-rs MERGE, and the partition overwrite gold.job does."""
-        from bench.writers import compare_writers
+        from bench.writers import compare_compaction, compare_writers
 
         self.note("writers: the gold write of a live batch, three ways")
         self.out["gold_writers"] = compare_writers(self.spark, self.data / "writers")
+        self.note("writers: small appends with inline compaction and without")
+        self.out["compaction"] = compare_compaction(
+            self.spark, self.data / "compaction", appends=self.plan.compaction_appends)
 
     def phase_profile(self) -> None:
         """cProfile of the Python silver step: CPU per message and per sensor group."""
@@ -580,6 +584,14 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
             row(f"2 gold write of a batch, 4 tables: {way} vs partition overwrite",
                 w[way]["median_ms"], "ms", now, _ratio(w[way]["median_ms"], now), None, None,
                 f"{w['meters']} meters, a half hour per batch, median of {w['batches'] - 2}")
+    c = out.get("compaction")
+    if c:
+        inline, scheduled = c["inline"], c["scheduled"]
+        for stat in ("p99_ms", "max_ms"):
+            row(f"2 small append {stat[:-3]}: inline auto compaction vs scheduled",
+                inline[stat], "ms", scheduled[stat], _ratio(inline[stat], scheduled[stat]),
+                None, None, f"{c['appends'] - 2} appends of {c['rows']} rows; the scheduled "
+                f"OPTIMIZE took {scheduled['optimize_s']} s beside the stream")
     m = out.get("memory_state")
     if m and len(m["samples"]) > 1:
         last = m["samples"][-1]

@@ -125,3 +125,47 @@ def compare_writers(spark: SparkSession, root: Path, meters: int = 11,
         }
         shutil.rmtree(lake, ignore_errors=True)
     return results
+
+
+def compare_compaction(spark: SparkSession, root: Path, appends: int = 120,
+                       rows: int = 11) -> dict[str, Any]:
+    """Small appends (a live batch of `rows` readings each) to a table with Delta's
+    inline auto compaction on (before) and off (meterlake.compaction: compacted on a
+    schedule, beside the stream): ms per append, and the scheduled OPTIMIZE's seconds."""
+    from meterlake.compaction import compact, small_files
+    from meterlake.tables import TABLE_PROPERTIES
+    from silver.job import READINGS_SCHEMA
+
+    batch = spark.createDataFrame(
+        [(f"S{m:02d}", None, None, float(m), "t", 0, m, None) for m in range(rows)],
+        READINGS_SCHEMA,
+    ).cache()
+    batch.count()
+    results: dict[str, Any] = {"appends": appends, "rows": rows}
+    for way, inline in (("inline", "true"), ("scheduled", "false")):
+        path = root / way
+        shutil.rmtree(path, ignore_errors=True)
+        spark.sql(f"CREATE TABLE delta.`{path.resolve()}` ({READINGS_SCHEMA.toDDL()}) "
+                  f"USING delta TBLPROPERTIES ('{next(iter(TABLE_PROPERTIES))}' = '{inline}')")
+        times = []
+        for _ in range(appends):
+            began = time.perf_counter()
+            batch.write.format("delta").mode("append").save(str(path))
+            times.append((time.perf_counter() - began) * 1000)
+        times = times[2:]
+        ordered = sorted(times)
+        results[way] = {
+            "median_ms": round(statistics.median(times), 1),
+            "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+            "max_ms": round(ordered[-1], 1),
+            "total_s": round(sum(times) / 1000, 2),
+            "small_files": small_files(str(path)),
+        }
+        if way == "scheduled":
+            began = time.perf_counter()
+            compact(spark, str(path))
+            results[way]["optimize_s"] = round(time.perf_counter() - began, 2)
+            results[way]["small_files_after"] = small_files(str(path))
+        shutil.rmtree(path, ignore_errors=True)
+    batch.unpersist()
+    return results

@@ -74,6 +74,11 @@ class StreamsConf:
     # catches bronze and silver up side by side; silver then misses what Kafka lost
     # before silver read it, though bronze had it).
     silver_source: str = "bronze"
+    # Compaction of the tables streams append to (meterlake.compaction): a live run
+    # looks every compact_every_s and compacts a table with compact_min_files small
+    # files; a catch-up compacts at its end.
+    compact_every_s: float = 600.0
+    compact_min_files: int = 50
 
     def __post_init__(self) -> None:
         for name, allowed in (("on_data_loss", DATA_LOSS_POLICIES),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from meterlake import validation
 from meterlake.checkpoints import CheckpointLock, damaged_message, guard
+from meterlake.compaction import Compactor, compact_due
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 
@@ -226,6 +227,9 @@ def run_once(
         for layer, query in queries.items():
             timings[layer] = ended[layer] - started
             echo(f"{layer:>6}: read {_rows_read(query):,} rows in {timings[layer]:.1f} s")
+    compacted = compact_due(spark, config, layers)
+    if compacted:
+        echo(f"compacted the small files of {', '.join(compacted)}")
     if before is not None:
         validation.report(config, before, echo)
     return timings
@@ -234,7 +238,8 @@ def run_once(
 def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print) -> None:
     """All layers' streams on their configured triggers, until interrupted: Ctrl-C stops
     each query between two of its micro-batches, a second Ctrl-C at once
-    (meterlake.stopping)."""
+    (meterlake.stopping). Their tables' small files are compacted on a schedule beside
+    them (meterlake.compaction)."""
     from meterlake.stopping import Interrupts, stop_between_triggers
 
     locks: list[CheckpointLock] = []
@@ -243,7 +248,7 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
         layers = check_layers(layers)
         for layer in layers:
             locks += guard_layer(config, layer)
-        with Interrupts(lambda: echo(STOPPING)) as ctrl_c:
+        with Interrupts(lambda: echo(STOPPING)) as ctrl_c, Compactor(spark, config, layers):
             try:
                 for layer in layers:
                     if not ctrl_c.count:
