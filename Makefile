@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MVN    := mvn -q -B
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test test-fast lint report bench kafka-start kafka-stop clean
+.PHONY: help setup browser demo test test-fast test-unit lint report bench kafka-start kafka-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,11 +48,14 @@ demo: setup  ## a month of 11 meters through bronze, silver and gold; the four a
 test: setup  ## the whole test suite (what CI runs), slow cases included
 	$(BIN)/pytest
 
+test-unit: setup  ## the tests that need neither Spark nor the broker (about a minute)
+	$(BIN)/pytest -m "not spark and not kafka"
+
 test-fast: setup  ## the suite without the slow cases
 	$(BIN)/pytest -m "not slow"
 
 lint: setup  ## ruff
-	$(BIN)/ruff check meterlake bronze silver gold tests bench
+	$(BIN)/ruff check meterlake bronze silver gold oracle tests bench
 
 # The lake to report on: `make report LAKE=/path/to/lake` (relative: from here).
 report: setup  ## run the report notebook and export HTML into build/

@@ -8,7 +8,7 @@
   half hours, the tariff effective on the local date, winter/summer by legal
   time) but not the stateful rules 6-10 (lateness, duplicates, jumps), which
   in-order generated data never triggers.
-- `duckdb_oracle`: tests/oracle.py's `compute_answers` over the same file (the floor).
+- `duckdb_oracle`: `oracle.compute_answers` over the same file (the floor).
 - `noop_consumer`: Spark Kafka source -> format("noop"), the cost of just reading.
 """
 
@@ -178,9 +178,9 @@ def spark_batch_answers(spark: SparkSession, config: Config, out: Path) -> dict[
 
 
 def duckdb_oracle(path: Path, config: Config) -> dict[str, Any] | None:
-    """tests/oracle.py over the file: seconds and month totals; None if it is not there."""
+    """The oracle (`oracle/`) over the file: seconds and month totals; None if it is not there."""
     try:
-        from tests.oracle import compute_answers
+        from oracle import compute_answers
     except ImportError:
         return None
     started = time.monotonic()

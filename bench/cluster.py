@@ -26,9 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import env, feed
+from bench import env, feed, timing
 from meterlake import broker, sparkcluster
 from meterlake.config import PROJECT_ROOT, Config, load_config
+from meterlake.net import free_port
 
 NODES = 3
 PARTITIONS = 6
@@ -43,8 +44,8 @@ def cluster_catch_ups(bench: Any, points: tuple[tuple[int, float], ...]) -> dict
     home = bench.results / "cluster"
     shutil.rmtree(home, ignore_errors=True)
     kafka = broker.ClusterConf(
-        home=home / "kafka", ports=tuple(feed.free_port() for _ in range(NODES)),
-        controller_ports=tuple(feed.free_port() for _ in range(NODES)), heap="256m",
+        home=home / "kafka", ports=tuple(free_port() for _ in range(NODES)),
+        controller_ports=tuple(free_port() for _ in range(NODES)), heap="256m",
     )
     spark = sparkcluster.SparkClusterConf.on_free_ports(home / "spark", workers=WORKERS)
     res: dict[str, Any] = {
@@ -114,7 +115,6 @@ def _cluster_ticks(spark: sparkcluster.SparkClusterConf) -> dict[int, int]:
 
 def drive(job: dict[str, Any]) -> dict[str, Any]:
     """In the driver subprocess: a session on the cluster, then each job's catch-up."""
-    from bench.run import Bench, Plan
     from meterlake.session import build_session
 
     base = feed.bench_config(load_config(), Path(job["jobs"][0]["lake"]).parent)
@@ -131,15 +131,13 @@ def drive(job: dict[str, Any]) -> dict[str, Any]:
     session = build_session(config)
     session.sparkContext.setLogLevel("ERROR")
     jvm_start = round(time.monotonic() - t, 1)
-    bench = Bench(plan=Plan.make(True), results=Path(job["jobs"][0]["lake"]).parent.parent,
-                  config=config, spark=session)
     points = []
     for item in job["jobs"]:
         lake = Path(item.pop("lake"))
         shutil.rmtree(lake, ignore_errors=True)
         point_config = feed.with_lake(feed.with_topic(config, item["topic"]), lake)
         before = _cluster_ticks(spark_conf)
-        point = {**item, **bench.catch_up(point_config)}
+        point = {**item, **timing.catch_up(session, point_config)}
         point["cluster_cpu_s"] = round(env.cpu_seconds_between(
             before, _cluster_ticks(spark_conf)), 1)
         point["readings_per_s"] = round(point["readings"] / point["seconds"], 1)

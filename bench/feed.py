@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 import uuid
 from dataclasses import replace
@@ -20,17 +19,13 @@ from typing import TYPE_CHECKING
 
 from meterlake.config import Config
 from meterlake.generate import MonthSpec, write_readings
+from meterlake.net import free_port
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bench_config(base: Config, results: Path) -> Config:
@@ -258,7 +253,6 @@ __all__ = [
     "bulk_publish",
     "confluent_available",
     "delete_topic",
-    "free_port",
     "fresh_topic",
     "last_readings",
     "publish_confluent",

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from meterlake.catalog import LAYERS
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
-from meterlake.pipeline import LAYERS, start_layer
+from meterlake.pipeline import start_layer
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterlake import compaction
-from meterlake.config import LAYER_TABLES, Config
+from meterlake.catalog import LAYER_TABLES
+from meterlake.config import Config
 
 if TYPE_CHECKING:
     import duckdb
@@ -126,9 +127,9 @@ def served(config: Config, reps: int, cached: bool = True) -> dict[str, dict[str
     `cached=False` queried on the open tables every time), JSON, response."""
     import http.client
 
-    from bench.feed import free_port
     from meterlake import web
     from meterlake.livegold import LiveGold
+    from meterlake.net import free_port
 
     gold = LiveGold(config, cached_answers=512 if cached else 0)
     port = free_port()

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, env, feed, live, queries
+from bench import baseline, env, feed, live, queries, timing
 from meterlake.config import PROJECT_ROOT, Config, load_config
 from meterlake.generate import MonthSpec
 
@@ -105,39 +105,6 @@ class Bench:
         feed.bulk_publish(self.spark, config, path, first, end)
         return config
 
-    def catch_up(self, config: Config) -> dict[str, Any]:
-        """run_once over a fresh lake: seconds per layer and end to end, CPU seconds, and
-        the durationMs breakdown of every query it started (start_layer is wrapped to
-        keep the queries; nothing else changes)."""
-        from meterlake import pipeline
-
-        started: list[Any] = []
-        original = pipeline.start_layer
-
-        def recording(*args: Any, **kwargs: Any) -> list[Any]:
-            queries = original(*args, **kwargs)
-            started.extend(queries)
-            return queries
-
-        load0 = env.load_average()[0]
-        cpu0 = env.cpu_snapshot(self.spark)
-        began = time.monotonic()
-        pipeline.start_layer = recording
-        try:
-            layers = pipeline.run_once(
-                self.spark, config, list(pipeline.LAYERS), echo=lambda _m: None)
-        finally:
-            pipeline.start_layer = original
-        wall = time.monotonic() - began
-        return {
-            "seconds": round(wall, 2),
-            "layers": {k: round(v, 2) for k, v in layers.items()},
-            "cpu_s": round(env.cpu_seconds_between(cpu0, env.cpu_snapshot(self.spark)), 1),
-            "load_1m": [load0, env.load_average()[0]],
-            "progress": env.phase_totals(
-                [{**p, "name": q.name} for q in started for p in q.recentProgress]),
-        }
-
     def spark_batch(self, config: Config, out: Path) -> dict[str, Any]:
         load0 = env.load_average()[0]
         cpu0 = env.cpu_snapshot(self.spark)
@@ -160,7 +127,7 @@ class Bench:
         """JIT, Python workers and Delta classes warmed on a small day before timing."""
         path, _ = feed.span_file(self.data, 11, 24)
         config = feed.with_lake(self.topic_with("warm", path), self.lake("warm"))
-        self.catch_up(config)
+        timing.catch_up(self.spark, config)
         self.spark_batch(config, self.results / "lakes" / "warm-batch")
         feed.delete_topic(config)
         shutil.rmtree(config.lake, ignore_errors=True)
@@ -208,7 +175,7 @@ class Bench:
         for i in range(self.plan.reps):
             self.note(f"catch-up month: pipeline {i + 1}/{self.plan.reps}")
             lake_config = feed.with_lake(config, self.lake(f"month-{i}"))
-            res["pipeline"].append(self.catch_up(lake_config))
+            res["pipeline"].append(timing.catch_up(self.spark, lake_config))
             if i == 0:
                 self.month_lake = lake_config
                 gold = self.gold_totals(lake_config)
@@ -221,7 +188,7 @@ class Bench:
             self.note(f"catch-up month: DuckDB oracle {i + 1}/{self.plan.reps}")
             oracle = baseline.duckdb_oracle(path, config)
             if oracle is None:
-                res["oracle_note"] = "tests/oracle.py not importable"
+                res["oracle_note"] = "the oracle package not importable"
             else:
                 oracle_totals = oracle.pop("totals")
                 res["oracle"].append({"seconds": round(oracle["seconds"], 3)})
@@ -250,9 +217,9 @@ class Bench:
             end = (start + timedelta(days=bounds[k + 1])).strftime("%Y-%m-%d")
             self.note(f"memory/state: chunk {k + 1}/{self.plan.chunks} ({first} .. {end})")
             feed.bulk_publish(self.spark, config, path, first, end)
-            timing = self.catch_up(config)
+            took = timing.catch_up(self.spark, config)
             res["samples"].append({
-                "after_days": bounds[k + 1], "catchup_s": timing["seconds"],
+                "after_days": bounds[k + 1], "catchup_s": took["seconds"],
                 "state_mb": env.dir_size_mb(config.checkpoint("silver") / "state"),
                 "checkpoints_mb": env.dir_size_mb(config.lake / "_checkpoints"),
                 **env.memory_sample(self.spark),
@@ -322,7 +289,7 @@ class Bench:
             path, count = feed.readings_file(self.data, self.plan.month)
             self.note(f"served: a catch-up of {count:,} readings to serve")
             config = feed.with_lake(self.topic_with("served", path), self.lake("served"))
-            res["catch_up"] = self.catch_up(config)
+            res["catch_up"] = timing.catch_up(self.spark, config)
         res["lake"] = str(config.lake)
         reps = self.plan.query_reps * 3
         self.note("served: the API vs an in-memory copy")
@@ -375,7 +342,7 @@ class Bench:
             config = feed.with_lake(self.topic_with("scale", path), self.lake(f"scale-{meters}"))
             self.note(f"scale: {meters} meters: catch-up")
             point: dict[str, Any] = {"meters": meters, "hours": hours, "readings": count}
-            point.update(self.catch_up(config))
+            point.update(timing.catch_up(self.spark, config))
             point["readings_per_s"] = round(count / point["seconds"], 1)
             point["state_mb"] = env.dir_size_mb(config.checkpoint("silver") / "state")
             point["memory"] = env.memory_sample(self.spark)

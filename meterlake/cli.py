@@ -215,7 +215,7 @@ def _history(config: Config, args: argparse.Namespace) -> None:
 
 
 def _replay(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.pipeline import replay
+    from meterlake.replay import replay
 
     step = None
     if args.step is not None:
@@ -232,7 +232,7 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
 
 def _demo(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.pipeline import demo
+    from meterlake.replay import demo
 
     demo(config)
 

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from meterlake import catalog
 from meterlake.config import Config
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The tables streams append to, by the layer that writes them.
-APPENDED = {"bronze": ("bronze",), "silver": ("readings", "silver", "quarantine")}
 SMALL_FILE_BYTES = 16 * 1024 * 1024  # smaller than this counts as a small file
 
 
@@ -52,7 +51,7 @@ def compact_due(spark: SparkSession, config: Config, layers: list[str]) -> list[
     """Compact the layers' appended tables that have enough small files; their names."""
     done = []
     for layer in layers:
-        for table in APPENDED.get(layer, ()):
+        for table in catalog.names(layer=layer, appended=True):
             path = str(config.table_path(table))
             if small_files(path) >= config.streams.compact_min_files:
                 compact(spark, path)
@@ -74,7 +73,7 @@ class Compactor:
         self._thread = threading.Thread(target=self._loop, name="compactor", daemon=True)
 
     def __enter__(self) -> Compactor:
-        if any(layer in APPENDED for layer in self.layers):
+        if any(catalog.names(layer=layer, appended=True) for layer in self.layers):
             self._thread.start()
         return self
 

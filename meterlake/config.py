@@ -14,16 +14,12 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 
+from meterlake.catalog import LAYER_TABLES
 from meterlake.errors import MeterlakeError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONF = PROJECT_ROOT / "conf" / "meterlake.toml"
 
-LAYER_TABLES = {
-    "bronze": ("bronze", "data_loss"),
-    "silver": ("readings", "silver", "quarantine"),
-    "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost"),
-}
 
 DATA_LOSS_POLICIES = ("fail", "record")
 SILVER_SOURCES = ("kafka", "bronze")

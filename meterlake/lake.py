@@ -54,7 +54,9 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, DeltaProtocolError
 
-from meterlake.config import LAYER_TABLES, Config
+from meterlake import catalog
+from meterlake.catalog import GOLD_TABLES, VIEW_TABLES
+from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 
 if TYPE_CHECKING:
@@ -63,16 +65,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALL_TABLES: tuple[str, ...] = tuple(t for tables in LAYER_TABLES.values() for t in tables)
-GOLD_TABLES: tuple[str, ...] = LAYER_TABLES["gold"]
-
-# Each view reads only its own gold table, so `--version` / `--as-of` apply to it.
-VIEW_TABLES = {
-    "q1": "month_energy",
-    "q2": "day_energy",
-    "q3": "halfhour_energy",
-    "q4": "day_cost",
-}
+ALL_TABLES: tuple[str, ...] = catalog.names()
+# Each view reads only its own gold table (VIEW_TABLES), so `--version` / `--as-of`
+# apply to it.
 VIEW_TITLES = {
     "q1": "kWh per sensor this month",
     "q2": "kWh per sensor today",

@@ -34,6 +34,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from meterlake import lake
+from meterlake.catalog import GOLD_TABLES
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 
@@ -113,7 +114,7 @@ class LiveGold:
     def _refresh(self) -> None:
         if time.monotonic() - self._checked < self.check_every_s:
             return
-        for name in lake.GOLD_TABLES:
+        for name in GOLD_TABLES:
             opened = self._tables.get(name)
             try:
                 if opened is None:

@@ -43,7 +43,8 @@ from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
 from meterlake import lake as lakeio
-from meterlake.config import LAYER_TABLES, PROJECT_ROOT, Config, load_config
+from meterlake.catalog import LAYER_TABLES
+from meterlake.config import PROJECT_ROOT, Config, load_config
 from meterlake.errors import MeterlakeError
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from meterlake.broker import _pid_alive, _port_open
 from meterlake.errors import MeterlakeError
+from meterlake.net import free_port
 
 LOG4J2 = """\
 rootLogger.level = warn
@@ -43,11 +43,6 @@ logger.executor.name = org.apache.spark.executor.Executor
 logger.executor.level = info
 """
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def spark_home() -> Path:

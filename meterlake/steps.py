@@ -85,7 +85,8 @@ def cut_by_event_time(lines: Iterable[str], step: timedelta, zone: ZoneInfo) -> 
 def replay_in_steps(spark: SparkSession, config: Config, path: Path, step: timedelta,
                     echo: Callable[[str], None] = print) -> int:
     """Publish and catch up on each piece of `path` in turn; returns the number of steps."""
-    from meterlake.pipeline import LAYERS, run_once
+    from meterlake.catalog import LAYERS
+    from meterlake.pipeline import run_once
     from meterlake.publish import publish_readings
 
     try:

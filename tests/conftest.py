@@ -6,7 +6,6 @@ so the suite never touches a developer's broker on 9092.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -15,19 +14,14 @@ import pytest
 
 from meterlake import broker as kafka_broker
 from meterlake.config import Config, load_config
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from meterlake.net import free_port
 
 
 @pytest.fixture(scope="session")
 def base_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
     config = load_config()
     home = tmp_path_factory.mktemp("kafka")
-    broker = replace(config.broker, home=home, port=_free_port(), controller_port=_free_port())
+    broker = replace(config.broker, home=home, port=free_port(), controller_port=free_port())
     kafka = replace(config.kafka, bootstrap=f"{broker.host}:{broker.port}")
     spark = replace(config.spark, shuffle_partitions=2)
     return replace(config, broker=broker, kafka=kafka, spark=spark)
@@ -57,3 +51,14 @@ def config(base_config: Config, tmp_path: Path) -> Config:
     return replace(
         base_config, lake=tmp_path / "lake", kafka=replace(base_config.kafka, topic=topic)
     )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`spark` and `kafka` markers from the fixtures a test uses (directly or through
+    other fixtures): `make test-unit` runs what needs neither."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for name in ("spark", "kafka"):
+            if name in used:
+                item.add_marker(name)

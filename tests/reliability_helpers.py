@@ -14,7 +14,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pandas as pd
 from meterlake.commits import read_tag
 from meterlake.config import PROJECT_ROOT, Config
 from meterlake.lake import connect
-from tests.oracle import OracleResult
+from oracle import OracleResult
 
 TOLERANCE = 1e-9
 GOLD_KEYS = {
@@ -43,11 +42,6 @@ FAST_STREAMS = {  # live-mode triggers short enough for a test
     "gold": "3 seconds",
 }
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def quiet(_: str) -> None:
@@ -390,7 +384,7 @@ def batch_committed(config: Config, query: str, batch: int) -> bool:
 def unfinished_batches(config: Config) -> dict[str, tuple[int, tuple[str, ...]]]:
     """Batches a stopped pipeline wrote to Delta but not to its checkpoint's commit log:
     query -> (batch id, the query's tables that already hold that batch)."""
-    from meterlake.pipeline import QUERY_TABLES
+    from meterlake.catalog import QUERY_TABLES
 
     out = {}
     for query, tables in QUERY_TABLES.items():

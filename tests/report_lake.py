@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from meterlake.catalog import GOLD_TABLES
+
 INSTANT = pa.timestamp("us", tz="UTC")
 COORDINATES = [("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),
                ("kafka_timestamp", INSTANT)]
@@ -208,7 +210,7 @@ def build_report_lake(lake: Path) -> Path:
     rows = [{k: v for k, v in p.items() if k != "batch"} | _coordinates(0, START) for p in pieces]
     write_table(lake, "silver", rows)
     frame = pd.DataFrame(pieces)
-    for table in ("month_energy", "day_energy", "halfhour_energy", "day_cost"):
+    for table in GOLD_TABLES:
         write_table(lake, table, [])
     for batch in range(3):
         written = BATCH_ENDS[batch] if batch < len(BATCH_ENDS) else END

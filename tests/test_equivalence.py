@@ -1,4 +1,4 @@
-"""The streaming pipeline against the oracle (tests/oracle.py), through the real broker.
+"""The streaming pipeline against the oracle (`oracle/`), through the real broker.
 
 Each case is a readings file: generated months (several seeds, meter counts and
 cadences) and crafted edge cases, all in one file with distinct sensor ids so
@@ -20,7 +20,7 @@ from meterlake.generate import MonthSpec, write_readings
 from meterlake.lake import connect, query_view
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_readings
-from tests.oracle import OracleResult, compute_answers
+from oracle import OracleResult, compute_answers
 from tests.reliability_helpers import TOLERANCE, assert_gold_equals_oracle
 
 ALL = ["bronze", "silver", "gold"]

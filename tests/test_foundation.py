@@ -12,14 +12,14 @@ from bronze.job import start_bronze
 from meterlake import broker
 from meterlake.cli import main
 from meterlake.lake import connect, history, read_only_sql
+from meterlake.net import free_port
 from meterlake.session import spark_settings
-from tests.conftest import _free_port
 from tests.helpers import produce
 
 
 def test_broker_start_is_idempotent_and_stop_frees_the_ports(base_config, tmp_path) -> None:
     conf = replace(
-        base_config.broker, home=tmp_path / "kafka", port=_free_port(), controller_port=_free_port()
+        base_config.broker, home=tmp_path / "kafka", port=free_port(), controller_port=free_port()
     )
     first = broker.start(conf)
     try:

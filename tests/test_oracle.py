@@ -1,4 +1,4 @@
-"""Tests of the oracle itself (tests/oracle.py): hand-computed cases and properties.
+"""Tests of the oracle itself (`oracle/`): hand-computed cases and properties.
 
 Every expected number here is worked out by hand from the spec and
 docs/semantics.md; none comes from the pipeline. Readings are written to
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import oracle
 from meterlake.config import load_config
-from tests import oracle
-from tests.oracle import OracleResult, compute_answers
+from oracle import OracleResult, compute_answers
 
 SEMANTICS = load_config().semantics
 PRICE = {"ponta": 0.2400, "cheias": 0.1741, "vazio": 0.1072, "super_vazio": 0.1072}

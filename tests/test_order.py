@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meterlake.config import load_config
+from oracle import compute_answers
 from silver.judge import SilverRules, judge_messages
 from silver.meter import Window
 from tests.helpers import ZONE, tariff
-from tests.oracle import compute_answers
 from tests.reliability_helpers import GOLD_KEYS
 
 LATENESS_US = 3600 * 10**6

@@ -294,7 +294,7 @@ def test_no_table_the_pipeline_creates_compacts_inside_a_batch(spark, kafka, con
     on the next start."""
     from delta.tables import DeltaTable
 
-    from meterlake.pipeline import QUERY_TABLES
+    from meterlake.catalog import QUERY_TABLES
     from meterlake.tables import TABLE_PROPERTIES
 
     def properties(table: str) -> dict[str, str]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -17,6 +16,7 @@ from meterlake.cli import main
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 from meterlake.generate import MonthSpec, write_readings
+from meterlake.net import free_port
 from meterlake.publish import (
     BadLine,
     client_settings,
@@ -284,14 +284,9 @@ def test_the_command_prints_a_one_line_summary(
     assert f"{path}:2: skipped: expected 3 fields" in err
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_an_unreachable_broker_is_one_clear_error_not_a_hang(config: Config) -> None:
-    bootstrap = f"127.0.0.1:{_closed_port()}"
+    bootstrap = f"127.0.0.1:{free_port()}"
     config = replace(config, kafka=replace(config.kafka, bootstrap=bootstrap))
 
     began = time.monotonic()

@@ -10,7 +10,7 @@ cluster reading a replicated Kafka cluster, all on loopback.
   spark.jars as always, the executors' Python the venv's (PYSPARK_PYTHON).
 - A small month (3 meters x 29 days, 15-minute cadence) published with the CLI to
   the three brokers: bronze holds every offset of the six partitions once, and
-  gold equals the oracle (tests/oracle.py). Both workers ran an executor of the
+  gold equals the oracle (`oracle/`). Both workers ran an executor of the
   application, which the master lists as finished.
 - Nothing listens beyond loopback: every listening socket of the Kafka nodes, the
   master, the workers, the executors they start and the driver (sampled while it
@@ -29,14 +29,14 @@ from bench.env import children
 from meterlake import broker, sparkcluster
 from meterlake.broker import ClusterConf
 from meterlake.generate import MonthSpec, write_readings
+from meterlake.net import free_port
 from meterlake.sparkcluster import SparkClusterConf
-from tests.oracle import compute_answers
+from oracle import compute_answers
 from tests.reliability_helpers import (
     assert_bronze_is_one_row_per_offset,
     assert_gold_equals_oracle,
     cli,
     end_offsets,
-    free_port,
     is_loopback,
     listening,
     live,

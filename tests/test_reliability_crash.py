@@ -34,11 +34,12 @@ from pathlib import Path
 import pytest
 
 from meterlake import broker as kafka_broker
+from meterlake.catalog import GOLD_TABLES, QUERY_TABLES
 from meterlake.commits import batch_tag
 from meterlake.generate import MonthSpec, write_readings
-from meterlake.pipeline import GOLD_TABLES, QUERY_TABLES
+from meterlake.net import free_port
 from meterlake.publish import PublishResult, publish_readings
-from tests.oracle import compute_answers
+from oracle import compute_answers
 from tests.reliability_helpers import (
     FAST_STREAMS,
     DeltaWatch,
@@ -50,7 +51,6 @@ from tests.reliability_helpers import (
     commit_file,
     end_offsets,
     frame,
-    free_port,
     kill_broker,
     live,
     txn_versions,

@@ -19,7 +19,7 @@ from meterlake.errors import MeterlakeError
 from meterlake.generate import MonthSpec, write_readings
 from meterlake.lake import read_only_sql
 from meterlake.pipeline import run_once
-from tests.oracle import compute_answers
+from oracle import compute_answers
 from tests.reliability_helpers import (
     assert_gold_equals_oracle,
     bronze_coordinates,

@@ -20,8 +20,8 @@ import pytest
 from meterlake.generate import MonthSpec, write_readings
 from meterlake.lake import query_view
 from meterlake.pipeline import run_once
+from oracle import compute_answers
 from silver.message import MessageRules, parse_message
-from tests.oracle import compute_answers
 from tests.reliability_helpers import (
     assert_gold_equals_oracle,
     create_topic,

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from gold.job import ensure_gold_tables
+from meterlake.catalog import GOLD_TABLES, LAYERS
 from meterlake.generate import MonthSpec, write_readings
 from meterlake.lake import query_view, read_only_sql
-from meterlake.pipeline import GOLD_TABLES, LAYERS, start_layer
+from meterlake.pipeline import start_layer
 from meterlake.publish import publish_readings
-from tests.oracle import compute_answers
+from oracle import compute_answers
 from tests.reliability_helpers import FAST_STREAMS, assert_gold_equals_oracle
 
 SPEC = MonthSpec(meters=3, days=2, cadence_s=300, seed=3)

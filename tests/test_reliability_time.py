@@ -27,7 +27,7 @@ import pytest
 from meterlake.lake import query_view
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_readings
-from tests.oracle import compute_answers
+from oracle import compute_answers
 from tests.reliability_helpers import (
     assert_gold_equals_oracle,
     cli,

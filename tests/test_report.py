@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from nbclient.exceptions import CellExecutionError
 
 from meterlake import report
+from meterlake.catalog import GOLD_TABLES
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 from tests.report_lake import (
@@ -87,7 +88,7 @@ def test_missing_lake_is_one_clear_error(tmp_path: Path):
 
 
 def test_lake_without_answers_is_one_clear_error(tmp_path: Path):
-    for table in ("month_energy", "day_energy", "halfhour_energy", "day_cost"):
+    for table in GOLD_TABLES:
         write_table(tmp_path, table, [])  # created by the pipeline, nothing merged yet
     with pytest.raises(MeterlakeError, match="no answers yet"):
         report.require_lake(report.lake_config(tmp_path))

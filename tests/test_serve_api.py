@@ -214,7 +214,7 @@ def test_the_command_serves_the_lake_and_ctrl_c_stops_it_in_one_line(gold):
     import sys
     import urllib.request
 
-    from tests.reliability_helpers import free_port
+    from meterlake.net import free_port
 
     port = free_port()
     server = subprocess.Popen(

@@ -4,7 +4,7 @@ Readings go through the real broker and Spark (bronze -> silver -> gold); the
 server runs in this process; headless Chromium (tests/browser.py) opens the
 page. What the page shows is read from the DOM (each number also carries its
 full-precision value in `data-value`) and compared with the oracle
-(tests/oracle.py) computed from the same readings. The page must:
+(`oracle/`) computed from the same readings. The page must:
 
 - render the four answers (Q4 split by tariff band) and their as_of;
 - show a reading published afterwards, once the pipeline ran it, with no reload;
@@ -26,13 +26,15 @@ from deltalake import DeltaTable
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from meterlake.lake import GOLD_TABLES, wall_clock
+from meterlake.catalog import GOLD_TABLES
+from meterlake.lake import wall_clock
+from meterlake.net import free_port
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_readings
 from meterlake.web import running
+from oracle import OracleResult, compute_answers
 from tests.browser import chromium, console_errors
-from tests.oracle import OracleResult, compute_answers
-from tests.reliability_helpers import TOLERANCE, free_port, quiet
+from tests.reliability_helpers import TOLERANCE, quiet
 
 LAYERS = ["bronze", "silver", "gold"]
 WAIT_S = 120  # the longest a page may take to show what gold holds (it polls each second)

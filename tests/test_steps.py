@@ -18,10 +18,10 @@ from meterlake import lake
 from meterlake.cli import main
 from meterlake.config import load_config
 from meterlake.errors import MeterlakeError
-from meterlake.pipeline import replay
+from meterlake.replay import replay
 from meterlake.steps import cut_by_event_time, parse_step
+from oracle import compute_answers
 from tests.lake_helpers import month_row, write
-from tests.oracle import compute_answers
 from tests.reliability_helpers import TOLERANCE, quiet
 
 LISBON = ZoneInfo("Europe/Lisbon")

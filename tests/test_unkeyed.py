@@ -5,7 +5,7 @@ readings land on all three partitions of the topic and a micro-batch holds them
 partition by partition. Each case is published without a key (round robin, or in
 sticky chunks of 200 messages a partition, or by the client's own partitioner
 through `publish --no-key`), run through bronze, silver and gold, and checked
-against the oracle (tests/oracle.py) told which lines each micro-batch held.
+against the oracle (`oracle/`) told which lines each micro-batch held.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from meterlake.generate import MonthSpec, write_readings
 from meterlake.lake import query_view
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_file, publish_readings
-from tests.oracle import compute_answers
+from oracle import compute_answers
 from tests.reliability_helpers import assert_gold_equals_oracle, gold
 from tests.test_equivalence import (
     assert_sorted_views_equal_oracle,

@@ -1,153 +1,7 @@
-"""The oracle: a batch reference implementation of the semantics, in DuckDB SQL.
-
-This module is the *reference* the streaming pipeline is checked against. From
-a readings file in the publisher's format it computes, in one batch, what
-bronze -> silver -> gold must end up holding: the judgement of every line
-(accepted, or its quarantine code), the silver pieces, the four gold tables
-and the four sorted views. It follows the shared contract
-(``/work/shared/spec/semantics.md``) and the project's decisions where the
-contract is silent (``docs/semantics.md``).
-
-Independence: it shares no code with the Spark pipeline. It reads only the
-semantics settings (a ``meterlake.config.SemanticsConf``) and the tariff file
-(``conf/tariff.toml``, parsed here with ``tomllib``). Every rule is one of the
-DuckDB SQL statements below; Python only runs them in order, builds the
-tariff lookup table from the TOML, and hands back pandas frames.
-
-    result = compute_answers("month.txt")          # conf/meterlake.toml [semantics]
-    result.q1, result.day_cost, result.quarantine_counts, ...
-
-Input
------
-One reading per line, ``timestamp;sensor_id;energy``. LINE ORDER IS ARRIVAL
-ORDER: a reading is judged against the readings of the same sensor on earlier
-lines (what the pipeline sees, the publisher keying messages by sensor), or,
-given ``batches``, against those of earlier batches and of its own batch that
-are earlier in time (rule 2). The
-file must be UTF-8 (else ``ValueError``). A trailing ``\\r`` is dropped; blank
-lines, and a ``timestamp;sensor_id;energy`` header as the first non-blank
-line, are skipped (as the publisher does). A line is cut at every ``;``:
-missing fields are ``missing_field``, a fourth field makes the energy
-``a;b`` (not a number).
-
-How each rule is expressed
---------------------------
-1. Per line (table ``lines``), in the documented order, the first failing rule
-   names the reason: ``missing_field`` (a field absent or empty),
-   ``bad_sensor_id`` (blank, over 64 characters, a control character
-   U+0000-U+001F or U+007F-U+009F), ``bad_timestamp`` (unparseable, before
-   ``min_timestamp``, or more than ``max_clock_skew_s`` ahead of ``now``: that
-   last rule only when a ``now`` argument is given), ``bad_energy`` (not a
-   decimal number, NaN, infinite, negative). A ``CASE`` over regular
-   expressions and ``TRY_CAST``.
-
-   Timestamps: ``YYYY-MM-DD[T ]HH:MM:SS[.fraction][offset]``, the offset being
-   ``Z``, ``+HH``, ``+HHMM`` or ``+HH:MM`` (either sign); fractions beyond
-   microseconds are truncated. A naive timestamp is wall-clock time in the
-   zone (Europe/Lisbon), read with the offset in force *before* a transition:
-   the first occurrence (summer, +01:00) of the repeated October hour, and
-   +00:00 in the skipped March hour (01:30 -> 01:30 UTC). DuckDB's
-   ``timezone()`` reads the repeated hour as its *second* occurrence, so the
-   rule is spelled out (macro ``local_offset_us``): per distinct local hour the
-   zone's offsets a day before and a day after; where they differ,
-   ``local - o_prev`` when that instant does show ``local`` on the wall
-   clock, else ``local - o_next`` when that one does, else (a skipped time)
-   ``local - o_prev``. This assumes the zone's transitions are more than a day
-   apart. Instants are then BIGINT microseconds since the epoch (UTC).
-
-2. Per sensor, in judging order, against the sensor's state. Judging order is
-   arrival (line) order, or, when the caller names the micro-batches
-   (``batches``), timestamp order within each batch, ties in line order (what
-   the stream does: a batch is a set). ``too_late``
-   (more than ``allowed_lateness_s`` before the latest accepted reading;
-   exactly that much is accepted), ``duplicate`` / ``conflicting_duplicate``
-   (an accepted reading with the same instant and the same / another energy),
-   ``implausible_jump`` (``e - pred.e > max_power_kw * hours`` against the
-   accepted predecessor in time, and for a late reading the same against its
-   accepted successor) and the ``counter_decrease`` anomaly
-   (accepted; ``e < pred.e``; also recorded for the successor in time when a
-   late reading is accepted before a lower one). Rejected readings never
-   enter the state. A sequential state machine, computed in two parts:
-
-   * The fast path, window functions. With ``LAG`` over judging order, a
-     reading is *good* when it is later than the previous valid reading of its
-     sensor and does not jump against it; otherwise it is *bad* (late,
-     repeated, jumping). While the previous reading is the latest accepted one
-     (the state is *clean*), a good reading is accepted against it (with
-     ``counter_decrease`` when lower) and becomes the latest one in turn. In
-     in-order data every reading is decided this way and there is no walk.
-   * The walk, a ``WITH RECURSIVE`` CTE (``_SQL_WALK``) running the rules on
-     the bad readings and on those after them until the state is clean again;
-     when clean it jumps to the next bad reading. Its state is the sorted list
-     of accepted readings within ``allowed_lateness_s`` of the latest one plus
-     the one before them: all that rules 6-10 can look at. The good readings
-     a jump skips are merged in from a precomputed list (``skipped``: the tail
-     of the run of good readings before each bad one, found by an equi-join on
-     time buckets). The walk advances all *segments* at once, one reading per
-     segment and iteration: a segment starts at a sensor's first bad reading
-     and at every bad reading whose run of good readings before it is longer
-     than the lateness and than ``WALK_AFTER_BAD`` readings (the state there
-     is then just that run's tail, known in advance). The glue checks each
-     segment's end: a segment still busy at the next start's skipped readings
-     is merged with it, one that ran out of the readings it was given (the
-     bad ones and the ``WALK_AFTER_BAD`` after each) gets all of them up to
-     its end; the walk is then run again.
-     Readings after a late one keep their judgement (not re-validated).
-
-   Cost: the window functions are linear; the walk costs a few milliseconds
-   per iteration, and iterations = the longest segment (a few tens for data
-   with one percent of anomalies). A file where most readings are out of
-   order is one long segment per sensor: correct, but minutes, not seconds.
-
-3. Consumption: consecutive accepted readings in time (``LAG`` over the
-   instant) are intervals with ``delta = max(e1 - e0, 0)``, cut at every half
-   hour (``range()`` of period starts, unnested); a piece covering ``[a, b)``
-   gets ``delta * (b - a) / (t1 - t0)`` (an interval inside one period gets
-   ``delta``). Half hours are taken in UTC, which is the same thing because
-   the zone's offsets are whole half hours (checked: an error otherwise).
-
-4. Tariff: per distinct period, its local start (``timezone()``), ``day``
-   (local date), ``month``, half-hour slot of the day, and whether summer time
-   is in force (the offset is above the smaller of the zone's offsets on
-   1 January and 1 July of that year), joined to the table built from the
-   TOML: the tariff effective on the local date, its winter or summer
-   schedule, slot -> band and price. ``cost_eur = kwh * price`` (energy term
-   only).
-
-5. Gold and the views, as docs/semantics.md "The clock and the views" says:
-   one row per (sensor, month), (sensor, day), (sensor, period), every one
-   ever seen, ``as_of`` = the latest closing reading of the intervals summed;
-   "now" = the latest ``as_of``; q1, q2 and q4 list the sensors with a row for
-   the current month (0 where nothing today), sorted by the value rounded to
-   9 decimals descending, then ``sensor_id`` descending (the values themselves
-   are not rounded); q3 has a row per period of the current day that starts
-   before now, ``period_start`` in the zone's time with its offset, and a
-   column per q1 sensor in id order, NULL where it has no piece.
-
-Restrictions: none on the rules. Choices where the docs are silent: see
-above (line handling, timestamp grammar, control characters) and one
-``counter_decrease`` record per event (a successor can be recorded twice).
-"""
-from __future__ import annotations
-
-import itertools
-import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-
-import duckdb
-import pandas as pd
-
-from meterlake.config import SemanticsConf, load_config
-
-__all__ = ["OracleResult", "compute_answers", "tariff_rows"]
+"""The oracle's rules, as the DuckDB SQL statements oracle.reference runs in order
+(see its docstring for what each step expresses)."""
 
 HALF_HOUR_US = 30 * 60 * 1_000_000
-# The walk is given the bad readings and this many after each (and more
-# where that is not enough).
-WALK_AFTER_BAD = 16
 
 _TS_SIMPLE = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
 _TS_ISO = (
@@ -159,80 +13,8 @@ _BLANK = r"[\s\p{Z}]*"
 _CONTROL = r"[\x00-\x1f\x7f\x{80}-\x{9f}]"
 _READING = "STRUCT(t BIGINT, e DOUBLE, n BIGINT)"
 
-
-@dataclass(frozen=True)
-class OracleResult:
-    """What the pipeline must agree with. Instants are tz-aware UTC pandas columns."""
-
-    readings: pd.DataFrame  # accepted: sensor_id, timestamp, energy, line_no
-    quarantine: pd.DataFrame  # one row per event: line_no, sensor_id, timestamp, energy,
-    #                           reason, line
-    quarantine_counts: dict[str, int]  # reason -> events
-    pieces: pd.DataFrame  # sensor_id, period_start, day, month, kwh, band, price, cost_eur,
-    #                       as_of (the closing reading of the piece's interval)
-    month_energy: pd.DataFrame  # sensor_id, month, energy_kwh, as_of
-    day_energy: pd.DataFrame  # sensor_id, day, energy_kwh, as_of
-    halfhour_energy: pd.DataFrame  # sensor_id, day, period_start, energy_kwh
-    day_cost: pd.DataFrame  # sensor_id, day, cost_eur, as_of
-    now: pd.Timestamp | None  # the latest as_of; None when there are no pieces
-    q1: pd.DataFrame  # sensor_id, energy_kwh (current month)
-    q2: pd.DataFrame  # sensor_id, energy_kwh (current day)
-    q3: pd.DataFrame  # period_start (local time, with offset), one column per sensor
-    q4: pd.DataFrame  # sensor_id, cost_eur (current day)
-
-
-# --------------------------------------------------------------------------- tariff
-
-
-def _minute_of_day(clock: str) -> int:
-    hours, minutes = clock.strip().split(":")
-    value = int(hours) * 60 + int(minutes)
-    if not 0 <= value <= 1440 or value % 30:
-        raise ValueError(f"tariff time {clock!r} is not a half hour of the day")
-    return value
-
-
-def tariff_rows(path: str | Path) -> list[tuple[date, date | None, str, int, str, float]]:
-    """The tariff file as a lookup table, checked.
-
-    One row per tariff, season and half-hour slot of the local day (0-47):
-    ``(effective_from, effective_until, season, slot, band, price)``;
-    ``effective_until`` is the next tariff's start (exclusive) or None.
-    """
-    data = tomllib.loads(Path(path).read_text())
-    tariffs = sorted(data.get("tariff", []), key=lambda t: str(t["effective_from"]))
-    starts = [date.fromisoformat(str(t["effective_from"])) for t in tariffs]
-    if not tariffs or len(set(starts)) != len(starts):
-        raise ValueError(f"{path}: no tariff, or two starting on the same day")
-    rows = []
-    for i, tariff in enumerate(tariffs):
-        until = starts[i + 1] if i + 1 < len(tariffs) else None
-        for season in ("winter", "summer"):
-            bands: dict[int, str] = {}
-            for band, intervals in tariff[season].items():
-                if band not in tariff["prices"]:
-                    raise ValueError(f"{path}: band {band!r} has no price")
-                for interval in intervals:
-                    first, last = (_minute_of_day(x) for x in interval.split("-"))
-                    if last <= first:
-                        last += 1440
-                    for slot in range(first // 30, last // 30):
-                        if slot % 48 in bands:
-                            raise ValueError(f"{path}: {season} slot {slot % 48} in two bands")
-                        bands[slot % 48] = band
-            if len(bands) != 48:
-                raise ValueError(f"{path}: the {season} schedule does not cover the day")
-            rows += [
-                (starts[i], until, season, slot, band, float(tariff["prices"][band]))
-                for slot, band in sorted(bands.items())
-            ]
-    return rows
-
-
-# --------------------------------------------------------------------------- SQL
-
 # 1. The file -> one row per line -> parsed fields -> rules 1-5 of the docs.
-_SQL_MACROS = [
+MACROS = [
     """
     CREATE MACRO zone_offset_us(z, u) AS epoch_us(timezone(z, u)) - epoch_us(u)
     """,
@@ -250,7 +32,7 @@ _SQL_MACROS = [
 
 # Numbered lines of the file; blank lines are not readings, and a header as
 # the first of the others is skipped (both as the publisher does).
-_SQL_READ = r"""
+READ = r"""
     CREATE TABLE raw_lines AS
     WITH numbered AS (
         SELECT line_no, CASE WHEN suffix(line, chr(13)) THEN line[:-2] ELSE line END AS line
@@ -267,7 +49,7 @@ _SQL_READ = r"""
           <> ['timestamp', 'sensor_id', 'energy']
 """
 
-_SQL_LINES = [
+LINES = [
     f"""
     CREATE TABLE parsed AS
     SELECT line_no, ts, sensor_id, energy_text, energy,
@@ -340,7 +122,7 @@ _SQL_LINES = [
 
 # 2. Rules 6-10, the fast path: LAG over judging order; `bad` readings go to
 #    the walk.
-_SQL_VALID = """
+VALID = """
     CREATE TABLE valid AS
     SELECT v.*,
            c.walk_all OR (t_prev IS NOT NULL AND (
@@ -354,7 +136,7 @@ _SQL_VALID = """
     ) v, cfg c
 """
 
-_SQL_WALK_PREPARE = [
+WALK_PREPARE = [
     """
     CREATE TABLE bad AS
     SELECT sensor_id, n, t_prev, lag(n, 1, 0) OVER (PARTITION BY sensor_id ORDER BY n)
@@ -401,7 +183,7 @@ _SQL_WALK_PREPARE = [
 # than $after readings after the previous bad one (so the walk before it is
 # most likely done by then). The glue drops a start when the walk before it
 # was still busy at its skipped readings (its state is not the assumed one).
-_SQL_WALK_STARTS = """
+WALK_STARTS = """
     CREATE TABLE walk_starts AS
     SELECT b.sensor_id, b.n AS h, b.prev_bad, coalesce(s.first_n, b.n) AS first_n
     FROM bad b LEFT JOIN skipped s ON s.sensor_id = b.sensor_id AND s.h = b.n
@@ -411,7 +193,7 @@ _SQL_WALK_STARTS = """
 # The readings the walk may visit: the bad ones, the $after readings after
 # each, and the extensions given to segments that ran out of readings; with
 # the next bad reading after each and the skipped rows of each bad one.
-_SQL_WALK_ROWS = """
+WALK_ROWS = """
     CREATE OR REPLACE TABLE walk_rows AS
     SELECT v.sensor_id, v.n, v.t, v.e, coalesce(s.rows, []) AS skipped,
            min(CASE WHEN v.bad THEN v.n END) OVER (
@@ -435,7 +217,7 @@ _SQL_WALK_ROWS = """
 # to the next bad reading, merging the skipped readings into `acc` (they all
 # follow acc in time). Not clean: it judges the next reading. A segment stops
 # at the next walk start (or when the readings it was given run out).
-_SQL_WALK = f"""
+WALK = f"""
     CREATE OR REPLACE TABLE walk AS
     WITH RECURSIVE walk(sensor_id, seg_end, pos, clean, next_bad, acc, judged, reason,
                         decrease, succ_n) AS (
@@ -504,7 +286,7 @@ _SQL_WALK = f"""
 # past the skipped rows) at the next walk start, whose assumed state is then
 # wrong ("merge": drop that start), or not clean when the readings given ran
 # out ("short": give the walk more readings).
-_SQL_WALK_CHECK = """
+WALK_CHECK = """
     CREATE OR REPLACE TABLE walk_ends AS
     SELECT e.*, s.first_n, v.last,
            e.n >= s.first_n AS merge,
@@ -515,19 +297,19 @@ _SQL_WALK_CHECK = """
     LEFT JOIN walk_starts s ON s.sensor_id = e.sensor_id AND s.h = e.seg_end
 """
 
-_SQL_WALK_MERGE = """
+WALK_MERGE = """
     DELETE FROM walk_starts s USING walk_ends e
     WHERE e.merge AND s.sensor_id = e.sensor_id AND s.h = e.seg_end
 """
 
 # A segment that ran out of readings gets all of them up to its end.
-_SQL_WALK_EXTEND = """
+WALK_EXTEND = """
     INSERT INTO walk_extension
     SELECT sensor_id, unnest(range(n + 1, coalesce(seg_end, last + 1))) AS n
     FROM walk_ends WHERE short
 """
 
-_SQL_NO_WALK = """
+NO_WALK = """
     CREATE OR REPLACE TABLE walk AS
     SELECT NULL::VARCHAR AS sensor_id, NULL::BIGINT AS n, NULL::VARCHAR AS reason,
            false AS decrease, NULL::BIGINT AS succ_n, false AS judged
@@ -535,7 +317,7 @@ _SQL_NO_WALK = """
 """
 
 # 3. Judgements: accepted readings and the quarantine (one row per event).
-_SQL_JUDGED = [
+JUDGED = [
     """
     CREATE TABLE accepted AS
     SELECT v.sensor_id, v.t, v.e, v.line_no
@@ -563,7 +345,7 @@ _SQL_JUDGED = [
 ]
 
 # 4. Intervals -> half-hour pieces -> periods with their tariff.
-_SQL_PIECES = [
+PIECES = [
     f"""
     CREATE TABLE raw_pieces AS
     WITH intervals AS (
@@ -615,7 +397,7 @@ _SQL_PIECES = [
 ]
 
 # 5. Gold: one row per key, every month / day / period ever seen.
-_SQL_GOLD = {
+GOLD = {
     "month_energy": """
         SELECT sensor_id, month, sum(kwh) AS energy_kwh, max(as_of) AS as_of
         FROM pieces GROUP BY sensor_id, month ORDER BY sensor_id, month
@@ -636,7 +418,7 @@ _SQL_GOLD = {
 
 # The clock and the views. Now = the latest as_of; the current day and month
 # are its local date and month.
-_SQL_VIEW_PREPARE = [
+VIEW_PREPARE = [
     """
     CREATE TABLE clock AS
     SELECT now_ts, local_now::DATE AS day, date_trunc('month', local_now)::DATE AS month
@@ -671,7 +453,7 @@ _SQL_VIEW_PREPARE = [
     """,
 ]
 
-_SQL_VIEWS = {
+VIEWS = {
     "q1": """SELECT sensor_id, month_kwh AS energy_kwh FROM view_sensors
              ORDER BY round(month_kwh, 9) DESC, sensor_id DESC""",
     "q2": """SELECT sensor_id, day_kwh AS energy_kwh FROM view_sensors
@@ -679,183 +461,3 @@ _SQL_VIEWS = {
     "q4": """SELECT sensor_id, day_cost AS cost_eur FROM view_sensors
              ORDER BY round(day_cost, 9) DESC, sensor_id DESC""",
 }
-
-# --------------------------------------------------------------------------- glue
-
-
-def _epoch_us(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError(f"{moment} is naive: give the instant a time zone")
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-
-
-def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
-    for column in columns:
-        frame[column] = frame[column].dt.tz_convert("UTC")
-    return frame
-
-
-def _walk(con: duckdb.DuckDBPyConnection) -> None:
-    """Rules 6-10 for the readings the fast path cannot decide (table `walk`)."""
-    if not con.execute("SELECT count(*) FROM valid WHERE bad").fetchone()[0]:
-        con.execute(_SQL_NO_WALK)
-        return
-    for sql in _SQL_WALK_PREPARE:
-        con.execute(sql)
-    con.execute(_SQL_WALK_STARTS, {"after": WALK_AFTER_BAD})
-    con.execute(_SQL_WALK_ROWS, {"after": WALK_AFTER_BAD})
-    while True:
-        con.execute(_SQL_WALK)
-        con.execute(_SQL_WALK_CHECK)
-        merge, short = con.execute(
-            "SELECT count(*) FILTER (WHERE merge), count(*) FILTER (WHERE short) FROM walk_ends"
-        ).fetchone()
-        if merge:
-            con.execute(_SQL_WALK_MERGE)
-        elif short:
-            con.execute(_SQL_WALK_EXTEND)
-            con.execute(_SQL_WALK_ROWS, {"after": WALK_AFTER_BAD})
-        else:
-            break
-    con.execute("DELETE FROM walk WHERE NOT judged")
-
-
-def _load_settings(
-    con: duckdb.DuckDBPyConnection,
-    semantics: SemanticsConf,
-    now: datetime | None,
-    walk_all: bool,
-    batch_ends: list[int] | None,
-) -> None:
-    """The settings as a one-row table `cfg`, and the tariff lookup table `tariff`."""
-    min_ts = semantics.min_timestamp
-    con.execute(
-        """
-        CREATE TABLE cfg AS SELECT
-            $zone::VARCHAR AS zone, $min_local::TIMESTAMP AS min_local,
-            $min_utc_us::BIGINT AS min_utc_us, $now_us::BIGINT AS now_us,
-            $skew_us::BIGINT AS skew_us, $lateness_us::BIGINT AS lateness_us,
-            $max_power_kw::DOUBLE AS max_power_kw, $walk_all::BOOLEAN AS walk_all,
-            $batch_ends::BIGINT[] AS batch_ends,
-            greatest($lateness_us::BIGINT, 1000000) AS bucket_us
-        """,
-        {
-            "zone": semantics.zone,
-            "min_local": min_ts if min_ts.tzinfo is None else None,
-            "min_utc_us": _epoch_us(min_ts) if min_ts.tzinfo is not None else None,
-            "now_us": _epoch_us(now) if now is not None else None,
-            "skew_us": round(semantics.max_clock_skew_s * 1e6),
-            "lateness_us": round(semantics.allowed_lateness_s * 1e6),
-            "max_power_kw": semantics.max_power_kw,
-            "walk_all": walk_all,
-            "batch_ends": batch_ends,
-        },
-    )
-    con.execute(
-        """CREATE TABLE tariff (effective_from DATE, effective_until DATE, season VARCHAR,
-                                slot INTEGER, band VARCHAR, price DOUBLE)"""
-    )
-    con.executemany(
-        "INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff)
-    )
-
-
-def _check_periods(con: duckdb.DuckDBPyConnection, zone: str) -> None:
-    half_hours, untariffed = con.execute(
-        f"""SELECT bool_and(offset_us % {HALF_HOUR_US} = 0),
-                   min(day) FILTER (WHERE price IS NULL)
-            FROM periods"""
-    ).fetchone()
-    if half_hours is False:
-        raise ValueError(f"zone {zone}: an offset that is not a whole number of half hours")
-    if untariffed is not None:
-        raise ValueError(f"no tariff in force on {untariffed}")
-
-
-def _q3(con: duckdb.DuckDBPyConnection, sensors: list[str], zone: str) -> pd.DataFrame:
-    """The long q3 table laid out wide: a column per sensor, in id order (layout only)."""
-    long = con.execute("SELECT * FROM q3_long ORDER BY period_start, sensor_id").df()
-    wide = long.pivot(index="period_start", columns="sensor_id", values="energy_kwh")
-    wide = wide.reindex(columns=sensors).astype("float64")
-    wide.columns.name = None
-    q3 = wide.reset_index()
-    q3["period_start"] = q3["period_start"].astype(f"datetime64[us, {zone}]")
-    return q3
-
-
-def compute_answers(
-    readings_file: str | Path,
-    semantics: SemanticsConf | None = None,
-    *,
-    now: datetime | None = None,
-    walk_all: bool = False,
-    batches: Sequence[int] | None = None,
-) -> OracleResult:
-    """Judge every line of ``readings_file``; compute silver, gold and the views.
-
-    ``semantics`` defaults to the ``[semantics]`` of ``conf/meterlake.toml``;
-    its ``tariff`` names the tariff file. ``now`` (tz-aware) turns on the
-    ``max_clock_skew_s`` rule. ``walk_all`` sends every reading through the
-    recursive walk instead of the fast path (slow; to test that both agree).
-    ``batches``: the micro-batches the stream sees, as counts of consecutive
-    lines of the file (blank and header lines included); within a batch each
-    sensor's readings are judged in timestamp order, ties in line order
-    (semantics §7). None: every line is a batch of its own (arrival order).
-    """
-    semantics = semantics or load_config().semantics
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        ends = None if batches is None else list(itertools.accumulate(batches))
-        _load_settings(con, semantics, now, walk_all, ends)
-        for sql in _SQL_MACROS:
-            con.execute(sql)
-        try:
-            con.execute(_SQL_READ, {"path": str(readings_file)})
-        except duckdb.InvalidInputException as exc:
-            raise ValueError(f"{readings_file}: {exc}") from None
-        for sql in [*_SQL_LINES, _SQL_VALID]:
-            con.execute(sql)
-        _walk(con)
-        for sql in _SQL_JUDGED + _SQL_PIECES:
-            con.execute(sql)
-        _check_periods(con, semantics.zone)
-
-        gold = {}
-        for name, sql in _SQL_GOLD.items():
-            con.execute(f"CREATE TABLE {name} AS {sql}")
-            gold[name] = con.execute(f"SELECT * FROM {name}").df()
-        for sql in _SQL_VIEW_PREPARE:
-            con.execute(sql)
-        views = {name: con.execute(sql).df() for name, sql in _SQL_VIEWS.items()}
-        q3 = _q3(con, sorted(views["q1"]["sensor_id"]), semantics.zone)
-        now_row = con.execute("SELECT now_ts FROM clock").fetchone()
-        counts = dict(
-            con.execute(
-                "SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY reason"
-            ).fetchall()
-        )
-        readings = con.execute(
-            """SELECT sensor_id, make_timestamp(t)::TIMESTAMPTZ AS timestamp, e AS energy, line_no
-               FROM accepted ORDER BY sensor_id, t"""
-        ).df()
-        quarantine = con.execute("SELECT * FROM quarantine ORDER BY line_no, reason").df()
-        pieces = con.execute("SELECT * FROM pieces ORDER BY sensor_id, period_start, as_of").df()
-    finally:
-        con.close()
-
-    return OracleResult(
-        readings=_utc(readings, "timestamp"),
-        quarantine=_utc(quarantine, "timestamp"),
-        quarantine_counts=counts,
-        pieces=_utc(pieces, "period_start", "as_of"),
-        month_energy=_utc(gold["month_energy"], "as_of"),
-        day_energy=_utc(gold["day_energy"], "as_of"),
-        halfhour_energy=_utc(gold["halfhour_energy"], "period_start"),
-        day_cost=_utc(gold["day_cost"], "as_of"),
-        now=pd.Timestamp(now_row[0]).tz_convert("UTC") if now_row else None,
-        q1=views["q1"],
-        q2=views["q2"],
-        q3=q3,
-        q4=views["q4"],
-    )
