@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import pandas as pd
 
 from silver.message import MessageRules, Reading, Rejection, parse_message, read_canonical
 from silver.meter import MeterRules, Window, judge
+from silver.runs import judge_run, run_breaks, run_end
 from silver.split import Piece
 from silver.tariff import Tariff
 
@@ -69,102 +70,115 @@ class SilverRules:
         return MeterRules(self.allowed_lateness_us, self.max_power_kw, self.tariff)
 
 
-_INT64 = ("ts_us", "period_start_us", "interval_start_us", "interval_end_us")
+_INT64 = ("ts_us", "period_start_us", "interval_start_us", "interval_end_us", "sign")
 _FLOAT64 = ("energy", "price", "kwh", "cost_eur")
 _COORDINATES = ("topic", "partition", "offset", "kafka_timestamp")
+_PIECE_FIELDS = tuple(f.name for f in fields(Piece))
 
 
-def _ints(values: list[int | None], dtype: str = "Int64") -> pd.api.extensions.ExtensionArray:
-    mask = np.fromiter((v is None for v in values), bool, len(values))
-    data = np.fromiter((0 if v is None else v for v in values), np.int64, len(values))
-    array = pd.arrays.IntegerArray(data, mask)
-    return array if dtype == "Int64" else array.astype(dtype)
-
-
-def _floats(values: list[float | None]) -> np.ndarray:
-    return np.fromiter((np.nan if v is None else v for v in values), np.float64, len(values))
+def _column(name: str, size: int, parts: list[tuple[Any, Any]]) -> Any:
+    """One output column from (positions, values) of the blocks that have it; the
+    other rows are null."""
+    if name in _INT64:
+        data, null = np.zeros(size, dtype=np.int64), np.ones(size, dtype=bool)
+        for at, values in parts:
+            data[at] = values
+            null[at] = False
+        ints = pd.arrays.IntegerArray(data, null)
+        return ints.astype("Int32") if name == "sign" else ints
+    column = np.full(size, np.nan) if name in _FLOAT64 else np.empty(size, dtype=object)
+    for at, values in parts:
+        column[at] = values
+    return column
 
 
 class _Rows:
-    """The step's output, collected per kind and built column by column at the end
-    (in message order, as the rows were produced). Only flags carry the raw message
-    (key, value): readings and pieces do not need it downstream."""
+    """The step's output. Rows come one at a time (the scalar path) or as column
+    blocks (a run of readings, silver.runs), each taking the next positions; the frame
+    is built column by column at the end, every row at its position. Only flags carry
+    the raw message (key, value): readings and pieces do not need it downstream."""
 
     def __init__(self) -> None:
-        self.kinds: list[int] = []  # 0 reading, 1 piece, 2 flag, in output order
-        self.r_src: list[int] = []  # the message each row came from (its position)
-        self.r: list[Reading] = []
-        self.p_src: list[int] = []
-        self.p: list[Piece] = []
-        self.f_src: list[int] = []
-        self.f: list[tuple[str | None, str, str, Reading | None]] = []
+        self.size = 0
+        # (positions, source messages, columns: one value per row, or one for all)
+        self.blocks: list[tuple[Any, Any, dict[str, Any]]] = []
+        # the scalar path's rows: (position, source message, what)
+        self.r: list[tuple[int, int, Reading]] = []
+        self.p: list[tuple[int, int, Piece]] = []
+        self.f: list[tuple[int, int, str | None, str, str, Reading | None]] = []
+
+    def _take(self, count: int) -> int:
+        self.size += count
+        return self.size - count
 
     def reading(self, src: int, reading: Reading) -> None:
-        self.kinds.append(0)
-        self.r_src.append(src)
-        self.r.append(reading)
+        self.r.append((self._take(1), src, reading))
 
     def pieces(self, src: int, pieces: list[Piece]) -> None:
-        self.kinds.extend([1] * len(pieces))
-        self.p_src.extend([src] * len(pieces))
-        self.p.extend(pieces)
+        base = self._take(len(pieces))
+        self.p.extend((base + k, src, piece) for k, piece in enumerate(pieces))
 
     def flag(
         self, src: int, sensor_id: str | None, reason: str, detail: str,
         reading: Reading | None = None,
     ) -> None:  # fmt: skip
-        self.kinds.append(2)
-        self.f_src.append(src)
-        self.f.append((sensor_id, reason, detail, reading))
+        self.f.append((self._take(1), src, sensor_id, reason, detail, reading))
+
+    def run(
+        self, src: np.ndarray, sensor_id: str, ts_us: np.ndarray, energy: np.ndarray,
+        closing: np.ndarray, pieces: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """A run's readings, each followed by its pieces (closing: the run's reading
+        each piece belongs to, non-decreasing; silver.runs.judge_run)."""
+        base = self._take(len(src) + len(closing))
+        nth = np.arange(len(src))
+        at = base + nth + np.searchsorted(closing, nth)
+        self._block("reading", at, src, {"sensor_id": sensor_id, "ts_us": ts_us, "energy": energy})
+        self._block("piece", base + np.arange(len(closing)) + closing + 1, src[closing], pieces)
+
+    def _block(self, kind: str, at: Any, src: Any, columns: dict[str, Any]) -> None:
+        if not len(at):  # most batches have no flag: fewer blocks, faster columns
+            return
+        if kind == "piece":  # a piece's instant is its closing reading's
+            columns = {**columns, "ts_us": columns["interval_end_us"]}
+        self.blocks.append((at, src, {"kind": kind, **columns}))
+
+    def _scalar_blocks(self, messages: pd.DataFrame) -> None:
+        """The scalar path's rows as blocks, one per kind and shape."""
+        r = [x[2] for x in self.r]
+        columns = {
+            "sensor_id": [x.sensor_id for x in r],
+            "ts_us": [x.ts_us for x in r],
+            "energy": [x.energy for x in r],
+        }
+        self._block("reading", [x[0] for x in self.r], [x[1] for x in self.r], columns)
+        p = [x[2] for x in self.p]
+        columns = {name: [getattr(x, name) for x in p] for name in _PIECE_FIELDS}
+        self._block("piece", [x[0] for x in self.p], [x[1] for x in self.p], columns)
+        for has_reading in (False, True) if self.f else ():  # a meter rule's flag has its reading
+            f = [x for x in self.f if (x[5] is not None) == has_reading]
+            f_src = np.array([x[1] for x in f], dtype=np.int64)
+            columns = {
+                "sensor_id": [x[2] for x in f],
+                "reason": [x[3] for x in f],
+                "detail": [x[4] for x in f],
+                "key": messages["key"].to_numpy()[f_src],
+                "value": messages["value"].to_numpy()[f_src],
+            }
+            if has_reading:
+                columns["ts_us"] = [x[5].ts_us for x in f]  # type: ignore[union-attr]
+                columns["energy"] = [x[5].energy for x in f]  # type: ignore[union-attr]
+            self._block("flag", [x[0] for x in f], f_src, columns)
 
     def frame(self, messages: pd.DataFrame) -> pd.DataFrame:
-        r, p, f = self.r, self.p, self.f
-        nr, np_, nf = len(r), len(p), len(f)
-        kinds = np.array(self.kinds, dtype=np.int8)
-        # Columns are built kind block after kind block; `order` puts the rows back
-        # in the order they were produced.
-        order = np.empty(len(kinds), dtype=np.int64)
-        for kind, base, count in ((0, 0, nr), (1, nr, np_), (2, nr + np_, nf)):
-            order[kinds == kind] = np.arange(base, base + count)
-        none_r, none_p, none_f = [None] * nr, [None] * np_, [None] * nf
-        f_reading = [x[3] for x in f]
-        columns: dict[str, Any] = {
-            "kind": ["reading"] * nr + ["piece"] * np_ + ["flag"] * nf,
-            "sensor_id": [x.sensor_id for x in r] + [x.sensor_id for x in p] + [x[0] for x in f],
-            "ts_us": [x.ts_us for x in r]
-            + [x.interval_end_us for x in p]
-            + [x and x.ts_us for x in f_reading],
-            "energy": [x.energy for x in r] + none_p + [x and x.energy for x in f_reading],
-            "period_start_us": none_r + [x.period_start_us for x in p] + none_f,
-            "band": none_r + [x.band for x in p] + none_f,
-            "price": none_r + [x.price for x in p] + none_f,
-            "kwh": none_r + [x.kwh for x in p] + none_f,
-            "cost_eur": none_r + [x.cost_eur for x in p] + none_f,
-            "interval_start_us": none_r + [x.interval_start_us for x in p] + none_f,
-            "interval_end_us": none_r + [x.interval_end_us for x in p] + none_f,
-            "sign": none_r + [x.sign for x in p] + none_f,
-            "reason": none_r + none_p + [x[1] for x in f],
-            "detail": none_r + none_p + [x[2] for x in f],
-        }
-        built: dict[str, Any] = {}
-        for name, values in columns.items():
-            if name in _INT64:
-                array = _ints(values)
-            elif name == "sign":
-                array = _ints(values, "Int32")
-            elif name in _FLOAT64:
-                array = _floats(values)
-            else:
-                array = np.array(values, dtype=object)
-            built[name] = array[order]
-        f_src = np.array(self.f_src, dtype=np.int64)
-        for name in ("key", "value"):
-            raw = np.empty(nr + np_ + nf, dtype=object)
-            raw[nr + np_ :] = messages[name].to_numpy()[f_src]
-            built[name] = raw[order]
-        src = np.array(self.r_src + self.p_src + self.f_src, dtype=np.int64)[order]
-        for name in _COORDINATES:
-            built[name] = messages[name].to_numpy()[src]
+        self._scalar_blocks(messages)
+        src = np.zeros(self.size, dtype=np.int64)
+        for at, block_src, _ in self.blocks:
+            src[at] = block_src
+        built = {name: messages[name].to_numpy()[src] for name in _COORDINATES}
+        for name in OUTPUT_COLUMNS.keys() - built.keys():
+            parts = [(at, columns[name]) for at, _, columns in self.blocks if name in columns]
+            built[name] = _column(name, self.size, parts)
         return pd.DataFrame({name: built[name] for name in OUTPUT_COLUMNS})
 
 
@@ -181,8 +195,9 @@ def _fast_fields(messages: pd.DataFrame) -> tuple[list[int | None], list[float]]
 
 
 def judge_messages(
-    sensor_key: str, messages: pd.DataFrame, window: Window, rules: SilverRules, now_us: int
-) -> pd.DataFrame:
+    sensor_key: str, messages: pd.DataFrame, window: Window, rules: SilverRules, now_us: int,
+    *, runs: bool = True,
+) -> pd.DataFrame:  # fmt: skip
     """Judge one sensor's messages of a micro-batch; mutates window.
 
     A batch is a set, not a sequence (semantics §7): its readings are judged in
@@ -190,11 +205,11 @@ def judge_messages(
     how the producer spread them over partitions. Judged in that order, a reading is
     `too_late` exactly when it is older than the allowed lateness behind the
     sensor's latest accepted reading *before* the batch: the readings of the batch
-    judged before it are no later than it is."""
+    judged before it are no later than it is. runs=False judges every reading one at
+    a time, the reference the runs of silver.runs must equal (the tests)."""
     messages = messages.reset_index(drop=True)
     out = _Rows()
     message_rules = rules.message_rules(now_us)
-    meter_rules = rules.meter_rules()
     values = messages["value"].tolist()
     partition = messages["partition"].to_numpy()
     offset = messages["offset"].to_numpy()
@@ -213,15 +228,43 @@ def judge_messages(
         else:
             readings.append((i, result))
     readings.sort(key=lambda r: r[1].ts_us)  # stable: ties stay in Kafka order
-    for i, reading in readings:
-        verdict = judge(window, reading.sensor_id, reading.ts_us, reading.energy, meter_rules)
+    _judge_readings(sensor_key, readings, window, rules.meter_rules(), out, runs)
+    return out.frame(messages)
+
+
+MIN_RUN = 8  # a shorter run costs more in numpy (some 150 µs) than one reading at a time
+
+
+def _judge_readings(
+    sensor_key: str, readings: list[tuple[int, Reading]], window: Window, rules: MeterRules,
+    out: _Rows, runs: bool,
+) -> None:  # fmt: skip
+    """Judge the sorted readings: a run of them (silver.runs) at once, any other one
+    alone with silver.meter.judge; the window decides where the next run may start."""
+    count = len(readings)
+    runs = runs and count >= MIN_RUN  # too few readings for a run: no arrays
+    if runs:
+        src = np.fromiter((i for i, _ in readings), np.int64, count)
+        ts_us = np.fromiter((r.ts_us for _, r in readings), np.int64, count)
+        energy = np.fromiter((r.energy for _, r in readings), np.float64, count)
+        breaks = run_breaks(ts_us, energy, rules.max_power_kw)
+    k = 0
+    while k < count:
+        end = run_end(window, ts_us, energy, k, breaks, rules.max_power_kw) if runs else k
+        if end - k >= MIN_RUN:
+            closing, pieces = judge_run(window, sensor_key, ts_us[k:end], energy[k:end], rules)
+            out.run(src[k:end], sensor_key, ts_us[k:end], energy[k:end], closing, pieces)
+            k = end
+            continue
+        i, reading = readings[k]
+        verdict = judge(window, reading.sensor_id, reading.ts_us, reading.energy, rules)
         if verdict.accepted:
             out.reading(i, reading)
         for flag in verdict.flags:
             out.flag(i, reading.sensor_id, flag.reason, flag.detail, reading)
         if verdict.pieces:
             out.pieces(i, verdict.pieces)
-    return out.frame(messages)
+        k += 1
 
 
 def pack_window(window: Window) -> tuple[bytes, bytes]:

@@ -107,7 +107,7 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
                     f"the reading at {_fmt(ts[i + 1])} is lower; that interval counts 0",
                 )
             )
-    _trim(window, rules.allowed_lateness_us)
+    trim(window, rules.allowed_lateness_us)
     return Verdict(True, flags, pieces)
 
 
@@ -115,14 +115,25 @@ def _jump(
     t0: int, e0: float, t1: int, e1: float, rules: MeterRules, relation: str
 ) -> Flag | None:
     """implausible_jump when the rise from (t0, e0) to (t1, e1) needs more than max_power_kw."""
-    rise, hours = e1 - e0, (t1 - t0) / US_PER_HOUR
-    if rise <= rules.max_power_kw * hours:
+    if plausible(t0, e0, t1, e1, rules.max_power_kw):
         return None
+    rise, hours = e1 - e0, (t1 - t0) / US_PER_HOUR
     other = _fmt(t0 if relation == "since" else t1)
     return Flag("implausible_jump", f"+{rise:.3f} kWh in {hours * 60:.1f} min {relation} {other}")
 
 
-def _trim(window: Window, lateness_us: int) -> None:
+def plausible(t0, e0, t1, e1, max_power_kw: float):
+    """Whether the rise from (t0, e0) to (t1, e1) stays within max_power_kw. One
+    expression for single readings (ints, floats) and numpy arrays (silver.runs), so
+    that both paths round alike and judge alike."""
+    return e1 - e0 <= max_power_kw * ((t1 - t0) / US_PER_HOUR)
+
+
+def trim(window: Window, lateness_us: int) -> None:
+    """Forget the readings more than lateness_us behind the latest, but for the newest
+    of them (the baseline a reading still allowed may need). The threshold only rises
+    as readings are appended, so trimming after each or once after many of them
+    leaves the same window."""
     latest = window.latest_us
     if latest is None:
         return

@@ -36,6 +36,13 @@ def half_hour_spans(t0_us: int, t1_us: int) -> Iterator[tuple[int, int, int]]:
         start = end
 
 
+def spread(delta, start, end, length, sign=1):
+    """The share of delta that falls in [start, end) of an interval `length` long.
+    Ints and floats or numpy arrays (silver.runs): the same operations in the same
+    order give the same floats."""
+    return sign * delta * (end - start) / length
+
+
 def split_at_half_hours(
     sensor_id: str, t0_us: int, e0: float, t1_us: int, e1: float, tariff: Tariff, sign: int = 1
 ) -> list[Piece]:
@@ -49,7 +56,7 @@ def split_at_half_hours(
     pieces = []
     for period, start, end in half_hour_spans(t0_us, t1_us):
         band = tariff.band_at(period)
-        kwh = sign * delta * (end - start) / length
+        kwh = spread(delta, start, end, length, sign)
         pieces.append(
             Piece(
                 sensor_id, period, band.name, band.price, kwh, kwh * band.price, t0_us, t1_us, sign
