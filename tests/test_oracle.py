@@ -20,9 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import oracle
 from meterlake.config import load_config
-from oracle import OracleResult, compute_answers
+from oracle import OracleResult, compute_answers, reference
 
 SEMANTICS = load_config().semantics
 PRICE = {"ponta": 0.2400, "cheias": 0.1741, "vazio": 0.1072, "super_vazio": 0.1072}
@@ -497,8 +496,8 @@ def test_tariff_schedules_must_cover_the_day_once(tmp_path):
     path = tmp_path / "tariff.toml"
     path.write_text(text)
     with pytest.raises(ValueError, match="does not cover the day"):
-        oracle.tariff_rows(path)
-    assert len(oracle.tariff_rows(SEMANTICS.tariff)) == 2 * 48
+        reference.tariff_rows(path)
+    assert len(reference.tariff_rows(SEMANTICS.tariff)) == 2 * 48
 
 
 # --------------------------------------------------------------------------- properties
@@ -685,7 +684,7 @@ def test_walk_agrees_with_a_direct_reading_of_the_rules(arrivals, lateness_s, af
         semantics.max_power_kw,
     )
 
-    with mock.patch.object(oracle, "WALK_AFTER_BAD", after_bad):
+    with mock.patch.object(reference, "WALK_AFTER_BAD", after_bad):
         result = _answers(lines, semantics)
     walked = _answers(lines, semantics, walk_all=True)
 
