@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 	$(MVN) -f $< dependency:copy-dependencies
 	touch $@
 
-# The browser tests (tests/test_serve_page.py) drive Debian's chromium through its
+# The browser tests (tests/read/test_serve_page.py) drive Debian's chromium through its
 # chromedriver: installed here when root, else the command to run is printed.
 BROWSER_PACKAGES := chromium chromium-driver
 browser:  ## headless Chromium and chromedriver (Debian packages) for the browser tests

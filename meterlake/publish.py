@@ -54,7 +54,7 @@ RELIABILITY_SETTINGS = {
     "retries": 2_147_483_647,  # bounded in time by delivery_timeout_ms
     "max_in_flight_requests_per_connection": 5,  # the idempotent maximum: order kept
     "request_timeout_ms": 15_000,
-    # Ride out a broker restart (tests/test_reliability_crash.py kills it 3 times for
+    # Ride out a broker restart (tests/reliability/test_crash.py kills it 3 times for
     # 10-30 s each): kafka-python backs off reconnecting up to 30 s by default, so the
     # batches waiting for a restarted broker expired before it reconnected ("1,086 of
     # 1,720 readings were not delivered"). Retry the connection every second at most,

@@ -56,7 +56,8 @@ def config(base_config: Config, tmp_path: Path) -> Config:
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`spark` and `kafka` markers from the fixtures a test uses (directly or through
-    other fixtures): `make test-unit` runs what needs neither."""
+    other fixtures; a test that starts its own Spark or broker says so itself):
+    `make test-unit` runs what needs neither."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for name in ("spark", "kafka"):

@@ -1,5 +1,5 @@
 """Small Delta tables written with delta-rs, shaped like gold (no Spark): for the
-read-side tests (tests/test_lake.py, tests/test_serve_api.py)."""
+read-side tests (tests/read/test_lake.py, tests/read/test_serve_api.py)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime

@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests (tests/test_reliability_*.py); no fixtures here.
+"""Helpers for the reliability tests (tests/reliability/); no fixtures here.
 
 The lake is read back with delta-rs through DuckDB (`meterlake.lake.connect`),
 never with Spark, so the checks work while another process writes and do not

@@ -20,12 +20,12 @@ from meterlake.lake import query_view
 from meterlake.pipeline import run_once
 from meterlake.publish import publish_file, publish_readings
 from oracle import compute_answers
-from tests.reliability_helpers import assert_gold_equals_oracle, gold
-from tests.test_equivalence import (
+from tests.e2e.test_equivalence import (
     assert_sorted_views_equal_oracle,
     assert_views_equal_oracle,
     case_lines,
 )
+from tests.reliability_helpers import assert_gold_equals_oracle, gold
 
 ALL = ["bronze", "silver", "gold"]
 PARTITIONS = 3

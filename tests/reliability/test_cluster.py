@@ -88,6 +88,8 @@ def _listeners(pids: set[int]) -> dict[int, list[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.spark  # its own cluster and brokers, not the session's
+@pytest.mark.kafka
 def test_the_pipeline_on_a_spark_cluster_over_three_brokers_equals_the_oracle(
     kafka_cluster, spark_cluster, config, tmp_path
 ):

@@ -289,7 +289,7 @@ def test_the_command_line_replays_a_file_and_prints_the_answers(kafka, config, t
 
 def test_no_table_the_pipeline_creates_compacts_inside_a_batch(spark, kafka, config) -> None:
     """Streams leave many small files; the pipeline compacts them on a schedule
-    (meterlake.compaction, tests/test_compaction.py), so Delta's inline auto compaction
+    (meterlake.compaction, tests/core/test_compaction.py), so Delta's inline auto compaction
     is off on every table, and a table an older version created with it on gets it off
     on the next start."""
     from delta.tables import DeltaTable

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("meterlake", "bronze", "silver", "gold", "oracle", "bench", "tests")
 LAYERS = ("bronze", "silver", "gold")
 # The application: what runs the layers (it imports them; they never import it).

@@ -316,6 +316,8 @@ def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.spark  # a live run in a subprocess, on its own broker
+@pytest.mark.kafka
 def test_kill_9_of_the_broker_loses_and_doubles_nothing(base_config, config, tmp_path):
     broker = replace(
         base_config.broker, home=tmp_path / "kafka", port=free_port(),

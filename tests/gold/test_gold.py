@@ -103,3 +103,44 @@ def test_a_batch_rewrites_the_partitions_it_touches_and_records_its_batch(tmp_pa
     assert sorted(files["partition.day"]) == [date(2024, 2, 3), date(2024, 2, 4)]
     log = (tmp_path / "day_energy" / "_delta_log" / f"{2:020d}.json").read_text()
     assert log.count('"remove"') == 1 and log.count('"add"') == 2
+
+
+def test_period_sums_add_the_pieces_of_a_batch_per_sensor_and_period(spark) -> None:
+    """Five static silver pieces -> gold.answers.period_sums (Spark), then each
+    answer's increments (Arrow), by hand: X has two pieces of 22:00 (one a
+    retraction), one of 22:30; Y one of 22:00 on its own."""
+    from gold.answers import period_sums
+    from silver.job import PIECES_SCHEMA
+
+    def piece(sensor, period, kwh, cost, end, sign=1):
+        return (sensor, _utc(f"2024-02-03 {period}"), date(2024, 2, 3), date(2024, 2, 1),
+                "vazio", 0.1, kwh, cost, None, _utc(f"2024-02-03 {end}"), sign, "energy", 0, 0,
+                None)
+
+    pieces = spark.createDataFrame([
+        piece("X", "22:00", 0.25, 0.025, "22:20"),
+        piece("X", "22:00", -0.05, -0.005, "22:10", sign=-1),
+        piece("X", "22:30", 0.5, 0.05, "22:40"),
+        piece("Y", "22:00", 1.0, 0.1, "22:30"),
+        piece("Y", "22:00", 0.0, 0.0, "22:25"),  # a reset: the interval counts 0
+    ], PIECES_SCHEMA)
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # the frame's times read as UTC
+    try:
+        sums = pa.Table.from_pandas(period_sums(pieces).toPandas(), preserve_index=False)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    rows = {(r["sensor_id"], r["period_start"].strftime("%H:%M")): r
+            for r in sums.to_pylist()}
+    assert set(rows) == {("X", "22:00"), ("X", "22:30"), ("Y", "22:00")}
+    assert rows["X", "22:00"]["kwh"] == pytest.approx(0.20)
+    assert rows["X", "22:00"]["cost_eur"] == pytest.approx(0.020)
+    assert rows["X", "22:00"]["as_of"].strftime("%H:%M") == "22:20"
+    assert rows["Y", "22:00"]["kwh"] == pytest.approx(1.0)
+    assert rows["Y", "22:00"]["as_of"].strftime("%H:%M") == "22:30"
+    month = ANSWERS["month_energy"].increments(sums.cast(pa.schema(
+        [(f.name, UTC_MICROS if f.name in ("period_start", "as_of") else f.type)
+         for f in sums.schema])))
+    totals = dict(zip(month["sensor_id"].to_pylist(), month["energy_kwh"].to_pylist(),
+                      strict=True))
+    assert totals == pytest.approx({"X": 0.70, "Y": 1.0})

@@ -73,6 +73,7 @@ time.sleep(120)
 
 
 @pytest.mark.slow
+@pytest.mark.spark  # a Spark session in a subprocess
 def test_the_spark_ui_when_turned_on_listens_on_loopback_only():
     env = meterlake_env()
     env.pop("SPARK_LOCAL_IP", None)  # what build_session sets by itself
