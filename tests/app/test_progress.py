@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from meterlake import catchup
-from meterlake.catchup import (
+from meterlake.app import catchup
+from meterlake.app.catchup import (
     delta_first_unread,
     delta_rows_from,
     kafka_waiting,
     rows_added,
     source_offset,
 )
-from meterlake.progress import Progress, bar, bar_line, duration, eta, rate, status_line
+from meterlake.core.progress import Progress, bar, bar_line, duration, eta, rate, status_line
 
 
 def test_rate_is_items_per_second_so_far() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from meterlake.cli import _config, _parser, main
-from meterlake.config import load_config
-from meterlake.errors import MeterlakeError
+from meterlake.app.cli import _config, _parser, main
+from meterlake.core.config import load_config
+from meterlake.core.errors import MeterlakeError
 
 
 def config_of(*argv: str):

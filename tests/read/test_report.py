@@ -1,4 +1,4 @@
-"""The report: notebooks/energy_report.ipynb and meterlake.report.
+"""The report: notebooks/energy_report.ipynb and meterlake.read.report.
 
 The lake is the small one of tests/report_lake.py, written with delta-rs (no
 Kafka, no Spark); expected values are worked out by hand from what it holds.
@@ -18,10 +18,10 @@ import pytest
 from matplotlib.figure import Figure
 from nbclient.exceptions import CellExecutionError
 
-from meterlake import report
-from meterlake.catalog import GOLD_TABLES
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
+from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import report
 from tests.report_lake import (
     PRICES,
     QUARANTINE_REASONS,

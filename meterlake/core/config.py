@@ -14,10 +14,10 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 
-from meterlake.catalog import LAYER_TABLES
-from meterlake.errors import MeterlakeError
+from meterlake.core.catalog import LAYER_TABLES
+from meterlake.core.errors import MeterlakeError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONF = PROJECT_ROOT / "conf" / "meterlake.toml"
 
 
@@ -70,7 +70,7 @@ class StreamsConf:
     # catches bronze and silver up side by side; silver then misses what Kafka lost
     # before silver read it, though bronze had it).
     silver_source: str = "bronze"
-    # Compaction of the tables streams append to (meterlake.compaction): a live run
+    # Compaction of the tables streams append to (meterlake.core.compaction): a live run
     # looks every compact_every_s and compacts a table with compact_min_files small
     # files; a catch-up compacts at its end.
     compact_every_s: float = 600.0

@@ -21,8 +21,8 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from meterlake.config import PROJECT_ROOT, Config
-from meterlake.errors import MeterlakeError
+from meterlake.core.config import PROJECT_ROOT, Config
+from meterlake.core.errors import MeterlakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -79,7 +79,7 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
         # Live mode runs three streams in one application: each gets its own pool
-        # (meterlake.pipeline), so a query's jobs do not queue behind another's.
+        # (meterlake.app.pipeline), so a query's jobs do not queue behind another's.
         "spark.scheduler.mode": "FAIR",
     }
     if s.ui:

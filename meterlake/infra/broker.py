@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meterlake.config import BrokerConf
-from meterlake.errors import MeterlakeError
-from meterlake.session import JARS_DIR
+from meterlake.core.config import BrokerConf
+from meterlake.core.errors import MeterlakeError
+from meterlake.core.session import JARS_DIR
 
 log = logging.getLogger(__name__)
 
