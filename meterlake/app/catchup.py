@@ -216,13 +216,14 @@ def watched(
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Callable[[], None]]:
     """A `tick()` that shows, on a new `progress`, each layer's rows read of its total
-    (rates from `started`, a `clock()` time); it looks at most every `every_s` seconds.
-    `queries`: layer -> its running query."""
+    (rates from `started`, a `clock()` time; a plain line every `[progress] every_s` when
+    not on a terminal); it looks at most every `every_s` seconds. `queries`: layer -> its
+    running query."""
     totals = {layer: layer_waiting(config, layer, q) for layer, q in queries.items()}
     counts = {layer: LayerCount(q, totals[layer]) for layer, q in queries.items()}
     looked = -math.inf
     rows = {f"{layer:>6}": total for layer, total in totals.items()}
-    with progress(rows, "rows", started=started) as shown:
+    with progress(rows, "rows", started=started, every_s=config.progress.every_s) as shown:
 
         def tick() -> None:
             nonlocal looked

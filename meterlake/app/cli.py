@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from meterlake.core.config import Config, load_config
@@ -23,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     # Global options work before or after the subcommand; SUPPRESS keeps the
     # subcommand's parser from resetting what was given before it.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--conf", help="configuration file (default conf/meterlake.toml)")
+    common.add_argument("--conf", help="configuration file (default: conf/meterlake.toml "
+                        "as meterlake ships it)")
     common.add_argument("--lake", help="root of the Delta tables (env METERLAKE_LAKE)")
     common.add_argument("--topic", help="Kafka topic (env METERLAKE_TOPIC)")
     common.add_argument("--bootstrap", help="Kafka bootstrap servers (env METERLAKE_BOOTSTRAP)")
@@ -137,16 +137,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = load_config(
-        getattr(args, "conf", None), getattr(args, "settings", None) or ()
-    ).with_overrides(
-        lake=getattr(args, "lake", None),
-        topic=getattr(args, "topic", None),
-        bootstrap=getattr(args, "bootstrap", None),
-    )
-    if getattr(args, "verbose", False):
-        config = replace(config, spark=replace(config.spark, verbose=True))
-    return config
+    """The configuration of this command (the precedence: meterlake.core.config)."""
+    options = {
+        "lake.root": getattr(args, "lake", None),
+        "kafka.topic": getattr(args, "topic", None),
+        "kafka.bootstrap": getattr(args, "bootstrap", None),
+        "spark.verbose": True if getattr(args, "verbose", False) else None,
+    }
+    return load_config(getattr(args, "conf", None), getattr(args, "settings", None) or (),
+                       options)
 
 
 def _kafka(config: Config, args: argparse.Namespace) -> None:

@@ -21,26 +21,34 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from meterlake.core.config import PROJECT_ROOT, Config
+from meterlake.core.config import CONF_DIR, PROJECT_ROOT, Config
 from meterlake.core.errors import MeterlakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-LOG4J2 = PROJECT_ROOT / "conf" / "log4j2.properties"
-LOG4J2_VERBOSE = PROJECT_ROOT / "conf" / "log4j2-verbose.properties"
+LOG4J2 = CONF_DIR / "log4j2.properties"
+LOG4J2_VERBOSE = CONF_DIR / "log4j2-verbose.properties"
 # Lines the JVM prints on stderr by itself, outside log4j, that need nothing from the
 # user. Spark's launcher always starts the JVM with --add-modules=jdk.incubator.vector
 # (org.apache.spark.launcher.JavaModuleOptions), and the JVM then warns at start;
 # no JVM option turns that warning off.
 JVM_NOISE = ("WARNING: Using incubator modules: ",)
-JARS_DIR = Path(os.environ.get("METERLAKE_JARS", PROJECT_ROOT / ".jars"))
+
+
+def jars_dir() -> Path:
+    """Where `make setup` put the JVM's jars (spark/, kafka/): $METERLAKE_JARS, else .jars
+    in the source checkout. An install location, like JAVA_HOME, read when needed: not a
+    setting of a run, so not in the conf file nor under its precedence."""
+    return Path(os.environ.get("METERLAKE_JARS") or PROJECT_ROOT / ".jars")
 
 
 def spark_jars() -> list[str]:
-    jars = sorted((JARS_DIR / "spark").glob("*.jar"))
+    folder = jars_dir() / "spark"
+    jars = sorted(folder.glob("*.jar"))
     if not any(j.name.startswith("delta-spark") for j in jars):
-        raise MeterlakeError(f"Spark jars missing in {JARS_DIR / 'spark'}: run `make setup`")
+        raise MeterlakeError(f"Spark jars missing in {folder}: run `make setup` "
+                             "(or set METERLAKE_JARS to the folder it filled)")
     return [str(j) for j in jars]
 
 

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "energy_report.ipynb"
-DEFAULT_OUT = PROJECT_ROOT / "build" / "energy_report.html"
+DEFAULT_OUT = Path("build") / "energy_report.html"  # from the working directory
 KERNEL_NAME = "python3"
 
 # The "now" of each view, read from the view's own gold table (in the connection's
@@ -66,12 +66,11 @@ _NOW_SQL = "SELECT max(as_of) FROM {table}"
 
 
 def lake_config(lake: str | Path, config: Config | None = None) -> Config:
-    """The configuration with the lake at `lake`; a relative path is from the project root."""
-    path = Path(lake).expanduser()
-    if not path.is_absolute():
-        path = PROJECT_ROOT / path
+    """The configuration with the lake at `lake`, made absolute: a relative path is from
+    the working directory, as everywhere (conf/meterlake.toml), so the notebook's kernel,
+    which runs in notebooks/, is given the lake the caller meant."""
     base = config if config is not None else load_config()
-    return base.with_overrides(lake=str(path))
+    return base.with_overrides(lake=str(Path(lake).expanduser().resolve()))
 
 
 def _frame(
@@ -702,9 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m meterlake.read.report",
         description="Run notebooks/energy_report.ipynb against a lake and export it as HTML.",
     )
-    parser.add_argument("--lake", default=os.environ.get("METERLAKE_LAKE", "lake"),
-                        help="root of the Delta tables; relative to the project root "
-                             "(default: $METERLAKE_LAKE or lake)")
+    parser.add_argument("--lake", help="root of the Delta tables, from the working directory "
+                                       "(default: $METERLAKE_LAKE, else the conf file's)")
     parser.add_argument("--out", default=str(DEFAULT_OUT),
                         help=f"HTML file (default {DEFAULT_OUT})")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
@@ -713,7 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nbclient.exceptions import CellExecutionError
 
     try:
-        out = render_report(Path(args.lake), Path(args.out), timeout=args.timeout)
+        lake = load_config(options={"lake.root": args.lake}).lake
+        out = render_report(lake, Path(args.out), timeout=args.timeout)
     except MeterlakeError as exc:
         print(f"meterlake report: {exc}", file=sys.stderr)
         return 2

@@ -359,7 +359,8 @@ def publish_readings(
     `speedup` > 0 paces the readings that many times faster than their timestamps;
     0 sends as fast as possible. `report`: where a skipped line is told (default: stderr).
     `progress` (meterlake.core.progress) on stdout: lines read of `total`, rate and ETA,
-    as a bar on a terminal, else a plain line every 10 s; False: none (None: on).
+    as a bar on a terminal, else a plain line every `[progress] every_s`; False: none
+    (None: on).
     `keyed`: the sensor id is the message key (one sensor, one partition); without
     it the value goes alone, as the course's publisher sends it, and the client's
     partitioner spreads a sensor over every partition. `partition_of(n)` names the
@@ -384,7 +385,7 @@ def publish_readings(
     hidden = progress is False  # a Progress that never shows a line
     label = f"publish {kafka.topic}"
     bar = Progress({label: total}, "lines", tty=False if hidden else None,
-                   every_s=math.inf if hidden else None)
+                   every_s=math.inf if hidden else config.progress.every_s)
     if report is None:
 
         def report(message: str) -> None:

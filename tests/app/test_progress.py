@@ -128,11 +128,6 @@ def test_on_a_terminal_the_bar_redraws_in_place_and_is_erased_at_the_end(monkeyp
     )
 
 
-def test_the_interval_can_come_from_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("METERLAKE_PROGRESS_EVERY_S", "1.5")
-    assert Progress({"x": None}, stream=io.StringIO(), tty=False).every_s == 1.5
-
-
 def test_on_a_terminal_two_bars_redraw_over_themselves(monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     clock, out = Clock(), io.StringIO()
