@@ -62,7 +62,7 @@ lint: setup  ## ruff
 
 # The lake to report on: `make report LAKE=/path/to/lake` (relative: from here).
 report: setup  ## run the report notebook and export HTML into build/
-	$(BIN)/python -m meterlake.report --lake $(or $(LAKE),lake) --out build/energy_report.html
+	$(BIN)/python -m meterlake.read.report --lake $(or $(LAKE),lake) --out build/energy_report.html
 
 # `make bench QUICK=1`: a few minutes with small sizes (for development).
 bench: setup  ## benchmarks: JSON + PNG into results/, a table on screen

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from meterlake import broker as kafka_broker
-from meterlake.config import Config, load_config
-from meterlake.net import free_port
+from meterlake.core.config import Config, load_config
+from meterlake.core.net import free_port
+from meterlake.infra import broker as kafka_broker
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def kafka(base_config: Config):
 
 @pytest.fixture(scope="session")
 def spark(base_config: Config):
-    from meterlake.session import build_session
+    from meterlake.core.session import build_session
 
     session = build_session(base_config)
     yield session
