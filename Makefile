@@ -45,8 +45,11 @@ browser:  ## headless Chromium and chromedriver (Debian packages) for the browse
 demo: setup  ## a month of 11 meters through bronze, silver and gold; the four answers
 	$(BIN)/meterlake demo
 
+# The suite runs in JOBS processes (pytest-xdist), each with its own broker and Spark;
+# the longest cases are handed out first (tests/conftest.py). JOBS=1: one process.
+JOBS ?= 2
 test: setup  ## the whole test suite (what CI runs), slow cases included
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist load) --durations=30
 
 test-unit: setup  ## the tests that need neither Spark nor the broker (about a minute)
 	$(BIN)/pytest -m "not spark and not kafka"
@@ -59,7 +62,7 @@ lint: setup  ## ruff
 
 # The lake to report on: `make report LAKE=/path/to/lake` (relative: from here).
 report: setup  ## run the report notebook and export HTML into build/
-	$(BIN)/python -m meterlake.report --lake $(or $(LAKE),lake) --out build/energy_report.html
+	$(BIN)/python -m meterlake.read.report --lake $(or $(LAKE),lake) --out build/energy_report.html
 
 # `make bench QUICK=1`: a few minutes with small sizes (for development).
 bench: setup  ## benchmarks: JSON + PNG into results/, a table on screen

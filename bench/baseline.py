@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meterlake.config import Config
+from meterlake.core.config import Config
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -1,6 +1,6 @@
 """Metric 8 on a loopback cluster: catch-up on a Spark standalone cluster (a master and
-two one-core workers, `meterlake.sparkcluster`) reading a three-node KRaft cluster
-(`meterlake.broker.start_cluster`) with six partitions replicated three times.
+two one-core workers, `meterlake.infra.sparkcluster`) reading a three-node KRaft cluster
+(`meterlake.infra.broker.start_cluster`) with six partitions replicated three times.
 
 The bench's own SparkSession (local[2]) fills the topics (`feed.bulk_publish`); the
 pipeline runs in a driver subprocess (`python -m bench.cluster`, one SparkContext per
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import env, feed, timing
-from meterlake import broker, sparkcluster
-from meterlake.config import PROJECT_ROOT, Config, load_config
-from meterlake.net import free_port
+from meterlake.core.config import PROJECT_ROOT, Config, load_config
+from meterlake.core.net import free_port
+from meterlake.infra import broker, sparkcluster
 
 NODES = 3
 PARTITIONS = 6
@@ -115,7 +115,7 @@ def _cluster_ticks(spark: sparkcluster.SparkClusterConf) -> dict[int, int]:
 
 def drive(job: dict[str, Any]) -> dict[str, Any]:
     """In the driver subprocess: a session on the cluster, then each job's catch-up."""
-    from meterlake.session import build_session
+    from meterlake.core.session import build_session
 
     base = feed.bench_config(load_config(), Path(job["jobs"][0]["lake"]).parent)
     config: Config = replace(

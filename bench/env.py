@@ -56,9 +56,9 @@ def _version(module: str) -> str:
 
 
 def kafka_broker_version() -> str:
-    from meterlake.session import JARS_DIR
+    from meterlake.core.session import jars_dir
 
-    jars = sorted((JARS_DIR / "kafka").glob("kafka_2.13-*.jar"))
+    jars = sorted((jars_dir() / "kafka").glob("kafka_2.13-*.jar"))
     return jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else "unknown"
 
 

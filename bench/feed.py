@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.config import Config
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.net import free_port
+from meterlake.core.config import Config
+from meterlake.core.net import free_port
+from meterlake.tools.generate import MonthSpec, write_readings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -72,7 +72,7 @@ def span_file(data_dir: Path, meters: int, hours: float, seed: int = 42) -> tupl
     when already generated; returns the file and its line count."""
     import math
 
-    from meterlake.generate import Readings, format_lines, month_readings
+    from meterlake.tools.generate import Readings, format_lines, month_readings
 
     label = f"{hours:g}".replace(".", "p")
     path = data_dir / f"m{meters}-h{label}-c60-s{seed}.txt"
@@ -127,7 +127,7 @@ def bulk_publish(
     readings go through one task in file order, so Kafka order per sensor is time order."""
     from pyspark.sql import functions as F
 
-    from meterlake.publish import ensure_topic
+    from meterlake.tools.publish import ensure_topic
 
     ensure_topic(config.kafka)
     lines = (
@@ -166,7 +166,7 @@ def bulk_publish(
 
 def publish_kafka_python(config: Config, path: Path) -> dict:
     """The project's publisher at speedup 0: readings/s and client CPU per reading."""
-    from meterlake.publish import publish_readings
+    from meterlake.tools.publish import publish_readings
 
     cpu0, wall0 = time.process_time(), time.monotonic()
     with path.open(encoding="utf-8") as lines:
@@ -196,7 +196,7 @@ def publish_confluent(config: Config, path: Path) -> dict:
 
     from confluent_kafka import KafkaException, Producer
 
-    from meterlake.publish import BadLine, ensure_topic, parse_line, reading_message
+    from meterlake.tools.publish import BadLine, ensure_topic, parse_line, reading_message
 
     ensure_topic(config.kafka)
     zone = ZoneInfo(config.semantics.zone)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from meterlake.catalog import LAYERS
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
-from meterlake.pipeline import start_layer
+from meterlake.app.pipeline import start_layer
+from meterlake.core.catalog import LAYERS
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -67,8 +67,9 @@ def check_alive(queries: list[StreamingQuery]) -> None:
 
 
 def gold_as_of(config: Config) -> dict[str, int]:
-    """Per sensor, the latest as_of (µs since the epoch) in gold day_energy, via meterlake.lake."""
-    from meterlake import lake
+    """Per sensor, the latest as_of (µs since the epoch) in gold day_energy, via
+    meterlake.read.lake."""
+    from meterlake.read import lake
 
     con = lake.connect(config, tables=("day_energy",))
     try:
@@ -114,7 +115,7 @@ def paced_publish(
 ) -> list[tuple[str, int, float]]:
     """Replay path `speedup` times faster than real time for duration_s seconds, with the
     publisher's paced settings; returns (sensor, event µs, wall time of send) per reading."""
-    from meterlake.publish import (
+    from meterlake.tools.publish import (
         ensure_topic,
         open_producer,
         parse_line,
@@ -156,7 +157,7 @@ def paced_publish(
 
 def send_ticks(config: Config, topic: str, seconds: float) -> None:
     """One message a second to topic for `seconds` (the empty-batch floor's input)."""
-    from meterlake.publish import open_producer
+    from meterlake.tools.publish import open_producer
 
     producer = open_producer(config.kafka, 1)
     try:
@@ -180,7 +181,7 @@ def empty_batch_floor(
     'empty batch'. Run alone, after the pipeline stopped: the floor must not load the
     pipeline it is compared with. Returns the stopped queries (for their progress)."""
     from bronze.job import kafka_options
-    from meterlake.publish import ensure_topic
+    from meterlake.tools.publish import ensure_topic
 
     topic = config.kafka.topic + "-tick"
     ensure_topic(replace(config.kafka, topic=topic, partitions=1))
@@ -303,7 +304,7 @@ def freshness_run(
 ) -> dict[str, Any]:
     """Live pipeline on short triggers, readings published paced; latency to gold and
     per-batch times of every query; then, in the same run, the empty-batch floor."""
-    from meterlake.publish import ensure_topic
+    from meterlake.tools.publish import ensure_topic
 
     config = short_triggers(config, trigger)
     ensure_topic(config.kafka)

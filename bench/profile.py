@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meterlake.config import Config
+from meterlake.core.config import Config
 
 
 def _messages(path: Path, sensors: int | None, per_sensor: int | None):

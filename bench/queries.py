@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meterlake import compaction
-from meterlake.catalog import LAYER_TABLES
-from meterlake.config import Config
+from meterlake.core import compaction
+from meterlake.core.catalog import LAYER_TABLES
+from meterlake.core.config import Config
 
 if TYPE_CHECKING:
     import duckdb
@@ -57,7 +57,7 @@ def _timed(fn, reps: int) -> dict[str, float]:
 def on_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
     """Each view through query_view (what `meterlake query` runs: opens its gold table),
     each ad-hoc query through a fresh lake.connect over the gold tables (as `sql` does)."""
-    from meterlake import lake
+    from meterlake.read import lake
 
     out = {}
     for view in VIEWS:
@@ -77,7 +77,7 @@ def on_open_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
     """The same queries on ONE lake.connect connection reused (tables opened once): the
     scan of the Arrow datasets without the cost of opening the Delta tables; plus the
     cost of opening them alone (`connect`)."""
-    from meterlake import lake
+    from meterlake.read import lake
 
     out = {"connect": _timed(lambda: lake.connect(config, tables=GOLD).close(), reps)}
     con = lake.connect(config, tables=GOLD)
@@ -96,7 +96,7 @@ def memory_copy(config: Config) -> duckdb.DuckDBPyConnection:
     import duckdb
     from deltalake import DeltaTable
 
-    from meterlake import lake
+    from meterlake.read import lake
 
     con = duckdb.connect(":memory:")
     con.execute(f"SET TimeZone = '{config.semantics.zone}'")
@@ -127,9 +127,9 @@ def served(config: Config, reps: int, cached: bool = True) -> dict[str, dict[str
     `cached=False` queried on the open tables every time), JSON, response."""
     import http.client
 
-    from meterlake import web
-    from meterlake.livegold import LiveGold
-    from meterlake.net import free_port
+    from meterlake.app import web
+    from meterlake.core.net import free_port
+    from meterlake.read.livegold import LiveGold
 
     gold = LiveGold(config, cached_answers=512 if cached else 0)
     port = free_port()

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import baseline, env, feed, live, queries, timing
-from meterlake.config import PROJECT_ROOT, Config, load_config
-from meterlake.generate import MonthSpec
+from meterlake.core.config import PROJECT_ROOT, Config, load_config
+from meterlake.tools.generate import MonthSpec
 
 log = logging.getLogger("bench")
 
@@ -631,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}")
 
-    from meterlake import broker
-    from meterlake.session import build_session
+    from meterlake.core.session import build_session
+    from meterlake.infra import broker
 
     plan = Plan.make(args.quick)
     results = Path(args.results).resolve()

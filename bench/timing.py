@@ -6,9 +6,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bench import env
-from meterlake import pipeline
-from meterlake.catalog import LAYERS
-from meterlake.config import Config
+from meterlake.app import pipeline
+from meterlake.core.catalog import LAYERS
+from meterlake.core.config import Config
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

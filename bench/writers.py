@@ -130,10 +130,10 @@ def compare_writers(spark: SparkSession, root: Path, meters: int = 11,
 def compare_compaction(spark: SparkSession, root: Path, appends: int = 120,
                        rows: int = 11) -> dict[str, Any]:
     """Small appends (a live batch of `rows` readings each) to a table with Delta's
-    inline auto compaction on (before) and off (meterlake.compaction: compacted on a
+    inline auto compaction on (before) and off (meterlake.core.compaction: compacted on a
     schedule, beside the stream): ms per append, and the scheduled OPTIMIZE's seconds."""
-    from meterlake.compaction import compact, small_files
-    from meterlake.tables import TABLE_PROPERTIES
+    from meterlake.core.compaction import compact, small_files
+    from meterlake.core.tables import TABLE_PROPERTIES
     from silver.job import READINGS_SCHEMA
 
     batch = spark.createDataFrame(

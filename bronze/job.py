@@ -1,7 +1,7 @@
 """Bronze: Kafka -> Delta, append only. It never parses and never drops.
 
 Exactly once through the checkpoint: the Kafka source is replayable and each
-micro-batch is appended once (meterlake.commits: the commit is tagged with the
+micro-batch is appended once (meterlake.core.commits: the commit is tagged with the
 checkpoint's query id and the batch id; a batch run again after a crash is skipped).
 
 Lost data is never silent. When Kafka no longer has offsets bronze had not
@@ -30,10 +30,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from meterlake.checkpoints import planned_offsets
-from meterlake.commits import BatchAppender
-from meterlake.config import Config
-from meterlake.tables import ensure_table
+from meterlake.core.checkpoints import planned_offsets
+from meterlake.core.commits import BatchAppender
+from meterlake.core.config import Config
+from meterlake.core.tables import ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -109,7 +109,7 @@ def find_gaps(
 
 
 def write_bronze_batch(config: Config):
-    """foreachBatch: append the batch to bronze once (meterlake.commits); with
+    """foreachBatch: append the batch to bronze once (meterlake.core.commits); with
     on_data_loss = "record", first record the offsets Kafka no longer had."""
     bronze_path = str(config.table_path("bronze"))
     loss_path = str(config.table_path("data_loss"))

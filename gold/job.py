@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from gold.answers import ANSWERS, Answer, period_sums
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
-from meterlake.tables import checkpoint_query_id, ensure_table
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.core.tables import checkpoint_query_id, ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

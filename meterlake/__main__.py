@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from meterlake.cli import main
+from meterlake.app.cli import main
 
 raise SystemExit(main())

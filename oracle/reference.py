@@ -9,7 +9,7 @@ and the four sorted views. It follows the shared contract
 contract is silent (``docs/semantics.md``).
 
 Independence: it shares no code with the Spark pipeline. It reads only the
-semantics settings (a ``meterlake.config.SemanticsConf``) and the tariff file
+semantics settings (a ``meterlake.core.config.SemanticsConf``) and the tariff file
 (``conf/tariff.toml``, parsed here with ``tomllib``). Every rule is one of the
 DuckDB SQL statements below; Python only runs them in order, builds the
 tariff lookup table from the TOML, and hands back pandas frames.
@@ -141,7 +141,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from meterlake.config import SemanticsConf, load_config
+from meterlake.core.config import SemanticsConf, load_config
 from oracle import sql
 from oracle.sql import HALF_HOUR_US
 

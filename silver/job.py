@@ -5,7 +5,7 @@ reading and the answers), or the bronze table (`[streams] silver_source`).
 
 Per-sensor state (the recent accepted readings, bounded by the allowed
 lateness) lives in Spark's state store (RocksDB), keyed by sensor id. Each
-micro-batch is appended to the three tables once (meterlake.commits: each commit
+micro-batch is appended to the three tables once (meterlake.core.commits: each commit
 tagged with this checkpoint's query id and the batch id), so a replayed batch after
 a crash changes nothing.
 """
@@ -30,9 +30,9 @@ from pyspark.sql.types import (
 )
 
 from bronze.job import read_kafka, to_bronze
-from meterlake.commits import BatchAppender
-from meterlake.config import Config
-from meterlake.tables import ensure_table
+from meterlake.core.commits import BatchAppender
+from meterlake.core.config import Config
+from meterlake.core.tables import ensure_table
 from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
 from silver.message import CANONICAL, parse_timestamp
 from silver.tariff import load_tariff
@@ -205,7 +205,7 @@ SPLITS = {
 
 def write_silver_batch(config: Config):
     """foreachBatch: one micro-batch of judged rows -> an append to each table that
-    gets rows, each once (meterlake.commits: tagged with this checkpoint's query id
+    gets rows, each once (meterlake.core.commits: tagged with this checkpoint's query id
     and the batch id). A table without rows in the batch gets no commit: most batches
     quarantine nothing, and a commit costs about a second here."""
     appender = BatchAppender(config.checkpoint("silver"), prefix="silver-")

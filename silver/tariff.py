@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from meterlake.errors import MeterlakeError
+from meterlake.core.errors import MeterlakeError
 
 SLOTS_PER_DAY = 48
 HALF_HOUR_US = 1_800_000_000

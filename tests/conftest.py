@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from meterlake import broker as kafka_broker
-from meterlake.config import Config, load_config
-from meterlake.net import free_port
+from meterlake.core.config import Config, load_config
+from meterlake.core.net import free_port
+from meterlake.infra import broker as kafka_broker
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def kafka(base_config: Config):
 
 @pytest.fixture(scope="session")
 def spark(base_config: Config):
-    from meterlake.session import build_session
+    from meterlake.core.session import build_session
 
     session = build_session(base_config)
     yield session
@@ -57,9 +57,21 @@ def config(base_config: Config, tmp_path: Path) -> Config:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`spark` and `kafka` markers from the fixtures a test uses (directly or through
     other fixtures; a test that starts its own Spark or broker says so itself):
-    `make test-unit` runs what needs neither."""
+    `make test-unit` runs what needs neither.
+
+    Then the long cases first, the Spark ones next, the pure ones last (a stable sort,
+    so files keep their order within each kind): `make test` spreads the tests over
+    processes (pytest-xdist, `--dist load`), and the longest first is what keeps one
+    process from being left with a long case at the end."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for name in ("spark", "kafka"):
             if name in used:
                 item.add_marker(name)
+    items.sort(key=_weight)
+
+
+def _weight(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow"):
+        return 0
+    return 1 if item.get_closest_marker("spark") or item.get_closest_marker("kafka") else 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meterlake.config import PROJECT_ROOT
+from meterlake.core.config import PROJECT_ROOT
 from silver.message import parse_timestamp
 from silver.tariff import Tariff, load_tariff
 

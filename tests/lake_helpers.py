@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from meterlake.config import Config
+from meterlake.core.config import Config
 
 INSTANT = pa.timestamp("us", tz="UTC")
 GOLD_SCHEMAS = {

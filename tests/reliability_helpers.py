@@ -1,6 +1,6 @@
 """Helpers for the reliability tests (tests/reliability/); no fixtures here.
 
-The lake is read back with delta-rs through DuckDB (`meterlake.lake.connect`),
+The lake is read back with delta-rs through DuckDB (`meterlake.read.lake.connect`),
 never with Spark, so the checks work while another process writes and do not
 depend on the JVM's or Python's time zone. Pipelines that must be killed,
 locked out or run under another TZ run as `python -m meterlake` subprocesses,
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from meterlake.commits import read_tag
-from meterlake.config import PROJECT_ROOT, Config
-from meterlake.lake import connect
+from meterlake.core.commits import read_tag
+from meterlake.core.config import PROJECT_ROOT, Config
+from meterlake.read.lake import connect
 from oracle import OracleResult
 
 TOLERANCE = 1e-9
@@ -122,7 +122,7 @@ def write_readings_file(path: Path, rows: Sequence[tuple[str, str, str | float]]
 
 def reading_message(ts: str, sensor: str, energy: str | float) -> tuple[bytes, bytes]:
     """What the publisher sends for a file line: key = sensor id, JSON with a float energy."""
-    from meterlake.publish import reading_message as publisher_message
+    from meterlake.tools.publish import reading_message as publisher_message
 
     return publisher_message(ts, sensor, float(energy))
 
@@ -353,7 +353,7 @@ def latest_version(table: Path) -> int:
 def delta_commit(table: Path, version: int) -> tuple[int | None, int]:
     """The batch id a Delta commit recorded (None if none) and how many data files it
     added. Gold's MERGEs record it as Delta's txnVersion, the appends of bronze and
-    silver in their commitInfo's userMetadata (meterlake.commits)."""
+    silver in their commitInfo's userMetadata (meterlake.core.commits)."""
     batch, adds = None, 0
     for line in commit_file(table, version).read_text().splitlines():
         action = json.loads(line)
@@ -384,7 +384,7 @@ def batch_committed(config: Config, query: str, batch: int) -> bool:
 def unfinished_batches(config: Config) -> dict[str, tuple[int, tuple[str, ...]]]:
     """Batches a stopped pipeline wrote to Delta but not to its checkpoint's commit log:
     query -> (batch id, the query's tables that already hold that batch)."""
-    from meterlake.catalog import QUERY_TABLES
+    from meterlake.core.catalog import QUERY_TABLES
 
     out = {}
     for query, tables in QUERY_TABLES.items():
@@ -415,9 +415,9 @@ class DeltaWatch:
 
 
 def kill_broker(conf) -> None:
-    """kill -9 of the broker meterlake.broker.start started (its own process group);
+    """kill -9 of the broker meterlake.infra.broker.start started (its own process group);
     returns once it is gone and its ports are closed."""
-    from meterlake import broker
+    from meterlake.infra import broker
 
     pid = int((conf.home / "broker.pid").read_text())
     with contextlib.suppress(ProcessLookupError):

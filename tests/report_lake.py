@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from meterlake.catalog import GOLD_TABLES
+from meterlake.core.catalog import GOLD_TABLES
 
 INSTANT = pa.timestamp("us", tz="UTC")
 COORDINATES = [("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),

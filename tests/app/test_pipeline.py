@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import pytest
 
-from meterlake.pipeline import explain_failure, run_once
+from meterlake.app.pipeline import explain_failure, run_once
 from tests.helpers import produce, reading_message, table_rows
 
 ALL = ["bronze", "silver", "gold"]
@@ -206,7 +206,7 @@ def test_bad_messages_land_in_quarantine_with_their_reason_and_bronze_keeps_all(
 
 
 def test_time_travel_shows_the_answer_before_later_readings(spark, kafka, config) -> None:
-    from meterlake.lake import history, query_view
+    from meterlake.read.lake import history, query_view
 
     _send(kafka, config, SMALL)
     run_once(spark, config, ALL, echo=lambda _: None)
@@ -226,7 +226,7 @@ def test_silver_rebuilt_from_bronze_gives_the_same_answers(spark, kafka, config)
     gold. With "kafka", bronze and silver catch up side by side."""
     from dataclasses import replace
 
-    from meterlake.pipeline import stages
+    from meterlake.app.pipeline import stages
 
     from_bronze = replace(config, streams=replace(config.streams, silver_source="bronze"))
     assert stages(from_bronze, ALL) == [["bronze"], ["silver"], ["gold"]]
@@ -289,13 +289,13 @@ def test_the_command_line_replays_a_file_and_prints_the_answers(kafka, config, t
 
 def test_no_table_the_pipeline_creates_compacts_inside_a_batch(spark, kafka, config) -> None:
     """Streams leave many small files; the pipeline compacts them on a schedule
-    (meterlake.compaction, tests/core/test_compaction.py), so Delta's inline auto compaction
+    (meterlake.core.compaction, tests/core/test_compaction.py), so Delta's inline auto compaction
     is off on every table, and a table an older version created with it on gets it off
     on the next start."""
     from delta.tables import DeltaTable
 
-    from meterlake.catalog import QUERY_TABLES
-    from meterlake.tables import TABLE_PROPERTIES
+    from meterlake.core.catalog import QUERY_TABLES
+    from meterlake.core.tables import TABLE_PROPERTIES
 
     def properties(table: str) -> dict[str, str]:
         detail = DeltaTable.forPath(spark, str(config.table_path(table))).detail()
@@ -336,10 +336,10 @@ def test_a_failure_inside_foreach_batch_is_named_by_its_cause_in_one_line():
 def test_the_cli_drops_py4j_tracebacks_and_keeps_other_log_records():
     import logging
 
-    from meterlake.cli import _not_from_py4j
+    from meterlake.app.cli import _not_from_py4j
 
     def record(path: str) -> logging.LogRecord:
         return logging.LogRecord("root", logging.ERROR, path, 1, "boom", None, None)
 
     assert not _not_from_py4j(record("/venv/lib/python3.11/site-packages/py4j/clientserver.py"))
-    assert _not_from_py4j(record("/work/meterlake/pipeline.py"))
+    assert _not_from_py4j(record("/work/meterlake/app/pipeline.py"))

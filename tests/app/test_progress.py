@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from meterlake import catchup
-from meterlake.catchup import (
+from meterlake.app import catchup
+from meterlake.app.catchup import (
     delta_first_unread,
     delta_rows_from,
     kafka_waiting,
     rows_added,
     source_offset,
 )
-from meterlake.progress import Progress, bar, bar_line, duration, eta, rate, status_line
+from meterlake.core.progress import Progress, bar, bar_line, duration, eta, rate, status_line
 
 
 def test_rate_is_items_per_second_so_far() -> None:
@@ -126,11 +126,6 @@ def test_on_a_terminal_the_bar_redraws_in_place_and_is_erased_at_the_end(monkeyp
     assert out.getvalue() == (
         f"\r{line}\x1b[K" "\r\x1b[J" "a message\n" f"\r{again}\x1b[K" "\r\x1b[J"
     )
-
-
-def test_the_interval_can_come_from_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("METERLAKE_PROGRESS_EVERY_S", "1.5")
-    assert Progress({"x": None}, stream=io.StringIO(), tty=False).every_s == 1.5
 
 
 def test_on_a_terminal_two_bars_redraw_over_themselves(monkeypatch) -> None:

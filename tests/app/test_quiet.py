@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from meterlake.cli import _config, _parser
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.pipeline import LAYER_QUERIES, STOPPING
-from meterlake.publish import publish_readings
-from meterlake.session import forward_jvm_stderr, is_jvm_noise
-from meterlake.stopping import Interrupts, stop_between_triggers
+from meterlake.app.cli import _config, _parser
+from meterlake.app.pipeline import LAYER_QUERIES, STOPPING
+from meterlake.app.stopping import Interrupts, stop_between_triggers
+from meterlake.core.session import forward_jvm_stderr, is_jvm_noise
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import publish_readings
 from tests.reliability_helpers import FAST_STREAMS, cli, live, write_conf
 
 JVM_STDERR = (

@@ -1,4 +1,4 @@
-"""Replay in steps of event time and `query --at` (meterlake.steps, lake.version_at_event_time).
+"""Replay in steps of event time and `query --at` (meterlake.app.steps, lake.version_at_event_time).
 
 The cutting and the search are checked on hand-made lines and delta-rs tables;
 one end-to-end case replays a small file through the real broker and Spark in
@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from meterlake import lake
-from meterlake.cli import main
-from meterlake.config import load_config
-from meterlake.errors import MeterlakeError
-from meterlake.replay import replay
-from meterlake.steps import cut_by_event_time, parse_step
+from meterlake.app.cli import main
+from meterlake.app.replay import replay
+from meterlake.app.steps import cut_by_event_time, parse_step
+from meterlake.core.config import load_config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import lake
 from oracle import compute_answers
 from tests.lake_helpers import month_row, write
 from tests.reliability_helpers import TOLERANCE, quiet

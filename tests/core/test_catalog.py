@@ -1,4 +1,4 @@
-"""The catalog (meterlake.catalog) is the one list of tables: the writers' schemas,
+"""The catalog (meterlake.core.catalog) is the one list of tables: the writers' schemas,
 the paths and the queries' tables agree with it."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gold.answers import ANSWERS
-from meterlake import catalog
-from meterlake.config import Config
+from meterlake.core import catalog
+from meterlake.core.config import Config
 from silver.job import TABLES as SILVER_SCHEMAS
 
 

@@ -1,4 +1,4 @@
-"""meterlake.commits: a batch appended once per (application, batch id), on real Delta."""
+"""meterlake.core.commits: a batch appended once per (application, batch id), on real Delta."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from delta.tables import DeltaTable
 
-from meterlake.commits import RECENT, BatchAppender, batch_tag, last_batch, read_tag
+from meterlake.core.commits import RECENT, BatchAppender, batch_tag, last_batch, read_tag
 
 
 def _rows(spark, path: str) -> list[tuple[int, str]]:

@@ -1,4 +1,4 @@
-"""Compaction on a schedule (meterlake.compaction), on real Delta tables."""
+"""Compaction on a schedule (meterlake.core.compaction), on real Delta tables."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from delta.tables import DeltaTable
 
-from meterlake.compaction import Compactor, compact_due, small_files
-from meterlake.tables import ensure_table
+from meterlake.core.compaction import Compactor, compact_due, small_files
+from meterlake.core.tables import ensure_table
 from silver.job import READINGS_SCHEMA
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def test_a_failed_round_is_logged_and_the_next_round_goes_on(spark, config, capl
     path.mkdir(parents=True)
     (path / "_delta_log").mkdir()
     (path / "_delta_log" / "00000000000000000000.json").write_text("not json\n")
-    with caplog.at_level("WARNING", "meterlake.compaction"):
+    with caplog.at_level("WARNING", "meterlake.core.compaction"):
         with Compactor(spark, config, ["silver"]) as compactor:
             deadline = time.monotonic() + 30
             while "compaction failed" not in caplog.text:

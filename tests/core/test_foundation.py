@@ -9,11 +9,11 @@ import pytest
 from kafka import KafkaConsumer
 
 from bronze.job import start_bronze
-from meterlake import broker
-from meterlake.cli import main
-from meterlake.lake import connect, history, read_only_sql
-from meterlake.net import free_port
-from meterlake.session import spark_settings
+from meterlake.app.cli import main
+from meterlake.core.net import free_port
+from meterlake.core.session import spark_settings
+from meterlake.infra import broker
+from meterlake.read.lake import connect, history, read_only_sql
 from tests.helpers import produce
 
 

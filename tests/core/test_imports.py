@@ -1,18 +1,34 @@
 """The import graph, read from the source (AST), imports inside functions counted too:
-no cycle between modules anywhere in the repository, and the layers never import the
-application that runs them."""
+no cycle between modules anywhere in the repository, and each package imports only the
+packages its row of ALLOWED names (so the layers never import the application that runs
+them, and the core imports nothing of the project)."""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("meterlake", "bronze", "silver", "gold", "oracle", "bench", "tests")
 LAYERS = ("bronze", "silver", "gold")
-# The application: what runs the layers (it imports them; they never import it).
-APPLICATION = ("meterlake.pipeline", "meterlake.cli", "meterlake.replay", "meterlake.steps",
-               "meterlake.web")
+APP = "meterlake.app"
+# Which of the project's packages a package may import, besides its own modules. A
+# package: a subpackage of meterlake, or a top-level folder. bench/ and tests/ may
+# import anything (nothing imports them but themselves).
+ALLOWED: dict[str, set[str]] = {
+    "meterlake.core": set(),
+    "bronze": {"meterlake.core"},
+    "silver": {"meterlake.core", "bronze"},  # silver.job reads the topic as bronze does
+    "gold": {"meterlake.core"},
+    "meterlake.read": {"meterlake.core"},
+    "meterlake.tools": {"meterlake.core"},
+    "meterlake.infra": {"meterlake.core"},
+    APP: {"meterlake.core", "meterlake.read", "meterlake.tools", "meterlake.infra", *LAYERS},
+    "meterlake": {APP},  # __main__: python -m meterlake runs the CLI
+    "oracle": {"meterlake.core"},  # the reference: the config's semantics, no layer code
+}
+UNRESTRICTED = ("bench", "tests")
 
 
 def modules() -> dict[str, Path]:
@@ -24,8 +40,18 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the project's modules it imports (anywhere in its file)."""
+def inside_functions(tree: ast.AST) -> Iterator[ast.AST]:
+    """The nodes in the bodies of the functions (and methods) of `tree`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield from ast.walk(node)
+
+
+def import_graph(
+    nodes: Callable[[ast.AST], Iterable[ast.AST]] = ast.walk,
+) -> dict[str, set[str]]:
+    """module -> the project's modules it imports (anywhere in its file; with
+    `nodes=inside_functions`, only inside its functions)."""
     known = modules()
 
     def resolve(name: str) -> str | None:
@@ -37,7 +63,7 @@ def import_graph() -> dict[str, set[str]]:
     for module, path in known.items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         targets: set[str | None] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in nodes(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets.update(resolve(alias.name) for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
@@ -50,6 +76,31 @@ def import_graph() -> dict[str, set[str]]:
                     targets.add(full if full in known else resolve(base))
         graph[module] = {t for t in targets if t and t != module}
     return graph
+
+
+def package_of(module: str) -> str:
+    """meterlake.core.config -> meterlake.core; meterlake.__main__ -> meterlake;
+    silver.judge -> silver."""
+    parts = module.split(".")
+    if parts[0] == "meterlake" and len(parts) > 1 and (ROOT / "meterlake" / parts[1]).is_dir():
+        return f"meterlake.{parts[1]}"
+    return parts[0]
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of a package its row of ALLOWED does not name, as 'module imports
+    target (package may import only ...)'; bench and tests are not checked."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        package = package_of(module)
+        if package in UNRESTRICTED:
+            continue
+        only = ", ".join(sorted(ALLOWED[package]))
+        rule = f"{package} may import only {only}" if only else f"{package} imports no package"
+        for target in sorted(targets):
+            if package_of(target) not in ALLOWED[package] | {package}:
+                found.append(f"{module} imports {target} ({rule})")
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -86,8 +137,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_imports_inside_functions() -> None:
     graph = import_graph()
-    assert "silver.job" in graph["meterlake.pipeline"]  # imported inside start_layer
+    assert "meterlake.app.pipeline" in graph["meterlake.app.cli"]  # imported inside _run
     assert "oracle" in graph["bench.baseline"]
+    assert "meterlake.app.pipeline" in import_graph(inside_functions)["meterlake.app.cli"]
+    assert "silver.job" not in import_graph(inside_functions)["meterlake.app.pipeline"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -95,11 +148,33 @@ def test_no_module_imports_itself_through_others() -> None:
     assert cycles(import_graph()) == []
 
 
-def test_the_layers_never_import_the_application() -> None:
-    graph = import_graph()
-    wrong = {
-        module: sorted(graph[module] & set(APPLICATION))
-        for module in graph
-        if module.split(".")[0] in LAYERS and graph[module] & set(APPLICATION)
+def test_every_package_has_its_row_of_allowed_imports() -> None:
+    packages = {package_of(module) for module in modules()}
+    assert packages - set(UNRESTRICTED) == set(ALLOWED)
+
+
+def test_a_violation_names_the_module_and_the_import() -> None:
+    graph = {"bronze.job": {"meterlake.core.config", "meterlake.app.cli"},
+             "meterlake.core.config": {"meterlake.read.lake"}}  # fmt: skip
+    assert violations(graph) == [
+        "bronze.job imports meterlake.app.cli (bronze may import only meterlake.core)",
+        "meterlake.core.config imports meterlake.read.lake "
+        "(meterlake.core imports no package)",
+    ]
+
+
+def test_each_package_imports_only_what_its_row_allows() -> None:
+    """The core imports nothing of the project; the layers only the core (silver also
+    bronze); read, tools and infra only the core; only the application imports the
+    layers."""
+    assert violations(import_graph()) == []
+
+
+def test_the_application_imports_the_layers_at_the_top_of_its_files() -> None:
+    inside = import_graph(inside_functions)
+    late = {
+        module: sorted(t for t in targets if package_of(t) in LAYERS)
+        for module, targets in inside.items()
+        if package_of(module) == APP and any(package_of(t) in LAYERS for t in targets)
     }
-    assert wrong == {}
+    assert late == {}

@@ -1,12 +1,13 @@
-"""`--set section.key=value`: any setting for one command, checked against the defaults."""
+"""`--set section.key=value`: any setting for one command, checked against the defaults;
+and the one precedence: command line > environment > conf file > defaults."""
 
 from __future__ import annotations
 
 import pytest
 
-from meterlake.cli import _config, _parser, main
-from meterlake.config import load_config
-from meterlake.errors import MeterlakeError
+from meterlake.app.cli import _config, _parser, main
+from meterlake.core.config import load_config
+from meterlake.core.errors import MeterlakeError
 
 
 def config_of(*argv: str):
@@ -30,13 +31,6 @@ def test_entries_of_the_client_and_spark_tables() -> None:
     assert config.spark.conf == {"spark.sql.shuffle.partitions": "8"}
 
 
-def test_the_command_line_wins_over_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("METERLAKE_TOPIC", "from-env")
-    assert load_config().kafka.topic == "from-env"
-    assert load_config(settings=["kafka.topic=from-set"]).kafka.topic == "from-set"
-    assert config_of("--set", "lake.root=elsewhere").lake.name == "elsewhere"
-
-
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
@@ -56,3 +50,49 @@ def test_a_bad_setting_is_one_clear_line(setting: str, message: str, capsys) -> 
     assert main(["--set", setting, "query", "q1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and message in err
+
+
+# --------------------------------------------------------------------------- precedence
+
+
+def test_one_precedence_option_then_set_then_environment_then_file(tmp_path) -> None:
+    conf = tmp_path / "meterlake.toml"
+    conf.write_text('[kafka]\ntopic = "from-file"\n')
+    environ = {"METERLAKE_TOPIC": "from-env"}
+    assert load_config(conf, environ={}).kafka.topic == "from-file"
+    assert load_config(conf, environ=environ).kafka.topic == "from-env"
+    set_ = ["kafka.topic=from-set"]
+    assert load_config(conf, set_, environ=environ).kafka.topic == "from-set"
+    option = {"kafka.topic": "from-option"}
+    assert load_config(conf, set_, option, environ=environ).kafka.topic == "from-option"
+    assert load_config(conf, set_, {"kafka.topic": None}, environ).kafka.topic == "from-set"
+    assert load_config(conf, environ={"METERLAKE_TOPIC": ""}).kafka.topic == "from-file"
+    assert load_config(tmp_path / "meterlake.toml", environ={}).kafka.partitions == 3  # default
+
+
+def test_the_command_line_flags_are_options_of_the_same_rule(monkeypatch) -> None:
+    monkeypatch.setenv("METERLAKE_LAKE", "from-env")
+    assert config_of().lake.name == "from-env"
+    assert config_of("--set", "lake.root=from-set").lake.name == "from-set"
+    assert config_of("--set", "lake.root=from-set", "--lake", "flag").lake.name == "flag"
+    assert config_of("-v").spark.verbose is True
+    assert config_of().spark.verbose is False
+
+
+def test_each_variable_of_the_environment_reaches_its_setting() -> None:
+    environ = {"METERLAKE_LAKE": "/data/lake", "METERLAKE_TOPIC": "true",
+               "METERLAKE_BOOTSTRAP": "b1:9092,b2:9092",
+               "METERLAKE_KAFKA_SASL_JAAS_CONFIG": 'x required username="u" password="p";',
+               "METERLAKE_PROGRESS_EVERY_S": "1.5"}  # fmt: skip
+    config = load_config(environ=environ)
+    assert str(config.lake) == "/data/lake"
+    assert config.kafka.topic == "true"  # text as it is, not TOML's true
+    assert config.kafka.bootstrap == "b1:9092,b2:9092"
+    assert config.kafka.client["sasl.jaas.config"] == 'x required username="u" password="p";'
+    assert config.progress.every_s == 1.5
+
+
+def test_a_bad_variable_is_one_clear_line() -> None:
+    with pytest.raises(MeterlakeError) as caught:
+        load_config(environ={"METERLAKE_PROGRESS_EVERY_S": "soon"})
+    assert str(caught.value) == "METERLAKE_PROGRESS_EVERY_S: expected a number, not 'soon'"

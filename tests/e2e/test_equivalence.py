@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.lake import connect, query_view
-from meterlake.pipeline import run_once
-from meterlake.publish import publish_readings
+from meterlake.app.pipeline import run_once
+from meterlake.read.lake import connect, query_view
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers
 from tests.reliability_helpers import TOLERANCE, assert_gold_equals_oracle
 

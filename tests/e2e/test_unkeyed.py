@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.lake import query_view
-from meterlake.pipeline import run_once
-from meterlake.publish import publish_file, publish_readings
+from meterlake.app.pipeline import run_once
+from meterlake.read.lake import query_view
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import publish_file, publish_readings
 from oracle import compute_answers
 from tests.e2e.test_equivalence import (
     assert_sorted_views_equal_oracle,

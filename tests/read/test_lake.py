@@ -1,4 +1,4 @@
-"""meterlake.lake: the views, time travel, the SQL sandbox, history and output formats.
+"""meterlake.read.lake: the views, time travel, the SQL sandbox, history and output formats.
 
 Small Delta tables are written with delta-rs in a temporary lake; no broker,
 no Spark. Expected answers are computed by hand from docs/semantics.md.
@@ -21,10 +21,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from meterlake import lake
-from meterlake.cli import main
-from meterlake.config import Config, load_config
-from meterlake.errors import MeterlakeError
+from meterlake.app.cli import main
+from meterlake.core.config import Config, load_config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import lake
 from tests.lake_helpers import day_row, halfhour_row, month_row, utc, write
 
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -335,7 +335,7 @@ def test_outputs_do_not_depend_on_the_machines_time_zone(february):
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_lake import answers_csv\n"
-        "from meterlake.config import load_config\n"
+        "from meterlake.core.config import load_config\n"
         "print(answers_csv(load_config()), end='')\n"
     )
     env = {**os.environ, "TZ": "America/New_York", "METERLAKE_LAKE": str(february.lake)}

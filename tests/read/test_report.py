@@ -1,4 +1,4 @@
-"""The report: notebooks/energy_report.ipynb and meterlake.report.
+"""The report: notebooks/energy_report.ipynb and meterlake.read.report.
 
 The lake is the small one of tests/report_lake.py, written with delta-rs (no
 Kafka, no Spark); expected values are worked out by hand from what it holds.
@@ -18,10 +18,10 @@ import pytest
 from matplotlib.figure import Figure
 from nbclient.exceptions import CellExecutionError
 
-from meterlake import report
-from meterlake.catalog import GOLD_TABLES
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
+from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import report
 from tests.report_lake import (
     PRICES,
     QUARANTINE_REASONS,
@@ -61,7 +61,8 @@ def test_committed_notebook_has_no_outputs_or_execution_counts():
 def test_first_code_cell_is_the_lake_parameter():
     nb = nbformat.read(report.NOTEBOOK, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
-    assert 'LAKE = os.environ.get("METERLAKE_LAKE", "lake")' in first.source
+    # the kernel runs in notebooks/: the project's lake/ is ../lake from there
+    assert 'LAKE = os.environ.get("METERLAKE_LAKE", "../lake")' in first.source
     assert nb.metadata.kernelspec.name == report.KERNEL_NAME
 
 
@@ -77,9 +78,19 @@ def test_report_reads_the_lake_only_through_meterlake_lake():
 # --------------------------------------------------------------------------- data shaping
 
 
-def test_lake_config_reads_a_relative_lake_from_the_project_root():
-    assert report.lake_config("lake").lake == report.PROJECT_ROOT / "lake"
+def test_lake_config_reads_a_relative_lake_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert report.lake_config("lake").lake == tmp_path.resolve() / "lake"
     assert report.lake_config("/data/lake").lake == Path("/data/lake")
+
+
+def test_the_report_command_takes_its_lake_by_the_one_precedence(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(report, "render_report", lambda lake, out, timeout: made.append(lake))
+    monkeypatch.setenv("METERLAKE_LAKE", str(tmp_path / "from-env"))
+    assert report.main(["--out", str(tmp_path / "r.html")]) == 0
+    assert report.main(["--lake", "given", "--out", str(tmp_path / "r.html")]) == 0
+    assert made == [tmp_path / "from-env", Path("given")]
 
 
 def test_missing_lake_is_one_clear_error(tmp_path: Path):

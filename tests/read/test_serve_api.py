@@ -1,4 +1,4 @@
-"""meterlake serve: the JSON API and the open tables behind it (meterlake.web, livegold).
+"""meterlake serve: the JSON API and the open tables behind it (meterlake.app.web, livegold).
 
 Small gold and silver tables written with delta-rs (no broker, no Spark); the
 API must serve what `meterlake query --format json` prints, byte for byte.
@@ -16,12 +16,12 @@ import pytest
 from deltalake import write_deltalake
 from starlette.testclient import TestClient
 
-from meterlake import lake
-from meterlake.cli import main
-from meterlake.config import Config, load_config
-from meterlake.errors import MeterlakeError
-from meterlake.livegold import LiveGold
-from meterlake.web import build_app, check_port
+from meterlake.app.cli import main
+from meterlake.app.web import build_app, check_port
+from meterlake.core.config import Config, load_config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import lake
+from meterlake.read.livegold import LiveGold
 from tests.lake_helpers import day_row, halfhour_row, month_row, write
 
 VIEWS = ("q1", "q2", "q3", "q4")
@@ -214,7 +214,7 @@ def test_the_command_serves_the_lake_and_ctrl_c_stops_it_in_one_line(gold):
     import sys
     import urllib.request
 
-    from meterlake.net import free_port
+    from meterlake.core.net import free_port
 
     port = free_port()
     server = subprocess.Popen(

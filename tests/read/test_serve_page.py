@@ -26,12 +26,12 @@ from deltalake import DeltaTable
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from meterlake.catalog import GOLD_TABLES
-from meterlake.lake import wall_clock
-from meterlake.net import free_port
-from meterlake.pipeline import run_once
-from meterlake.publish import publish_readings
-from meterlake.web import running
+from meterlake.app.pipeline import run_once
+from meterlake.app.web import running
+from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.net import free_port
+from meterlake.read.lake import wall_clock
+from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers
 from tests.browser import chromium, console_errors
 from tests.reliability_helpers import TOLERANCE, quiet

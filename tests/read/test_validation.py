@@ -1,11 +1,11 @@
-"""The run summary and the warnings of meterlake.validation (pure Python)."""
+"""The run summary and the warnings of meterlake.read.validation (pure Python)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from meterlake.config import SemanticsConf
-from meterlake.validation import Tally, summary_line, warnings
+from meterlake.core.config import SemanticsConf
+from meterlake.read.validation import Tally, summary_line, warnings
 
 
 def tally(accepted: dict, quarantined: dict) -> Tally:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meterlake.config import load_config
+from meterlake.core.config import load_config
 from oracle import OracleResult, compute_answers, reference
 
 SEMANTICS = load_config().semantics

@@ -2,7 +2,7 @@
 
 Spark's exactly-once holds only with one running query per checkpoint, a
 readable checkpoint, and a checkpoint that belongs to its tables; Spark checks
-none of that across processes. meterlake.checkpoints does, before a query
+none of that across processes. meterlake.core.checkpoints does, before a query
 starts; these tests misuse checkpoints on purpose and check that each misuse
 fails fast with one clear line and that no gold row is ever doubled.
 """
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from meterlake import checkpoints
-from meterlake.catalog import GOLD_TABLES
-from meterlake.errors import MeterlakeError
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.pipeline import run_once
-from meterlake.publish import publish_readings
+from meterlake.app.pipeline import run_once
+from meterlake.core import checkpoints
+from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.errors import MeterlakeError
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
 from tests.reliability_helpers import (
     FAST_STREAMS,
@@ -81,7 +81,8 @@ def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holde
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from meterlake.checkpoints import lock; "
+            "import sys, time; from pathlib import Path; "
+            "from meterlake.core.checkpoints import lock; "
             f"lock(Path({str(checkpoint)!r}), 'bronze'); print('held', flush=True); "
             "time.sleep(120)",
         ],
@@ -104,7 +105,8 @@ def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holde
         holder.wait()
     # released: another process can take it
     other = subprocess.run(
-        [sys.executable, "-c", "from pathlib import Path; from meterlake.checkpoints import lock; "
+        [sys.executable, "-c", "from pathlib import Path; "
+         "from meterlake.core.checkpoints import lock; "
          f"lock(Path({str(checkpoint)!r}), 'bronze')"],
         capture_output=True, text=True, check=False,
     )

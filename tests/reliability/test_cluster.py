@@ -2,9 +2,9 @@
 cluster reading a replicated Kafka cluster, all on loopback.
 
 - Kafka: three KRaft nodes, each a broker and a voter of the controller quorum
-  (`meterlake.broker.start_cluster`), data in tmp_path, free ports; the topic has
+  (`meterlake.infra.broker.start_cluster`), data in tmp_path, free ports; the topic has
   six partitions replicated three times (all in sync before publishing).
-- Spark: a master and two workers of one core each (`meterlake.sparkcluster`,
+- Spark: a master and two workers of one core each (`meterlake.infra.sparkcluster`,
   pyspark's own spark-class); the driver is `python -m meterlake run --once` with
   `[spark] master = "spark://127.0.0.1:PORT"` from its config file, jars through
   spark.jars as always, the executors' Python the venv's (PYSPARK_PYTHON).
@@ -26,11 +26,11 @@ from dataclasses import replace
 import pytest
 
 from bench.env import children
-from meterlake import broker, sparkcluster
-from meterlake.broker import ClusterConf
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.net import free_port
-from meterlake.sparkcluster import SparkClusterConf
+from meterlake.core.net import free_port
+from meterlake.infra import broker, sparkcluster
+from meterlake.infra.broker import ClusterConf
+from meterlake.infra.sparkcluster import SparkClusterConf
+from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
 from tests.reliability_helpers import (
     assert_bronze_is_one_row_per_offset,

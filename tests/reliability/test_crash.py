@@ -33,12 +33,12 @@ from pathlib import Path
 
 import pytest
 
-from meterlake import broker as kafka_broker
-from meterlake.catalog import GOLD_TABLES, QUERY_TABLES
-from meterlake.commits import batch_tag
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.net import free_port
-from meterlake.publish import PublishResult, publish_readings
+from meterlake.core.catalog import GOLD_TABLES, QUERY_TABLES
+from meterlake.core.commits import batch_tag
+from meterlake.core.net import free_port
+from meterlake.infra import broker as kafka_broker
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import PublishResult, publish_readings
 from oracle import compute_answers
 from tests.reliability_helpers import (
     FAST_STREAMS,

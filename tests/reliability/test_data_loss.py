@@ -15,10 +15,10 @@ from dataclasses import replace
 import pytest
 
 from bronze.job import find_gaps
-from meterlake.errors import MeterlakeError
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.lake import read_only_sql
-from meterlake.pipeline import run_once
+from meterlake.app.pipeline import run_once
+from meterlake.core.errors import MeterlakeError
+from meterlake.read.lake import read_only_sql
+from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
 from tests.reliability_helpers import (
     assert_gold_equals_oracle,

@@ -23,9 +23,9 @@ from dataclasses import replace
 import pytest
 
 from bronze.job import kafka_options, read_kafka
-from meterlake.config import PROJECT_ROOT, load_config
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.publish import client_settings, producer_settings
+from meterlake.core.config import PROJECT_ROOT, load_config
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import client_settings, producer_settings
 from tests.reliability_helpers import cli, is_loopback, listening, meterlake_env, write_conf
 
 SECRET = "S3cr3t-Pa55w0rd-7f3a"
@@ -63,8 +63,8 @@ def test_nothing_listens_beyond_loopback_and_the_ui_is_off(spark, kafka, base_co
 UI_PROBE = """
 import sys, time
 from dataclasses import replace
-from meterlake.config import load_config
-from meterlake.session import build_session
+from meterlake.core.config import load_config
+from meterlake.core.session import build_session
 config = load_config()
 spark = build_session(replace(config, spark=replace(config.spark, ui=True)))
 print(spark.sparkContext.uiWebUrl, flush=True)

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.lake import query_view
-from meterlake.pipeline import run_once
+from meterlake.app.pipeline import run_once
+from meterlake.read.lake import query_view
+from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
 from silver.message import MessageRules, parse_message
 from tests.reliability_helpers import (

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from gold.job import ensure_gold_tables
-from meterlake.catalog import GOLD_TABLES, LAYERS
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.lake import query_view, read_only_sql
-from meterlake.pipeline import start_layer
-from meterlake.publish import publish_readings
+from meterlake.app.pipeline import start_layer
+from meterlake.core.catalog import GOLD_TABLES, LAYERS
+from meterlake.read.lake import query_view, read_only_sql
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
 from tests.reliability_helpers import FAST_STREAMS, assert_gold_equals_oracle
 

@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from meterlake.lake import query_view
-from meterlake.pipeline import run_once
-from meterlake.publish import publish_readings
+from meterlake.app.pipeline import run_once
+from meterlake.read.lake import query_view
+from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
 from tests.reliability_helpers import (
     assert_gold_equals_oracle,

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import silver.judge
-from meterlake.config import load_config
+from meterlake.core.config import load_config
 from silver.job import silver_rules
 from silver.judge import judge_messages
 from silver.message import parse_timestamp

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meterlake.config import load_config
+from meterlake.core.config import load_config
 from oracle import compute_answers
 from silver.judge import SilverRules, judge_messages
 from silver.meter import Window

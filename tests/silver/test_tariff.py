@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from meterlake.errors import MeterlakeError
+from meterlake.core.errors import MeterlakeError
 from silver.tariff import parse_schedule
 from tests.helpers import tariff, us
 

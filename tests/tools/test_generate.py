@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterlake.errors import MeterlakeError
-from meterlake.generate import (
+from meterlake.core.errors import MeterlakeError
+from meterlake.tools.generate import (
     MonthSpec,
     Readings,
     format_lines,

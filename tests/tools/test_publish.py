@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from meterlake.cli import main
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
-from meterlake.generate import MonthSpec, write_readings
-from meterlake.net import free_port
-from meterlake.publish import (
+from meterlake.app.cli import main
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.core.net import free_port
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import (
     BadLine,
     client_settings,
     ensure_broker_reachable,

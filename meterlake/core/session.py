@@ -21,26 +21,34 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from meterlake.config import PROJECT_ROOT, Config
-from meterlake.errors import MeterlakeError
+from meterlake.core.config import CONF_DIR, PROJECT_ROOT, Config
+from meterlake.core.errors import MeterlakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-LOG4J2 = PROJECT_ROOT / "conf" / "log4j2.properties"
-LOG4J2_VERBOSE = PROJECT_ROOT / "conf" / "log4j2-verbose.properties"
+LOG4J2 = CONF_DIR / "log4j2.properties"
+LOG4J2_VERBOSE = CONF_DIR / "log4j2-verbose.properties"
 # Lines the JVM prints on stderr by itself, outside log4j, that need nothing from the
 # user. Spark's launcher always starts the JVM with --add-modules=jdk.incubator.vector
 # (org.apache.spark.launcher.JavaModuleOptions), and the JVM then warns at start;
 # no JVM option turns that warning off.
 JVM_NOISE = ("WARNING: Using incubator modules: ",)
-JARS_DIR = Path(os.environ.get("METERLAKE_JARS", PROJECT_ROOT / ".jars"))
+
+
+def jars_dir() -> Path:
+    """Where `make setup` put the JVM's jars (spark/, kafka/): $METERLAKE_JARS, else .jars
+    in the source checkout. An install location, like JAVA_HOME, read when needed: not a
+    setting of a run, so not in the conf file nor under its precedence."""
+    return Path(os.environ.get("METERLAKE_JARS") or PROJECT_ROOT / ".jars")
 
 
 def spark_jars() -> list[str]:
-    jars = sorted((JARS_DIR / "spark").glob("*.jar"))
+    folder = jars_dir() / "spark"
+    jars = sorted(folder.glob("*.jar"))
     if not any(j.name.startswith("delta-spark") for j in jars):
-        raise MeterlakeError(f"Spark jars missing in {JARS_DIR / 'spark'}: run `make setup`")
+        raise MeterlakeError(f"Spark jars missing in {folder}: run `make setup` "
+                             "(or set METERLAKE_JARS to the folder it filled)")
     return [str(j) for j in jars]
 
 
@@ -79,7 +87,7 @@ def spark_settings(config: Config) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
         # Live mode runs three streams in one application: each gets its own pool
-        # (meterlake.pipeline), so a query's jobs do not queue behind another's.
+        # (meterlake.app.pipeline), so a query's jobs do not queue behind another's.
         "spark.scheduler.mode": "FAIR",
     }
     if s.ui:

@@ -54,10 +54,10 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, DeltaProtocolError
 
-from meterlake import catalog
-from meterlake.catalog import GOLD_TABLES, VIEW_TABLES
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
+from meterlake.core import catalog
+from meterlake.core.catalog import GOLD_TABLES, VIEW_TABLES
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,24 +1,55 @@
 """Configuration: conf/meterlake.toml (plus the tariff file) as frozen dataclasses.
 
-Loaded once, at the edge (the CLI, a test fixture), and passed in. Precedence:
-command-line option (--lake ..., then --set section.key=value) > environment
-variable > file > the defaults below.
+Loaded once, at the edge (the CLI, the report, a test fixture), and passed in.
+`load_config` is the one place precedence is applied, for every setting:
+command-line option (--lake, --topic, --bootstrap, -v, then --set section.key=value)
+> environment (METERLAKE_*, see ENVIRONMENT) > conf file > the defaults below.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 
-from meterlake.catalog import LAYER_TABLES
-from meterlake.errors import MeterlakeError
+from meterlake.core.catalog import LAYER_TABLES
+from meterlake.core.errors import MeterlakeError
+from meterlake.core.progress import EVERY_S
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONF = PROJECT_ROOT / "conf" / "meterlake.toml"
+# The source checkout around this package (tests, bench, the default .jars and the
+# report's notebook live there); an installed meterlake has none.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _conf_dir() -> Path:
+    """The folder of the default conf files (meterlake.toml, tariff.toml,
+    log4j2*.properties). They exist once, in the project's conf/ (the copy users read
+    and edit); the wheel ships that folder as the data-only package meterlake.conf
+    (pyproject.toml: package-dir maps it to conf/), found here through the import
+    system, as an editable install maps it too. A checkout run without installing
+    (PYTHONPATH) has no meterlake.conf: its conf/ is beside the package."""
+    spec = importlib.util.find_spec("meterlake.conf")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return PROJECT_ROOT / "conf"
+
+
+CONF_DIR = _conf_dir()
+DEFAULT_CONF = CONF_DIR / "meterlake.toml"
+# The environment's settings: variable -> the setting it gives (below the command
+# line, above the file). Not here: METERLAKE_JARS, where `make setup` put the JVM's
+# jars (an install location, like JAVA_HOME: meterlake.core.session.jars_dir).
+ENVIRONMENT = {
+    "METERLAKE_LAKE": "lake.root",
+    "METERLAKE_TOPIC": "kafka.topic",
+    "METERLAKE_BOOTSTRAP": "kafka.bootstrap",
+    "METERLAKE_KAFKA_SASL_JAAS_CONFIG": "kafka.client.sasl.jaas.config",
+    "METERLAKE_PROGRESS_EVERY_S": "progress.every_s",
+}
 
 
 DATA_LOSS_POLICIES = ("fail", "record")
@@ -70,7 +101,7 @@ class StreamsConf:
     # catches bronze and silver up side by side; silver then misses what Kafka lost
     # before silver read it, though bronze had it).
     silver_source: str = "bronze"
-    # Compaction of the tables streams append to (meterlake.compaction): a live run
+    # Compaction of the tables streams append to (meterlake.core.compaction): a live run
     # looks every compact_every_s and compacts a table with compact_min_files small
     # files; a catch-up compacts at its end.
     compact_every_s: float = 600.0
@@ -96,7 +127,12 @@ class SemanticsConf:
     max_clock_skew_s: float = 86_400.0
     max_power_kw: float = 50.0
     allowed_lateness_s: float = 3_600.0
-    tariff: Path = PROJECT_ROOT / "conf" / "tariff.toml"
+    tariff: Path = CONF_DIR / "tariff.toml"
+
+
+@dataclass(frozen=True)
+class ProgressConf:
+    every_s: float = EVERY_S  # not on a terminal: a plain progress line this often
 
 
 @dataclass(frozen=True)
@@ -107,6 +143,7 @@ class Config:
     spark: SparkConf = SparkConf()
     streams: StreamsConf = StreamsConf()
     semantics: SemanticsConf = SemanticsConf()
+    progress: ProgressConf = ProgressConf()
 
     def table_path(self, table: str) -> Path:
         """Where a Delta table lives: <lake>/<layer>/<table>."""
@@ -149,6 +186,7 @@ SECTIONS: dict[str, type] = {
     "spark": SparkConf,
     "streams": StreamsConf,
     "semantics": SemanticsConf,
+    "progress": ProgressConf,
 }
 _LAKE_DEFAULTS = {"root": "lake"}
 
@@ -161,9 +199,9 @@ def _setting_value(text: str) -> object:
         return text
 
 
-def _typed(setting: str, value: object, default: object) -> object:
+def _typed(origin: str, value: object, default: object) -> object:
     def wrong(kind: str) -> MeterlakeError:
-        return MeterlakeError(f"--set {setting}: expected {kind}, not {value!r}")
+        return MeterlakeError(f"{origin}: expected {kind}, not {value!r}")
 
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -182,38 +220,61 @@ def _typed(setting: str, value: object, default: object) -> object:
     return value
 
 
+def _setting(name: str, origin: str) -> tuple[str, str, str | None, object]:
+    """A setting's name `section.key` (or `section.key.ENTRY` of kafka.client and
+    spark.conf), checked against the defaults: section, key, entry, the key's default."""
+    parts = name.strip().split(".")
+    if len(parts) < 2 or not all(parts):
+        raise MeterlakeError(f"{origin}: expected section.key=value")
+    section, key = parts[0], parts[1]
+    if section == "lake":
+        defaults: dict[str, object] = _LAKE_DEFAULTS
+    elif section in SECTIONS:
+        defaults = {f.name: _field_default(f) for f in fields(SECTIONS[section])}
+    else:
+        known = ", ".join(["lake", *SECTIONS])
+        raise MeterlakeError(f"{origin}: unknown section {section!r}; known: {known}")
+    if key not in defaults:
+        known = ", ".join(defaults)
+        raise MeterlakeError(f"{origin}: unknown key {key!r} in [{section}]; known: {known}")
+    entry = ".".join(parts[2:]) or None
+    if isinstance(defaults[key], dict):
+        if entry is None:
+            raise MeterlakeError(f"{origin}: name the entry, {section}.{key}.NAME=value")
+    elif entry is not None:
+        raise MeterlakeError(f"{origin}: [{section}] {key} has no entries")
+    return section, key, entry, defaults[key]
+
+
+def _put(data: dict, name: str, origin: str, value: object, text: bool = False) -> dict:
+    """A copy of `data` with the setting `name` set to `value`, typed by its default;
+    `text`: the value is the text of an environment variable (a number or true/false
+    read as TOML, anything else taken as it is)."""
+    section, key, entry, default = _setting(name, origin)
+    if text and (entry is not None or not isinstance(default, bool | int | float)):
+        typed = value
+    elif entry is not None:
+        typed = str(value)
+    else:
+        typed = _typed(origin, _setting_value(str(value)) if text else value, default)
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    target = data.setdefault(section, {})
+    if entry is None:
+        target[key] = typed
+    else:
+        target[key] = {**target.get(key, {}), entry: typed}
+    return data
+
+
 def apply_settings(data: dict, settings: Sequence[str]) -> dict:
     """`--set section.key=value` (repeatable) over the file's data: a copy, each key
     and the type of its value checked against the defaults."""
-    data = {name: dict(section) for name, section in data.items()}
     for setting in settings:
         name, sep, text = setting.partition("=")
-        parts = name.strip().split(".")
-        if not sep or len(parts) < 2 or not all(parts):
-            raise MeterlakeError(f"--set {setting}: expected section.key=value")
-        section, key = parts[0], parts[1]
-        if section == "lake":
-            defaults: dict[str, object] = _LAKE_DEFAULTS
-        elif section in SECTIONS:
-            defaults = {f.name: _field_default(f) for f in fields(SECTIONS[section])}
-        else:
-            known = ", ".join(["lake", *SECTIONS])
-            raise MeterlakeError(f"--set {setting}: unknown section {section!r}; known: {known}")
-        if key not in defaults:
-            known = ", ".join(defaults)
-            raise MeterlakeError(f"--set {setting}: unknown key {key!r} in [{section}]; "
-                                 f"known: {known}")  # fmt: skip
-        target = data.setdefault(section, {})
-        if isinstance(defaults[key], dict):  # kafka.client.<name>, spark.conf.<name>
-            if len(parts) < 3:
-                raise MeterlakeError(f"--set {setting}: name the entry, {section}.{key}.NAME=value")
-            entries = dict(target.get(key, {}))
-            entries[".".join(parts[2:])] = str(_setting_value(text.strip()))
-            target[key] = entries
-        elif len(parts) > 2:
-            raise MeterlakeError(f"--set {setting}: [{section}] {key} has no entries")
-        else:
-            target[key] = _typed(setting, _setting_value(text.strip()), defaults[key])
+        origin = f"--set {setting}"
+        if not sep:
+            raise MeterlakeError(f"{origin}: expected section.key=value")
+        data = _put(data, name, origin, _setting_value(text.strip()))
     return data
 
 
@@ -221,9 +282,17 @@ def _field_default(f: Field) -> object:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def load_config(path: str | Path | None = None, settings: Sequence[str] = ()) -> Config:
-    """Read the TOML file, apply `--set` settings, then METERLAKE_* environment
-    overrides of what `--set` did not set."""
+def load_config(
+    path: str | Path | None = None,
+    settings: Sequence[str] = (),
+    options: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """The configuration, by the one precedence rule: `options` (the command line's own
+    flags, by setting: {"lake.root": args.lake, ...}; None or "" is not given) over
+    `settings` (--set section.key=value) over the environment (`environ`, default
+    os.environ: the variables of ENVIRONMENT, empty ones not counted) over the TOML
+    file at `path` (default DEFAULT_CONF) over the dataclasses' defaults."""
     conf_path = Path(path) if path else DEFAULT_CONF
     try:
         data = tomllib.loads(conf_path.read_text())
@@ -231,10 +300,16 @@ def load_config(path: str | Path | None = None, settings: Sequence[str] = ()) ->
         raise MeterlakeError(f"config file not found: {conf_path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise MeterlakeError(f"config file {conf_path} is not valid TOML: {exc}") from None
+    environ = os.environ if environ is None else environ
+    for variable, name in ENVIRONMENT.items():
+        if environ.get(variable):
+            data = _put(data, name, variable, environ[variable], text=True)
     data = apply_settings(data, settings)
-    chosen = {s.partition("=")[0].strip() for s in settings}
+    for name, value in (options or {}).items():
+        if value is not None and value != "":
+            data = _put(data, name, f"option {name}", value)
     base = conf_path.parent
-    config = Config(
+    return Config(
         lake=Path(data.get("lake", {}).get("root", "lake")),
         kafka=_section(
             data, "kafka", KafkaConf, client=lambda d: {k: str(v) for k, v in d.items()}
@@ -249,17 +324,5 @@ def load_config(path: str | Path | None = None, settings: Sequence[str] = ()) ->
             min_timestamp=lambda s: datetime.fromisoformat(str(s)),
             tariff=lambda p: base / p,
         ),
-    )
-    secret = os.environ.get("METERLAKE_KAFKA_SASL_JAAS_CONFIG")
-    if secret:
-        client = {**config.kafka.client, "sasl.jaas.config": secret}
-        config = replace(config, kafka=replace(config.kafka, client=client))
-
-    def env(name: str, setting: str) -> str | None:
-        return None if setting in chosen else os.environ.get(name)
-
-    return config.with_overrides(
-        lake=env("METERLAKE_LAKE", "lake.root"),
-        topic=env("METERLAKE_TOPIC", "kafka.topic"),
-        bootstrap=env("METERLAKE_BOOTSTRAP", "kafka.bootstrap"),
+        progress=_section(data, "progress", ProgressConf),
     )

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meterlake.config import BrokerConf
-from meterlake.errors import MeterlakeError
-from meterlake.session import JARS_DIR
+from meterlake.core.config import BrokerConf
+from meterlake.core.errors import MeterlakeError
+from meterlake.core.session import jars_dir
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _java() -> str:
 
 
 def _classpath() -> str:
-    jars = JARS_DIR / "kafka"
+    jars = jars_dir() / "kafka"
     if not any(jars.glob("kafka_2.13-*.jar")):
         raise MeterlakeError(f"Kafka jars missing in {jars}: run `make setup`")
     return str(jars / "*")

@@ -2,7 +2,7 @@
 
 Routes (all GET; the server is read-only and listens on loopback by default):
 
-- `/`: the page (`meterlake/page/`), which renders `/api/answers` and polls
+- `/`: the page (`meterlake/app/page/`), which renders `/api/answers` and polls
   `/api/version` to re-render when a gold table gets a new Delta version;
 - `/api/q1` ... `/api/q4`: the rows of `meterlake query qN --format json`,
   byte for byte; `?version=N` or `?as_of=TIMESTAMP` travel in time, `?at=TIME`
@@ -37,10 +37,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from meterlake import lake
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
-from meterlake.livegold import BadTravel, LiveGold, NotYet, commit_time
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import lake
+from meterlake.read.livegold import BadTravel, LiveGold, NotYet, commit_time
 
 log = logging.getLogger(__name__)
 

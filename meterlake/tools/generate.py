@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from meterlake.errors import MeterlakeError
+from meterlake.core.errors import MeterlakeError
 
 ZONE = "Europe/Lisbon"  # the meters' wall clock (the tariff's zone)
 

@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from meterlake import validation
-from meterlake.catalog import LAYERS, QUERY_TABLES
-from meterlake.checkpoints import CheckpointLock, damaged_message, guard
-from meterlake.compaction import Compactor, compact_due
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
+from bronze.job import start_bronze
+from gold.job import start_gold
+from meterlake.core.catalog import LAYERS, QUERY_TABLES
+from meterlake.core.checkpoints import CheckpointLock, damaged_message, guard
+from meterlake.core.compaction import Compactor, compact_due
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import validation
+from silver.job import start_silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -25,12 +28,13 @@ log = logging.getLogger(__name__)
 REPORT_EVERY_S = 60  # live mode: a line on what silver accepted and quarantined
 STOPPING = "stopping after the running micro-batches (Ctrl-C again: at once) ..."
 # Each layer's streaming query (named like its checkpoint; the tables it writes:
-# meterlake.catalog.QUERY_TABLES).
+# meterlake.core.catalog.QUERY_TABLES).
 LAYER_QUERIES = {layer: (layer,) for layer in LAYERS}
+STARTS = {"bronze": start_bronze, "silver": start_silver, "gold": start_gold}
 
 
 def guard_layer(config: Config, layer: str) -> list[CheckpointLock]:
-    """Lock and check the checkpoints of a layer's queries (see meterlake.checkpoints);
+    """Lock and check the checkpoints of a layer's queries (see meterlake.core.checkpoints);
     all or none: on a failure the locks already taken are released."""
     held: list[CheckpointLock] = []
     try:
@@ -66,14 +70,8 @@ def start_layer(
     spark: SparkSession, config: Config, layer: str, once: bool
 ) -> list[StreamingQuery]:
     """Start a layer's query, in its own scheduler pool (named like the layer)."""
-    if layer == "bronze":
-        from bronze.job import start_bronze as start
-    elif layer == "silver":
-        from silver.job import start_silver as start
-    else:
-        from gold.job import start_gold as start
     with _pool(spark, layer):
-        return [start(spark, config, once)]
+        return [STARTS[layer](spark, config, once)]
 
 
 def _rows_read(query: StreamingQuery) -> int:
@@ -98,7 +96,7 @@ _DAMAGED_LOG = re.compile(
 _USER_FUNCTION_CAUSE = re.compile(
     r"\[(?!FOREACH_BATCH_USER_FUNCTION_ERROR\]|STREAM_FAILED\])[A-Z][A-Z0-9_.]*\][^\n]*"
 )
-_RAISED_HERE = re.compile(r"meterlake\.errors\.MeterlakeError: (.*)")
+_RAISED_HERE = re.compile(r"meterlake\.core\.errors\.MeterlakeError: (.*)")
 
 
 def explain_failure(query: str, error: str, config: Config | None = None) -> str:
@@ -192,10 +190,10 @@ def run_once(
 ) -> dict[str, float]:
     """Each layer catches up on everything available, in order (bronze and silver side by
     side when silver reads the topic, see `stages`); returns seconds per layer. When
-    silver ran, ends with what it accepted and quarantined (meterlake.validation).
-    `progress` (e.g. meterlake.progress.Progress) shows each layer's rows read of its
-    total while it runs (meterlake.catchup)."""
-    from meterlake.catchup import watched
+    silver ran, ends with what it accepted and quarantined (meterlake.read.validation).
+    `progress` (e.g. meterlake.core.progress.Progress) shows each layer's rows read of its
+    total while it runs (meterlake.app.catchup)."""
+    from meterlake.app.catchup import watched
 
     timings = {}
     layers = check_layers(layers)
@@ -229,9 +227,9 @@ def run_once(
 def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print) -> None:
     """All layers' streams on their configured triggers, until interrupted: Ctrl-C stops
     each query between two of its micro-batches, a second Ctrl-C at once
-    (meterlake.stopping). Their tables' small files are compacted on a schedule beside
-    them (meterlake.compaction)."""
-    from meterlake.stopping import Interrupts, stop_between_triggers
+    (meterlake.app.stopping). Their tables' small files are compacted on a schedule beside
+    them (meterlake.core.compaction)."""
+    from meterlake.app.stopping import Interrupts, stop_between_triggers
 
     locks: list[CheckpointLock] = []
     queries: list[StreamingQuery] = []
@@ -266,10 +264,10 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
 
 
 def run(config: Config, layers: list[str], once: bool) -> None:
-    from meterlake.session import build_session
+    from meterlake.core.session import build_session
 
     if "bronze" in layers or ("silver" in layers and config.streams.silver_source == "kafka"):
-        from meterlake.publish import ensure_broker_reachable, ensure_topic
+        from meterlake.tools.publish import ensure_broker_reachable, ensure_topic
 
         ensure_broker_reachable(config)
         # Bronze subscribed to a topic a publisher creates later fails with
@@ -282,7 +280,7 @@ def run(config: Config, layers: list[str], once: bool) -> None:
             locks += guard_layer(config, layer)
         spark = build_session(config)
         if once:
-            from meterlake.progress import Progress
+            from meterlake.core.progress import Progress
 
             run_once(spark, config, layers, progress=Progress)
         else:

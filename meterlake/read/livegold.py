@@ -33,10 +33,10 @@ import duckdb
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from meterlake import lake
-from meterlake.catalog import GOLD_TABLES
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
+from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import lake
 
 log = logging.getLogger(__name__)
 

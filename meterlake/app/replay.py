@@ -8,17 +8,17 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from meterlake.catalog import LAYERS
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
-from meterlake.pipeline import run_once
+from meterlake.app.pipeline import run_once
+from meterlake.core.catalog import LAYERS
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
 
 
 def replay(config: Config, readings: Path, echo=print, step: timedelta | None = None) -> Config:
     """A fresh topic and lake, publish --speedup 0, run --once, then the four views;
-    with `step`, publish and run once per step of event time (meterlake.steps)."""
-    from meterlake.publish import publish_file
-    from meterlake.session import build_session
+    with `step`, publish and run once per step of event time (meterlake.app.steps)."""
+    from meterlake.core.session import build_session
+    from meterlake.tools.publish import publish_file
 
     if not readings.exists():
         raise MeterlakeError(f"no such file: {readings}")
@@ -28,12 +28,12 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
     config = replace(config, kafka=replace(config.kafka, topic=topic))
     echo(f"replaying {readings} through topic {topic} into {config.lake}")
     if step is None:
-        from meterlake.progress import Progress
+        from meterlake.core.progress import Progress
 
         publish_file(config, readings, speedup=0)
         run_once(build_session(config), config, list(LAYERS), echo=echo, progress=Progress)
     else:
-        from meterlake.steps import replay_in_steps
+        from meterlake.app.steps import replay_in_steps
 
         replay_in_steps(build_session(config), config, readings, step, echo=echo)
     show_answers(config, echo=echo)
@@ -41,7 +41,7 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
 
 
 def show_answers(config: Config, echo=print) -> None:
-    from meterlake.lake import format_result, query_view
+    from meterlake.read.lake import format_result, query_view
 
     titles = {
         "q1": "Q1 energy this month (kWh)",
@@ -58,8 +58,8 @@ def demo(config: Config) -> None:
     """What `make demo` runs: broker, a generated month, the whole pipeline, the answers."""
     import shutil
 
-    from meterlake import broker
-    from meterlake.generate import MonthSpec, write_readings
+    from meterlake.infra import broker
+    from meterlake.tools.generate import MonthSpec, write_readings
 
     print(broker.start(config.broker).describe())
     data = config.lake.parent / "demo-month.csv"

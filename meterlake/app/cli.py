@@ -7,11 +7,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from meterlake.config import Config, load_config
-from meterlake.errors import MeterlakeError
+from meterlake.core.config import Config, load_config
+from meterlake.core.errors import MeterlakeError
 
 log = logging.getLogger("meterlake")
 
@@ -23,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     # Global options work before or after the subcommand; SUPPRESS keeps the
     # subcommand's parser from resetting what was given before it.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--conf", help="configuration file (default conf/meterlake.toml)")
+    common.add_argument("--conf", help="configuration file (default: conf/meterlake.toml "
+                        "as meterlake ships it)")
     common.add_argument("--lake", help="root of the Delta tables (env METERLAKE_LAKE)")
     common.add_argument("--topic", help="Kafka topic (env METERLAKE_TOPIC)")
     common.add_argument("--bootstrap", help="Kafka bootstrap servers (env METERLAKE_BOOTSTRAP)")
@@ -137,20 +137,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = load_config(
-        getattr(args, "conf", None), getattr(args, "settings", None) or ()
-    ).with_overrides(
-        lake=getattr(args, "lake", None),
-        topic=getattr(args, "topic", None),
-        bootstrap=getattr(args, "bootstrap", None),
-    )
-    if getattr(args, "verbose", False):
-        config = replace(config, spark=replace(config.spark, verbose=True))
-    return config
+    """The configuration of this command (the precedence: meterlake.core.config)."""
+    options = {
+        "lake.root": getattr(args, "lake", None),
+        "kafka.topic": getattr(args, "topic", None),
+        "kafka.bootstrap": getattr(args, "bootstrap", None),
+        "spark.verbose": True if getattr(args, "verbose", False) else None,
+    }
+    return load_config(getattr(args, "conf", None), getattr(args, "settings", None) or (),
+                       options)
 
 
 def _kafka(config: Config, args: argparse.Namespace) -> None:
-    from meterlake import broker
+    from meterlake.infra import broker
 
     if args.action == "start":
         print(broker.start(config.broker).describe())
@@ -162,7 +161,7 @@ def _kafka(config: Config, args: argparse.Namespace) -> None:
 
 
 def _generate(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.generate import MonthSpec, write_readings
+    from meterlake.tools.generate import MonthSpec, write_readings
 
     spec = MonthSpec(
         meters=args.meters,
@@ -176,19 +175,19 @@ def _generate(config: Config, args: argparse.Namespace) -> None:
 
 
 def _publish(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.publish import publish_file
+    from meterlake.tools.publish import publish_file
 
     publish_file(config, Path(args.filename), speedup=args.speedup, keyed=args.keyed)
 
 
 def _run(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.pipeline import run
+    from meterlake.app.pipeline import run
 
     run(config, layers=[x.strip() for x in args.layers.split(",") if x.strip()], once=args.once)
 
 
 def _query(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.lake import print_result, query_view
+    from meterlake.read.lake import print_result, query_view
 
     result = query_view(
         config,
@@ -202,37 +201,37 @@ def _query(config: Config, args: argparse.Namespace) -> None:
 
 
 def _sql(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.lake import parse_parameters, print_result, read_only_sql
+    from meterlake.read.lake import parse_parameters, print_result, read_only_sql
 
     parameters = parse_parameters(args.param)
     print_result(read_only_sql(config, args.statement, parameters), args.format)
 
 
 def _history(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.lake import history, print_result
+    from meterlake.read.lake import history, print_result
 
     print_result(history(config, args.table), "table")
 
 
 def _replay(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.replay import replay
+    from meterlake.app.replay import replay
 
     step = None
     if args.step is not None:
-        from meterlake.steps import parse_step
+        from meterlake.app.steps import parse_step
 
         step = parse_step(args.step)
     replay(config, Path(args.file), step=step)
 
 
 def _serve(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.web import serve
+    from meterlake.app.web import serve
 
     serve(config, args.host, args.port)
 
 
 def _demo(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.replay import demo
+    from meterlake.app.replay import demo
 
     demo(config)
 
@@ -240,7 +239,7 @@ def _demo(config: Config, args: argparse.Namespace) -> None:
 def _report(config: Config, args: argparse.Namespace) -> None:
     from nbclient.exceptions import CellExecutionError
 
-    from meterlake.report import render_report
+    from meterlake.read.report import render_report
 
     try:
         print(f"wrote {render_report(config.lake.resolve(), Path(args.out))}")

@@ -1,15 +1,14 @@
 """Progress of long commands (`run --once`, `publish`): done of total, rate and ETA.
 
 On a terminal one line redraws itself in place (a bar); anywhere else (a log
-file, a pipe, CI) a plain line every EVERY_S seconds (or every
-METERLAKE_PROGRESS_EVERY_S seconds), so logs stay readable.
+file, a pipe, CI) a plain line every EVERY_S seconds (the callers pass
+`[progress] every_s` of the configuration), so logs stay readable.
 The text comes from the pure functions at the top; `Progress` only decides
 when to write it and how.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -106,11 +105,10 @@ class _Row:
 class Progress:
     """Shows the counts of one or more rows (a label each: the layers caught up side by
     side) on `stream`: bars redrawn in place on a terminal, else a `status_line` per row
-    every `every_s` seconds (default: EVERY_S, or the environment's
-    METERLAKE_PROGRESS_EVERY_S). Rates and ETAs count from `started` (a `clock()` time;
-    default: when the Progress was made); a row `update`d with `final=True` keeps its
-    figures from then on. `write` prints a
-    message line without breaking the bars; `close` (or leaving the `with`) erases them.
+    every `every_s` seconds (default: EVERY_S). Rates and ETAs count from `started` (a
+    `clock()` time; default: when the Progress was made); a row `update`d with
+    `final=True` keeps its figures from then on. `write` prints a message line without
+    breaking the bars; `close` (or leaving the `with`) erases them.
     """
 
     def __init__(
@@ -127,9 +125,8 @@ class Progress:
         self.unit = unit
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
-        if every_s is None:
-            every_s = float(os.environ.get("METERLAKE_PROGRESS_EVERY_S", EVERY_S))
-        self.every_s, self.clock = every_s, clock
+        self.every_s = EVERY_S if every_s is None else every_s
+        self.clock = clock
         self.started = clock() if started is None else started
         self._shown_at: float | None = None
         self._drawn = 0  # lines of bars on the terminal now

@@ -13,7 +13,7 @@ Waiting, read when the layer's query starts:
 Read so far: the input rows of the query's finished micro-batches
 (`StreamingQuery.recentProgress`), plus for a micro-batch still running the
 most records one running Spark stage of the layer's scheduler pool (named like
-the layer, meterlake.pipeline) has read: task metrics in Spark's status store,
+the layer, meterlake.app.pipeline) has read: task metrics in Spark's status store,
 which grow as tasks end. A month fits in one micro-batch, so without the
 second part the count would jump from 0 to all at the end.
 
@@ -32,14 +32,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.checkpoints import is_local
-from meterlake.config import Config
+from meterlake.core.checkpoints import is_local
+from meterlake.core.config import Config
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-    from meterlake.progress import Progress
+    from meterlake.core.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def query_waiting(config: Config, layer: str, query: str) -> int | None:
     offset = source_offset(Path(checkpoint))
     source = source_of(config, layer)
     if source == KAFKA:
-        from meterlake.publish import topic_offsets
+        from meterlake.tools.publish import topic_offsets
 
         oldest, end = topic_offsets(config.kafka)
         topic = config.kafka.topic
@@ -216,13 +216,14 @@ def watched(
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Callable[[], None]]:
     """A `tick()` that shows, on a new `progress`, each layer's rows read of its total
-    (rates from `started`, a `clock()` time); it looks at most every `every_s` seconds.
-    `queries`: layer -> its running query."""
+    (rates from `started`, a `clock()` time; a plain line every `[progress] every_s` when
+    not on a terminal); it looks at most every `every_s` seconds. `queries`: layer -> its
+    running query."""
     totals = {layer: layer_waiting(config, layer, q) for layer, q in queries.items()}
     counts = {layer: LayerCount(q, totals[layer]) for layer, q in queries.items()}
     looked = -math.inf
     rows = {f"{layer:>6}": total for layer, total in totals.items()}
-    with progress(rows, "rows", started=started) as shown:
+    with progress(rows, "rows", started=started, every_s=config.progress.every_s) as shown:
 
         def tick() -> None:
             nonlocal looked

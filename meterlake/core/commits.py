@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.tables import checkpoint_query_id
+from meterlake.core.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

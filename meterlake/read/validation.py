@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import duckdb
 from deltalake import DeltaTable
 
-from meterlake.config import Config, SemanticsConf
-from meterlake.lake import arrow_source, open_table
+from meterlake.core.config import Config, SemanticsConf
+from meterlake.read.lake import arrow_source, open_table
 
 NO_SENSOR = "(no sensor id)"
 # Anomalies recorded for an accepted reading: not a rejection.

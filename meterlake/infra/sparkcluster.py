@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meterlake.broker import _pid_alive, _port_open
-from meterlake.errors import MeterlakeError
-from meterlake.net import free_port
+from meterlake.core.errors import MeterlakeError
+from meterlake.core.net import free_port
+from meterlake.infra.broker import _pid_alive, _port_open
 
 LOG4J2 = """\
 rootLogger.level = warn

@@ -3,7 +3,7 @@
 Two halves:
 
 - data shaping: small pandas frames read from the lake *only* through
-  `meterlake.lake` (the sorted views q1..q4, DuckDB over the tables, Delta
+  `meterlake.read.lake` (the sorted views q1..q4, DuckDB over the tables, Delta
   history and time travel), so the report shows what `meterlake query` shows
   and never recomputes an answer its own way;
 - plotting: each `plot_*` function takes one of those frames and returns a
@@ -13,7 +13,7 @@ Two halves:
 `render_report(lake, out)` executes the notebook on a fresh kernel (the Python
 running this module, so the project's virtual environment) and exports a
 self-contained HTML page: images inline as base64, no script loaded from a CDN.
-`python -m meterlake.report --lake lake --out build/energy_report.html` (what
+`python -m meterlake.read.report --lake lake --out build/energy_report.html` (what
 `make report` runs) does the same from the command line.
 
 "Today" and "this month" follow docs/semantics.md: they are the local date and
@@ -42,10 +42,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
-from meterlake import lake as lakeio
-from meterlake.catalog import LAYER_TABLES
-from meterlake.config import PROJECT_ROOT, Config, load_config
-from meterlake.errors import MeterlakeError
+from meterlake.core.catalog import LAYER_TABLES
+from meterlake.core.config import PROJECT_ROOT, Config, load_config
+from meterlake.core.errors import MeterlakeError
+from meterlake.read import lake as lakeio
 
 if TYPE_CHECKING:
     import nbformat
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "energy_report.ipynb"
-DEFAULT_OUT = PROJECT_ROOT / "build" / "energy_report.html"
+DEFAULT_OUT = Path("build") / "energy_report.html"  # from the working directory
 KERNEL_NAME = "python3"
 
 # The "now" of each view, read from the view's own gold table (in the connection's
@@ -66,18 +66,17 @@ _NOW_SQL = "SELECT max(as_of) FROM {table}"
 
 
 def lake_config(lake: str | Path, config: Config | None = None) -> Config:
-    """The configuration with the lake at `lake`; a relative path is from the project root."""
-    path = Path(lake).expanduser()
-    if not path.is_absolute():
-        path = PROJECT_ROOT / path
+    """The configuration with the lake at `lake`, made absolute: a relative path is from
+    the working directory, as everywhere (conf/meterlake.toml), so the notebook's kernel,
+    which runs in notebooks/, is given the lake the caller meant."""
     base = config if config is not None else load_config()
-    return base.with_overrides(lake=str(path))
+    return base.with_overrides(lake=str(Path(lake).expanduser().resolve()))
 
 
 def _frame(
     config: Config, sql: str, tables: Sequence[str], version: int | None = None
 ) -> pd.DataFrame:
-    """One query over the named tables (DuckDB through meterlake.lake.connect)."""
+    """One query over the named tables (DuckDB through meterlake.read.lake.connect)."""
     with closing(lakeio.connect(config, version=version, tables=tables)) as con:
         return con.execute(sql).df()
 
@@ -699,12 +698,11 @@ def render_report(lake: Path, out: Path, notebook: Path = NOTEBOOK, timeout: int
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m meterlake.report",
+        prog="python -m meterlake.read.report",
         description="Run notebooks/energy_report.ipynb against a lake and export it as HTML.",
     )
-    parser.add_argument("--lake", default=os.environ.get("METERLAKE_LAKE", "lake"),
-                        help="root of the Delta tables; relative to the project root "
-                             "(default: $METERLAKE_LAKE or lake)")
+    parser.add_argument("--lake", help="root of the Delta tables, from the working directory "
+                                       "(default: $METERLAKE_LAKE, else the conf file's)")
     parser.add_argument("--out", default=str(DEFAULT_OUT),
                         help=f"HTML file (default {DEFAULT_OUT})")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
@@ -713,7 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nbclient.exceptions import CellExecutionError
 
     try:
-        out = render_report(Path(args.lake), Path(args.out), timeout=args.timeout)
+        lake = load_config(options={"lake.root": args.lake}).lake
+        out = render_report(lake, Path(args.out), timeout=args.timeout)
     except MeterlakeError as exc:
         print(f"meterlake report: {exc}", file=sys.stderr)
         return 2

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from meterlake.config import Config
-from meterlake.errors import MeterlakeError
-from meterlake.publish import BadLine, is_header, parse_line
+from meterlake.core.config import Config
+from meterlake.core.errors import MeterlakeError
+from meterlake.tools.publish import BadLine, is_header, parse_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -85,9 +85,9 @@ def cut_by_event_time(lines: Iterable[str], step: timedelta, zone: ZoneInfo) -> 
 def replay_in_steps(spark: SparkSession, config: Config, path: Path, step: timedelta,
                     echo: Callable[[str], None] = print) -> int:
     """Publish and catch up on each piece of `path` in turn; returns the number of steps."""
-    from meterlake.catalog import LAYERS
-    from meterlake.pipeline import run_once
-    from meterlake.publish import publish_readings
+    from meterlake.app.pipeline import run_once
+    from meterlake.core.catalog import LAYERS
+    from meterlake.tools.publish import publish_readings
 
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

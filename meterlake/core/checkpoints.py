@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.errors import MeterlakeError
+from meterlake.core.errors import MeterlakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from meterlake.config import Config
+    from meterlake.core.config import Config
 
 log = logging.getLogger(__name__)
 

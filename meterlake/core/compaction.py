@@ -19,8 +19,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from meterlake import catalog
-from meterlake.config import Config
+from meterlake.core import catalog
+from meterlake.core.config import Config
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -37,8 +37,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from meterlake.config import Config, KafkaConf
-from meterlake.errors import MeterlakeError
+from meterlake.core.config import Config, KafkaConf
+from meterlake.core.errors import MeterlakeError
 
 log = logging.getLogger(__name__)
 
@@ -358,8 +358,9 @@ def publish_readings(
 
     `speedup` > 0 paces the readings that many times faster than their timestamps;
     0 sends as fast as possible. `report`: where a skipped line is told (default: stderr).
-    `progress` (meterlake.progress) on stdout: lines read of `total`, rate and ETA,
-    as a bar on a terminal, else a plain line every 10 s; False: none (None: on).
+    `progress` (meterlake.core.progress) on stdout: lines read of `total`, rate and ETA,
+    as a bar on a terminal, else a plain line every `[progress] every_s`; False: none
+    (None: on).
     `keyed`: the sensor id is the message key (one sensor, one partition); without
     it the value goes alone, as the course's publisher sends it, and the client's
     partitioner spreads a sensor over every partition. `partition_of(n)` names the
@@ -369,7 +370,7 @@ def publish_readings(
     """
     from kafka.errors import KafkaError
 
-    from meterlake.progress import Progress
+    from meterlake.core.progress import Progress
 
     if not (speedup >= 0 and math.isfinite(speedup)):
         raise MeterlakeError(f"--speedup must be 0 or a positive number, not {speedup}")
@@ -384,7 +385,7 @@ def publish_readings(
     hidden = progress is False  # a Progress that never shows a line
     label = f"publish {kafka.topic}"
     bar = Progress({label: total}, "lines", tty=False if hidden else None,
-                   every_s=math.inf if hidden else None)
+                   every_s=math.inf if hidden else config.progress.every_s)
     if report is None:
 
         def report(message: str) -> None:

@@ -1,5 +1,5 @@
-"""The catalog: every Delta table of the lake, as data. Paths (meterlake.config), the
-queries' checkpoints and locks (meterlake.pipeline), compaction, the read side, the
+"""The catalog: every Delta table of the lake, as data. Paths (meterlake.core.config), the
+queries' checkpoints and locks (meterlake.app.pipeline), compaction, the read side, the
 bench and the tests all derive their lists from here. The schemas live with the code
 that writes each table (silver.job, gold.answers, bronze.job)."""
 
@@ -13,7 +13,7 @@ class Table:
     name: str
     layer: str  # its folder: <lake>/<layer>/<name>
     query: str | None  # the streaming query whose checkpoint it is checked against
-    appended: bool  # streams append small files to it (meterlake.compaction)
+    appended: bool  # streams append small files to it (meterlake.core.compaction)
     answers: str | None  # the view it serves (q1..q4), for gold
     description: str
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 # Streams append many small files. The pipeline compacts them on a schedule, beside
-# the streams (meterlake.compaction), so no one has to run OPTIMIZE by hand; Delta's
+# the streams (meterlake.core.compaction), so no one has to run OPTIMIZE by hand; Delta's
 # inline auto compaction is off, also on tables an older version created with it on:
 # it made every fiftieth micro-batch seconds longer.
 TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "false"}

@@ -1,0 +1,1 @@
+"""Data tools: the synthetic month generator and the publisher into Kafka."""
