@@ -29,6 +29,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from gold.answers import ANSWERS, Answer, period_sums
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
+from meterlake.streams import start_stream
 from meterlake.tables import checkpoint_query_id, ensure_table
 
 if TYPE_CHECKING:
@@ -115,14 +116,4 @@ def start_gold(spark: SparkSession, config: Config, once: bool) -> StreamingQuer
     check_layout(config)
     ensure_gold_tables(spark, config)
     pieces = spark.readStream.format("delta").load(str(config.table_path("silver")))
-    writer = (
-        pieces.writeStream.queryName("gold")
-        .option("checkpointLocation", str(config.checkpoint("gold")))
-        .foreachBatch(GoldWriter(config))
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if once
-        else writer.trigger(processingTime=config.streams.trigger("gold"))
-    )
-    return writer.start()
+    return start_stream(pieces, "gold", config, GoldWriter(config), once)
