@@ -27,10 +27,11 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from gold.answers import ANSWERS, Answer, period_sums
+from meterlake.commits import QueryId
 from meterlake.config import Config
 from meterlake.errors import MeterlakeError
 from meterlake.streams import start_stream
-from meterlake.tables import checkpoint_query_id, ensure_table
+from meterlake.tables import ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,7 +65,7 @@ class GoldWriter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.query_id: str | None = None
+        self.query = QueryId(config.checkpoint("gold"))
         self.tables: dict[str, DeltaTable] = {}
 
     def _open(self, name: str) -> DeltaTable:
@@ -76,13 +77,12 @@ class GoldWriter:
         return table
 
     def __call__(self, pieces: DataFrame, batch_id: int) -> None:
-        if self.query_id is None:
-            self.query_id = checkpoint_query_id(pieces.sparkSession, self.config.checkpoint("gold"))
+        query_id = self.query.get(pieces.sparkSession)
         sums = period_sums(pieces).toArrow()
         if sums.num_rows == 0:
             return
         for answer in ANSWERS.values():
-            app_id = f"{answer.table}-{self.query_id}"
+            app_id = f"{answer.table}-{query_id}"
             try:
                 table = self._open(answer.table)
                 done = table.transaction_version(app_id)
