@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meterlake.catalog import LAYER_TABLES
 from meterlake.errors import MeterlakeError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONF = PROJECT_ROOT / "conf" / "meterlake.toml"
@@ -131,9 +135,14 @@ class Config:
         return replace(self, lake=Path(lake) if lake else self.lake, kafka=kafka)
 
 
-def _section(data: dict, name: str, cls: type, **converters) -> object:
+_Conf = TypeVar("_Conf", bound="DataclassInstance")
+
+
+def _section(
+    data: Mapping[str, Any], name: str, cls: type[_Conf], **converters: Callable[[Any], object]
+) -> _Conf:
     raw = dict(data.get(name, {}))
-    known = set(cls.__dataclass_fields__)
+    known = {f.name for f in fields(cls)}
     unknown = {k for k in raw if k not in known}
     if unknown:
         raise MeterlakeError(f"config [{name}]: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -143,7 +152,7 @@ def _section(data: dict, name: str, cls: type, **converters) -> object:
     return cls(**raw)
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[DataclassInstance]] = {
     "kafka": KafkaConf,
     "broker": BrokerConf,
     "spark": SparkConf,
@@ -182,7 +191,7 @@ def _typed(setting: str, value: object, default: object) -> object:
     return value
 
 
-def apply_settings(data: dict, settings: Sequence[str]) -> dict:
+def apply_settings(data: Mapping[str, Any], settings: Sequence[str]) -> dict[str, Any]:
     """`--set section.key=value` (repeatable) over the file's data: a copy, each key
     and the type of its value checked against the defaults."""
     data = {name: dict(section) for name, section in data.items()}
@@ -193,7 +202,7 @@ def apply_settings(data: dict, settings: Sequence[str]) -> dict:
             raise MeterlakeError(f"--set {setting}: expected section.key=value")
         section, key = parts[0], parts[1]
         if section == "lake":
-            defaults: dict[str, object] = _LAKE_DEFAULTS
+            defaults: Mapping[str, object] = _LAKE_DEFAULTS
         elif section in SECTIONS:
             defaults = {f.name: _field_default(f) for f in fields(SECTIONS[section])}
         else:
@@ -217,7 +226,7 @@ def apply_settings(data: dict, settings: Sequence[str]) -> dict:
     return data
 
 
-def _field_default(f: Field) -> object:
+def _field_default(f: Field[object]) -> object:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
