@@ -57,8 +57,10 @@ test-unit: setup  ## the tests that need neither Spark nor the broker (about a m
 test-fast: setup  ## the suite without the slow cases
 	$(BIN)/pytest -m "not slow"
 
-lint: setup  ## ruff
+# mypy checks the files [tool.mypy] in pyproject.toml lists: the runtime core.
+lint: setup  ## ruff over everything, mypy on the core
 	$(BIN)/ruff check meterlake bronze silver gold oracle tests bench
+	$(BIN)/mypy
 
 # The lake to report on: `make report LAKE=/path/to/lake` (relative: from here).
 report: setup  ## run the report notebook and export HTML into build/

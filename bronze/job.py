@@ -33,6 +33,7 @@ from pyspark.sql.types import (
 from meterlake.core.checkpoints import planned_offsets
 from meterlake.core.commits import BatchAppender
 from meterlake.core.config import Config
+from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
 
 if TYPE_CHECKING:
@@ -159,16 +160,5 @@ def start_bronze(spark: SparkSession, config: Config, once: bool) -> StreamingQu
         DATA_LOSS_SCHEMA,
         "Kafka offsets lost before bronze read them (on_data_loss = record)",
     )
-    writer = (
-        read_kafka(spark, config)
-        .transform(to_bronze)
-        .writeStream.queryName("bronze")
-        .option("checkpointLocation", str(config.checkpoint("bronze")))
-        .foreachBatch(write_bronze_batch(config))
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if once
-        else writer.trigger(processingTime=config.streams.trigger("bronze"))
-    )
-    return writer.start()
+    messages = read_kafka(spark, config).transform(to_bronze)
+    return start_stream(messages, "bronze", config, write_bronze_batch(config), once)

@@ -27,9 +27,11 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from gold.answers import ANSWERS, Answer, period_sums
+from meterlake.core.commits import QueryId
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.core.tables import checkpoint_query_id, ensure_table
+from meterlake.core.streams import start_stream
+from meterlake.core.tables import ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -63,7 +65,7 @@ class GoldWriter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.query_id: str | None = None
+        self.query = QueryId(config.checkpoint("gold"))
         self.tables: dict[str, DeltaTable] = {}
 
     def _open(self, name: str) -> DeltaTable:
@@ -75,13 +77,12 @@ class GoldWriter:
         return table
 
     def __call__(self, pieces: DataFrame, batch_id: int) -> None:
-        if self.query_id is None:
-            self.query_id = checkpoint_query_id(pieces.sparkSession, self.config.checkpoint("gold"))
+        query_id = self.query.get(pieces.sparkSession)
         sums = period_sums(pieces).toArrow()
         if sums.num_rows == 0:
             return
         for answer in ANSWERS.values():
-            app_id = f"{answer.table}-{self.query_id}"
+            app_id = f"{answer.table}-{query_id}"
             try:
                 table = self._open(answer.table)
                 done = table.transaction_version(app_id)
@@ -115,14 +116,4 @@ def start_gold(spark: SparkSession, config: Config, once: bool) -> StreamingQuer
     check_layout(config)
     ensure_gold_tables(spark, config)
     pieces = spark.readStream.format("delta").load(str(config.table_path("silver")))
-    writer = (
-        pieces.writeStream.queryName("gold")
-        .option("checkpointLocation", str(config.checkpoint("gold")))
-        .foreachBatch(GoldWriter(config))
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if once
-        else writer.trigger(processingTime=config.streams.trigger("gold"))
-    )
-    return writer.start()
+    return start_stream(pieces, "gold", config, GoldWriter(config), once)

@@ -32,6 +32,7 @@ from pyspark.sql.types import (
 from bronze.job import read_kafka, to_bronze
 from meterlake.core.commits import BatchAppender
 from meterlake.core.config import Config
+from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
 from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
 from silver.message import CANONICAL, parse_timestamp
@@ -235,16 +236,5 @@ def read_messages(spark: SparkSession, config: Config) -> DataFrame:
 def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
     for table, (schema, comment) in TABLES.items():
         ensure_table(spark, config.table_path(table), schema, comment)
-    writer = (
-        read_messages(spark, config)
-        .transform(judged(silver_rules(config)))
-        .writeStream.queryName("silver")
-        .option("checkpointLocation", str(config.checkpoint("silver")))
-        .foreachBatch(write_silver_batch(config))
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if once
-        else writer.trigger(processingTime=config.streams.trigger("silver"))
-    )
-    return writer.start()
+    rows = read_messages(spark, config).transform(judged(silver_rules(config)))
+    return start_stream(rows, "silver", config, write_silver_batch(config), once)

@@ -256,9 +256,12 @@ def guard(config: Config, query: str, tables: tuple[str, ...]) -> CheckpointLock
 
 def read_text(spark: SparkSession, path: str) -> str:
     """A checkpoint file through Hadoop's file system (works for any checkpoint location)."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    context = spark.sparkContext
+    jvm = context._jvm
+    if jvm is None:  # pyspark sets it when its JVM starts, before any SparkSession
+        raise MeterlakeError(f"cannot read {path}: Spark's JVM is not running")
     hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    fs = hpath.getFileSystem(context._jsc.hadoopConfiguration())
     if not fs.exists(hpath):
         raise FileNotFoundError(path)
     stream = fs.open(hpath)

@@ -59,22 +59,35 @@ def last_batch(spark: SparkSession, path: str, app_id: str) -> int | None:
     return None
 
 
-class BatchAppender:
-    """The appends of one streaming query (its checkpoint) to its Delta tables.
+class QueryId:
+    """The id of the streaming query whose checkpoint this is, read from the checkpoint
+    when the first batch asks for it (its metadata exists from then on) and kept.
 
-    The application id is `prefix` + the checkpoint's query id, read when the first
-    batch comes (the checkpoint's metadata exists from then on): a new checkpoint is
-    a new application, whose batch 0 is not the old one's."""
+    The application ids of a query's exactly-once writes are made from it (here, and
+    gold's Delta transactions): a new checkpoint is a new application, whose batch 0
+    is not the old one's."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = checkpoint
+        self._id: str | None = None
+
+    def get(self, spark: SparkSession) -> str:
+        if self._id is None:
+            self._id = checkpoint_query_id(spark, self.checkpoint)
+        return self._id
+
+
+class BatchAppender:
+    """The appends of one streaming query (its checkpoint) to its Delta tables; the
+    application id is `prefix` + the checkpoint's query id (QueryId)."""
 
     def __init__(self, checkpoint: Path, prefix: str = "") -> None:
         self.checkpoint, self.prefix = checkpoint, prefix
-        self.app_id: str | None = None
+        self.query = QueryId(checkpoint)
         self._last: dict[str, int | None] = {}  # table path -> last batch appended
 
     def application(self, spark: SparkSession) -> str:
-        if self.app_id is None:
-            self.app_id = self.prefix + checkpoint_query_id(spark, self.checkpoint)
-        return self.app_id
+        return self.prefix + self.query.get(spark)
 
     def append(self, batch: DataFrame, path: str, batch_id: int) -> bool:
         """Append batch to the table at path unless this application's batch_id (or a

@@ -11,14 +11,18 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.progress import EVERY_S
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # The source checkout around this package (tests, bench, the default .jars and the
 # report's notebook live there); an installed meterlake has none.
@@ -168,9 +172,14 @@ class Config:
         return replace(self, lake=Path(lake) if lake else self.lake, kafka=kafka)
 
 
-def _section(data: dict, name: str, cls: type, **converters) -> object:
+_Conf = TypeVar("_Conf", bound="DataclassInstance")
+
+
+def _section(
+    data: Mapping[str, Any], name: str, cls: type[_Conf], **converters: Callable[[Any], object]
+) -> _Conf:
     raw = dict(data.get(name, {}))
-    known = set(cls.__dataclass_fields__)
+    known = {f.name for f in fields(cls)}
     unknown = {k for k in raw if k not in known}
     if unknown:
         raise MeterlakeError(f"config [{name}]: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -180,7 +189,7 @@ def _section(data: dict, name: str, cls: type, **converters) -> object:
     return cls(**raw)
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[DataclassInstance]] = {
     "kafka": KafkaConf,
     "broker": BrokerConf,
     "spark": SparkConf,
@@ -188,7 +197,7 @@ SECTIONS: dict[str, type] = {
     "semantics": SemanticsConf,
     "progress": ProgressConf,
 }
-_LAKE_DEFAULTS = {"root": "lake"}
+_LAKE_DEFAULTS: dict[str, object] = {"root": "lake"}
 
 
 def _setting_value(text: str) -> object:
@@ -246,7 +255,9 @@ def _setting(name: str, origin: str) -> tuple[str, str, str | None, object]:
     return section, key, entry, defaults[key]
 
 
-def _put(data: dict, name: str, origin: str, value: object, text: bool = False) -> dict:
+def _put(
+    data: Mapping[str, Any], name: str, origin: str, value: object, text: bool = False
+) -> dict[str, Any]:
     """A copy of `data` with the setting `name` set to `value`, typed by its default;
     `text`: the value is the text of an environment variable (a number or true/false
     read as TOML, anything else taken as it is)."""
@@ -266,9 +277,10 @@ def _put(data: dict, name: str, origin: str, value: object, text: bool = False) 
     return data
 
 
-def apply_settings(data: dict, settings: Sequence[str]) -> dict:
+def apply_settings(data: Mapping[str, Any], settings: Sequence[str]) -> dict[str, Any]:
     """`--set section.key=value` (repeatable) over the file's data: a copy, each key
     and the type of its value checked against the defaults."""
+    data = dict(data)
     for setting in settings:
         name, sep, text = setting.partition("=")
         origin = f"--set {setting}"
@@ -278,7 +290,7 @@ def apply_settings(data: dict, settings: Sequence[str]) -> dict:
     return data
 
 
-def _field_default(f: Field) -> object:
+def _field_default(f: Field[object]) -> object:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 

@@ -125,7 +125,7 @@ def _launch_jvm(settings: dict[str, str], quiet: bool) -> None:
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
 
-    if SparkContext._gateway is not None:  # type: ignore[attr-defined]
+    if SparkContext._gateway is not None:
         return
     conf = SparkConf()
     for key, value in settings.items():
@@ -135,7 +135,7 @@ def _launch_jvm(settings: dict[str, str], quiet: bool) -> None:
         target=forward_jvm_stderr, args=(gateway.proc.stderr, quiet),
         name="meterlake-jvm-stderr", daemon=True,
     ).start()
-    SparkContext._ensure_initialized(gateway=gateway)  # type: ignore[attr-defined]
+    SparkContext._ensure_initialized(gateway=gateway)
 
 
 def build_session(config: Config) -> SparkSession:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from meterlake.core.checkpoints import read_text
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,7 +38,8 @@ def ensure_table(
     for key, value in TABLE_PROPERTIES.items():
         builder = builder.property(key, value)
     table = builder.comment(comment).execute()
-    have = table.detail().select("properties").first()[0] or {}
+    detail = table.detail().select("properties").first()  # a table's detail is one row
+    have = (detail[0] if detail is not None else None) or {}
     missing = {k: v for k, v in TABLE_PROPERTIES.items() if have.get(k) != v}
     if missing:
         pairs = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
@@ -44,18 +48,9 @@ def ensure_table(
 
 
 def checkpoint_query_id(spark: SparkSession, checkpoint: Path) -> str:
-    """The id Spark wrote into a checkpoint's metadata file.
+    """The id Spark wrote into a checkpoint's metadata file (its first line).
 
     A fresh checkpoint gets a fresh id, so idempotent Delta writes keyed on it
     (txnAppId) never skip the writes of a new query."""
-    import json
-
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    hpath = jvm.org.apache.hadoop.fs.Path(str(checkpoint / "metadata"))
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    stream = fs.open(hpath)
-    try:
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        return str(json.loads(reader.readLine())["id"])
-    finally:
-        stream.close()
+    metadata = read_text(spark, str(checkpoint / "metadata"))
+    return str(json.loads(metadata.splitlines()[0])["id"])
