@@ -49,7 +49,7 @@ demo: setup  ## a month of 11 meters through bronze, silver and gold; the four a
 # the longest cases are handed out first (tests/conftest.py). JOBS=1: one process.
 JOBS ?= 2
 test: setup  ## the whole test suite (what CI runs), slow cases included
-	$(BIN)/pytest $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist load) --durations=30
+	$(BIN)/pytest $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal) --durations=30
 
 test-unit: setup  ## the tests that need neither Spark nor the broker (about a minute)
 	$(BIN)/pytest -m "not spark and not kafka"

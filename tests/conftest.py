@@ -6,6 +6,7 @@ so the suite never touches a developer's broker on 9092.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -59,19 +60,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     other fixtures; a test that starts its own Spark or broker says so itself):
     `make test-unit` runs what needs neither.
 
-    Then the long cases first, the Spark ones next, the pure ones last (a stable sort,
-    so files keep their order within each kind): `make test` spreads the tests over
-    processes (pytest-xdist, `--dist load`), and the longest first is what keeps one
-    process from being left with a long case at the end."""
+    Then the order `make test` hands the tests out in (pytest-xdist, `--dist worksteal`:
+    each process takes a contiguous share, and one that runs dry takes half of what
+    another has left): the long cases first, the Spark ones next, the pure ones last
+    (a stable sort: files keep their order within each kind), dealt alternately
+    into the processes' shares, so each starts on long cases and the short ones are
+    what gets moved at the end."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for name in ("spark", "kafka"):
             if name in used:
                 item.add_marker(name)
-    items.sort(key=_weight)
+    ranked = sorted(items, key=_weight)
+    jobs = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    items[:] = [item for share in range(jobs) for item in ranked[share::jobs]]
 
 
-def _weight(item: pytest.Item) -> int:
-    if item.get_closest_marker("slow"):
-        return 0
-    return 1 if item.get_closest_marker("spark") or item.get_closest_marker("kafka") else 2
+def _weight(item: pytest.Item) -> tuple[int, float]:
+    if slow := item.get_closest_marker("slow"):
+        return 0, -slow.kwargs.get("minutes", 1)
+    return (1 if item.get_closest_marker("spark") or item.get_closest_marker("kafka") else 2), 0

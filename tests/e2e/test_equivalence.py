@@ -185,7 +185,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     assert _quarantine_counts(cut) == oracle.quarantine_counts
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=3)
 def test_the_default_month_equals_the_oracle(spark, kafka, config, tmp_path) -> None:
     readings = tmp_path / "month.csv"
     write_readings(MonthSpec(), readings)

@@ -153,7 +153,7 @@ def test_a_file_rising_by_hundreds_of_kwh_is_said_out_loud(spark, kafka, config,
     assert dict(query_view(roomy, "q2", version=None, as_of=None).rows) == {"A": 1200.0}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=2)
 def test_the_default_month_unkeyed_equals_the_oracle(spark, kafka, config, tmp_path) -> None:
     readings = tmp_path / "month.csv"
     write_readings(MonthSpec(), readings)
