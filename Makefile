@@ -48,11 +48,12 @@ demo: setup  ## a month of 11 meters through bronze, silver and gold; the four a
 # The suite runs in JOBS processes (pytest-xdist), each with its own broker and Spark;
 # the longest cases are handed out first (tests/conftest.py). JOBS=1: one process.
 JOBS ?= 2
+XDIST := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal)
 test: setup  ## the whole test suite (what CI runs), slow cases included
-	$(BIN)/pytest $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal) --durations=30
+	$(BIN)/pytest $(XDIST) --durations=30
 
 test-unit: setup  ## the tests that need neither Spark nor the broker (about a minute)
-	$(BIN)/pytest -m "not spark and not kafka"
+	$(BIN)/pytest $(XDIST) -m "not spark and not kafka"
 
 test-fast: setup  ## the suite without the slow cases
 	$(BIN)/pytest -m "not slow"

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import env, feed, timing
 from meterlake.core.config import PROJECT_ROOT, Config, load_config
-from meterlake.core.net import free_port
+from meterlake.core.net import children, free_port
 from meterlake.infra import broker, sparkcluster
 
 NODES = 3
@@ -108,7 +108,7 @@ def _drive(home: Path, kafka: broker.ClusterConf, spark: sparkcluster.SparkClust
 
 
 def _cluster_ticks(spark: sparkcluster.SparkClusterConf) -> dict[int, int]:
-    pids = {p for d in sparkcluster.pids(spark) for p in [d, *env.children(d)]}
+    pids = {p for d in sparkcluster.pids(spark) for p in [d, *children(d)]}
     ticks = {pid: env._cpu_ticks(pid) for pid in pids}
     return {pid: t for pid, t in ticks.items() if t is not None}
 

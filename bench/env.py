@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from meterlake.core.net import children
+
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
@@ -94,26 +96,6 @@ def proc_status_kb(pid: int, field: str) -> int | None:
         return None
     match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) if match else None
-
-
-def children(pid: int) -> list[int]:
-    """All descendants of pid (from /proc/*/stat parent ids)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def jvm_pid(spark) -> int:

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from meterlake.core.config import BrokerConf
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.net import pid_alive, port_open
 from meterlake.core.session import jars_dir
 
 log = logging.getLogger(__name__)
@@ -95,39 +95,19 @@ log.retention.hours=-1
 """
 
 
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own exited child) is not alive
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _read_pid(conf: BrokerConf) -> int | None:
     pid_file = conf.home / "broker.pid"
     try:
         pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def status(conf: BrokerConf) -> BrokerStatus:
     return BrokerStatus(
         pid=_read_pid(conf),
-        listening=_port_open(conf.host, conf.port),
+        listening=port_open(conf.host, conf.port),
         address=f"{conf.host}:{conf.port}",
     )
 
@@ -194,7 +174,7 @@ def start(conf: BrokerConf) -> BrokerStatus:
 
 def _check_ports_free(conf: BrokerConf) -> None:
     for port in (conf.port, conf.controller_port):
-        if _port_open(conf.host, port):
+        if port_open(conf.host, port):
             raise MeterlakeError(
                 f"port {conf.host}:{port} is taken by another process; "
                 "stop it or set [broker] port/controller_port"
@@ -243,7 +223,7 @@ def _wait_ready(
         if subprocess_handle is not None and subprocess_handle.poll() is not None:
             tail = (conf.home / "broker.out").read_text(errors="replace").strip().splitlines()[-3:]
             raise MeterlakeError(f"kafka broker exited at start: {' | '.join(tail)}")
-        if _port_open(conf.host, conf.port) and _accepts_clients(conf, brokers):
+        if port_open(conf.host, conf.port) and _accepts_clients(conf, brokers):
             return status(conf)
         time.sleep(0.3)
     raise MeterlakeError(
@@ -287,15 +267,15 @@ def _stop_nodes(nodes: list[BrokerConf], timeout_s: float) -> int:
     for pid in pids.values():
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while any(_pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in pids.values():
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-        while _pid_alive(pid):
+        while pid_alive(pid):
             time.sleep(0.1)
     for node in pids:
-        while _port_open(node.host, node.port) or _port_open(node.host, node.controller_port):
+        while port_open(node.host, node.port) or port_open(node.host, node.controller_port):
             if time.monotonic() > deadline + 10:
                 break
             time.sleep(0.1)

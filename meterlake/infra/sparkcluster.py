@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meterlake.core.errors import MeterlakeError
-from meterlake.core.net import free_port
-from meterlake.infra.broker import _pid_alive, _port_open
+from meterlake.core.net import free_port, pid_alive, port_open
 
 LOG4J2 = """\
 rootLogger.level = warn
@@ -165,7 +164,7 @@ def pids(conf: SparkClusterConf) -> list[int]:
     for name in conf.daemons:
         with contextlib.suppress(FileNotFoundError, ValueError):
             pid = int((conf.home / f"{name}.pid").read_text())
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 found.append(pid)
     return found
 
@@ -174,7 +173,7 @@ def start(conf: SparkClusterConf) -> list[Daemon]:
     """Start the master, then the workers; return once every worker is registered.
     On failure whatever was started is stopped before the error is raised."""
     ports = [conf.master_port, conf.master_ui_port, *conf.worker_ports, *conf.worker_ui_ports]
-    taken = [p for p in ports if _port_open(conf.host, p)]
+    taken = [p for p in ports if port_open(conf.host, p)]
     if taken:
         raise MeterlakeError(f"Spark cluster: port(s) {taken} on {conf.host} already taken")
     conf.home.mkdir(parents=True, exist_ok=True)
@@ -229,7 +228,7 @@ def stop(conf: SparkClusterConf, timeout_s: float = 30.0) -> int:
     for name, pid in running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        while _pid_alive(pid):
+        while pid_alive(pid):
             time.sleep(0.1)
         (conf.home / f"{name}.pid").unlink(missing_ok=True)
     return len(running)
@@ -240,7 +239,7 @@ def _daemon_pid(conf: SparkClusterConf, name: str) -> int | None:
         pid = int((conf.home / f"{name}.pid").read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _group_members(pgid: int) -> list[int]:

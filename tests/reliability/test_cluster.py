@@ -25,8 +25,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.env import children
-from meterlake.core.net import free_port
+from meterlake.core.net import children, free_port, pid_alive
 from meterlake.infra import broker, sparkcluster
 from meterlake.infra.broker import ClusterConf
 from meterlake.infra.sparkcluster import SparkClusterConf
@@ -61,7 +60,7 @@ def kafka_cluster(tmp_path):
     finally:
         pids = broker.cluster_pids(cluster)
         broker.stop_cluster(cluster)
-        assert not [p for p in pids if broker._pid_alive(p)], "a Kafka node outlived the test"
+        assert not [p for p in pids if pid_alive(p)], "a Kafka node outlived the test"
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ def spark_cluster(tmp_path):
             yield conf, seen
         finally:
             seen.update(pid for d in sparkcluster.pids(conf) for pid in [d, *children(d)])
-    left = [p for p in seen if broker._pid_alive(p)]
+    left = [p for p in seen if pid_alive(p)]
     assert not left, f"processes of the Spark cluster outlived the test: {left}"
 
 
