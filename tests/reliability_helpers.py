@@ -288,7 +288,8 @@ class Live:
             if self.process.poll() is not None:
                 raise AssertionError(f"meterlake run exited early:\n{self.output()[-3000:]}")
             time.sleep(0.2)
-        raise AssertionError(f"meterlake run not running after {timeout} s")
+        raise AssertionError(
+            f"meterlake run not running after {timeout} s:\n{self.output()[-3000:]}")
 
     def interrupt(self, timeout: float = 120) -> int:
         """Ctrl-C: the queries stop cleanly."""

@@ -85,6 +85,9 @@ class SparkConf:
     shuffle_partitions: int = 4
     ui: bool = False
     driver_memory: str = "2g"
+    # The driver JVM's own options. C1 only: a run's JVM lives minutes, not hours, and
+    # the C2 compiler's threads cost more CPU than its code saves (bench/README.md).
+    java_options: str = "-XX:TieredStopAtLevel=1"
     verbose: bool = False  # Spark's and the JVM's own warnings too (`meterlake -v`)
     conf: dict[str, str] = field(default_factory=dict)
 

@@ -9,12 +9,14 @@ nothing of the user are off), and the JVM's own stderr passes through
 JVM_NOISE). With `[spark] verbose = true` (what `meterlake -v` sets) Spark logs
 through conf/log4j2-verbose.properties, every warning as Spark prints it, and
 nothing is dropped. A PYSPARK_SUBMIT_ARGS of your own (e.g. naming your own
-log4j2 file) always wins.
+log4j2 file) always wins. `[spark] java_options` go to the driver JVM
+(by default C1 only: see meterlake.core.config.SparkConf).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -96,6 +98,14 @@ def spark_settings(config: Config) -> dict[str, str]:
     return settings
 
 
+def submit_args(config: Config, log4j: Path) -> str:
+    """spark-submit's arguments for the driver JVM (pyspark splits them like a shell):
+    the log4j2 file and `[spark] java_options`."""
+    options = shlex.join([f"-Dlog4j2.configurationFile={log4j}",
+                          *shlex.split(config.spark.java_options)])
+    return f"--driver-java-options {shlex.quote(options)} pyspark-shell"
+
+
 def is_jvm_noise(line: str) -> bool:
     """True for a line of the JVM's stderr that quiet mode drops (JVM_NOISE)."""
     return line.startswith(JVM_NOISE)
@@ -150,10 +160,7 @@ def build_session(config: Config) -> SparkSession:
         # batch, ...) ask nothing of the user. Only the workers see this variable.
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
     log4j = LOG4J2 if quiet else LOG4J2_VERBOSE
-    os.environ.setdefault(
-        "PYSPARK_SUBMIT_ARGS",
-        f"--driver-java-options -Dlog4j2.configurationFile={log4j} pyspark-shell",
-    )
+    os.environ.setdefault("PYSPARK_SUBMIT_ARGS", submit_args(config, log4j))
     from pyspark.sql import SparkSession
 
     settings = spark_settings(config)

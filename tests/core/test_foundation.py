@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ from kafka import KafkaConsumer
 from bronze.job import start_bronze
 from meterlake.app.cli import main
 from meterlake.core.net import free_port
-from meterlake.core.session import spark_settings
+from meterlake.core.session import spark_settings, submit_args
 from meterlake.infra import broker
 from meterlake.read.lake import connect, history, read_only_sql
 from tests.helpers import produce
@@ -60,6 +61,27 @@ def test_spark_settings_use_local_jars_and_loopback(base_config) -> None:
     assert settings["spark.driver.bindAddress"] == "127.0.0.1"
     assert settings["spark.sql.session.timeZone"] == "Europe/Lisbon"
     assert "RocksDB" in settings["spark.sql.streaming.stateStore.providerClass"]
+
+
+def test_the_driver_jvm_gets_the_log4j_file_and_the_java_options_as_one_argument(
+    base_config, tmp_path
+) -> None:
+    spark = replace(base_config.spark, java_options="-XX:TieredStopAtLevel=1 -Dx='a b'")
+    args = submit_args(replace(base_config, spark=spark), tmp_path / "my logs" / "l.xml")
+    flag, options, shell = shlex.split(args)  # as pyspark splits PYSPARK_SUBMIT_ARGS
+    assert (flag, shell) == ("--driver-java-options", "pyspark-shell")
+    assert shlex.split(options) == [  # as Spark's launcher splits the options
+        f"-Dlog4j2.configurationFile={tmp_path}/my logs/l.xml",
+        "-XX:TieredStopAtLevel=1",
+        "-Dx=a b",
+    ]
+
+
+def test_the_sessions_jvm_runs_with_the_configured_java_options(spark, base_config) -> None:
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(runtime.getInputArguments())
+    assert base_config.spark.java_options == "-XX:TieredStopAtLevel=1"  # the shipped default
+    assert "-XX:TieredStopAtLevel=1" in arguments
 
 
 def test_messages_round_trip_through_the_broker(kafka, config) -> None:
