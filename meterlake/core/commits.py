@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meterlake.core.checkpoints import is_local
 from meterlake.core.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
@@ -42,19 +43,29 @@ def read_tag(user_metadata: str | None) -> tuple[str, int] | None:
         return None
 
 
-def last_batch(spark: SparkSession, path: str, app_id: str) -> int | None:
-    """The latest batch id app_id appended to the table at path, None if it never did."""
+def _user_metadata(spark: SparkSession, path: str, limit: int | None) -> list[str | None]:
+    """The userMetadata of a table's latest `limit` commits (all: None), newest first:
+    read from the log by delta-rs where it is local (milliseconds), else by Spark."""
+    if is_local(path):
+        from deltalake import DeltaTable as LogReader
+
+        return [commit.get("userMetadata") for commit in LogReader(path).history(limit)]
     from delta.tables import DeltaTable
 
     table = DeltaTable.forPath(spark, path)
+    history = table.history(limit) if limit else table.history()
+    return [row[0] for row in history.select("userMetadata").collect()]
+
+
+def last_batch(spark: SparkSession, path: str, app_id: str) -> int | None:
+    """The latest batch id app_id appended to the table at path, None if it never did."""
     for limit in (RECENT, None):
-        history = table.history(limit) if limit else table.history()
-        rows = history.select("userMetadata").collect()
-        tags = (read_tag(row[0]) for row in rows)
+        found = _user_metadata(spark, path, limit)
+        tags = (read_tag(metadata) for metadata in found)
         batches = [tag[1] for tag in tags if tag and tag[0] == app_id]
         if batches:
             return max(batches)
-        if limit and len(rows) < limit:  # that was the whole history
+        if limit and len(found) < limit:  # that was the whole history
             return None
     return None
 

@@ -7,6 +7,7 @@ import json
 import pytest
 from delta.tables import DeltaTable
 
+from meterlake.core import commits
 from meterlake.core.commits import RECENT, BatchAppender, batch_tag, last_batch, read_tag
 
 
@@ -74,9 +75,13 @@ def test_a_failed_append_forgets_and_the_retry_reads_the_history(spark, tmp_path
     assert _rows(spark, path) == [(1, "row 1"), (2, "row 2")]
 
 
-def test_the_tag_is_found_behind_many_other_commits(spark, tmp_path) -> None:
+@pytest.mark.parametrize("reader", ["delta-rs", "spark"])
+def test_the_tag_is_found_behind_many_other_commits(spark, tmp_path, reader, monkeypatch) -> None:
     """More than RECENT commits by others (OPTIMIZE, a user's untagged append) since the
-    application's last append: the whole history is read, the replay still skipped."""
+    application's last append: the whole history is read, the replay still skipped.
+    A local table's log is read by delta-rs, any other by Spark: both say the same."""
+    if reader == "spark":
+        monkeypatch.setattr(commits, "is_local", lambda path: False)
     path = str(tmp_path / "t")
     _batch(spark).write.format("delta").save(path)
     assert _appender(tmp_path, "app").append(_batch(spark, 1), path, 7) is True
