@@ -135,7 +135,7 @@ def published(kafka, config, tmp_path: Path) -> tuple[Path, int]:
     return write_conf(tmp_path / "meterlake.toml", config, FAST_STREAMS), sent
 
 
-@pytest.mark.slow(minutes=3)
+@pytest.mark.slow(minutes=0.9)
 def test_run_once_off_a_terminal_prints_plain_progress_and_nothing_on_stderr(
     published: tuple[Path, int], config, tmp_path: Path
 ) -> None:
@@ -158,7 +158,7 @@ def test_run_once_off_a_terminal_prints_plain_progress_and_nothing_on_stderr(
     assert " WARN " in again.stderr  # Spark's own warnings are back
 
 
-@pytest.mark.slow(minutes=2)
+@pytest.mark.slow(minutes=0.4)
 def test_ctrl_c_stops_a_live_run_between_batches_without_traces(
     published: tuple[Path, int], config, tmp_path: Path
 ) -> None:

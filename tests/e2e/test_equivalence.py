@@ -144,7 +144,7 @@ def assert_sorted_views_equal_oracle(config, oracle: OracleResult) -> None:
         assert [row[1] for row in got.rows] == pytest.approx(list(want.iloc[:, 1]), abs=TOLERANCE)
 
 
-def _quarantine_counts(config) -> dict[str, int]:
+def quarantine_counts(config) -> dict[str, int]:
     con = connect(config, tables=["quarantine"])
     return dict(con.sql("SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall())
 
@@ -169,7 +169,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     run_once(spark, config, ALL, echo=lambda _: None)
     assert_gold_equals_oracle(config, oracle)
     assert_views_equal_oracle(config, oracle)
-    assert _quarantine_counts(config) == oracle.quarantine_counts
+    assert quarantine_counts(config) == oracle.quarantine_counts
 
     # the same stream cut into three catch-ups
     topic = replace(config.kafka, topic=f"{config.kafka.topic}-cut")
@@ -182,16 +182,4 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     oracle = compute_answers(readings, config.semantics, batches=[len(p) for p in parts])
     assert oracle.quarantine_counts["too_late"] == 1  # 12:59:59, a batch after 14:00
     assert_gold_equals_oracle(cut, oracle)
-    assert _quarantine_counts(cut) == oracle.quarantine_counts
-
-
-@pytest.mark.slow(minutes=3)
-def test_the_default_month_equals_the_oracle(spark, kafka, config, tmp_path) -> None:
-    readings = tmp_path / "month.csv"
-    write_readings(MonthSpec(), readings)
-    oracle = compute_answers(readings, config.semantics)
-    _publish(config, readings.read_text().splitlines())
-    run_once(spark, config, ALL, echo=lambda _: None)
-    assert_gold_equals_oracle(config, oracle)
-    assert_views_equal_oracle(config, oracle)
-    assert _quarantine_counts(config) == oracle.quarantine_counts
+    assert quarantine_counts(cut) == oracle.quarantine_counts

@@ -191,7 +191,7 @@ def _one_gold_row():
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.slow(minutes=2)
+@pytest.mark.slow(minutes=0.7)
 def test_a_second_instance_fails_fast_and_no_gold_row_is_doubled(
     spark, kafka, config, readings, tmp_path
 ):

@@ -86,7 +86,7 @@ def _listeners(pids: set[int]) -> dict[int, list[str]]:
     return found
 
 
-@pytest.mark.slow(minutes=3)
+@pytest.mark.slow(minutes=1.7)
 @pytest.mark.spark  # its own cluster and brokers, not the session's
 @pytest.mark.kafka
 def test_the_pipeline_on_a_spark_cluster_over_three_brokers_equals_the_oracle(

@@ -268,7 +268,7 @@ def test_where_a_kill_landed_is_read_from_the_delta_logs_and_the_commit_logs(con
         "silver: pieces written, commit log not"]
 
 
-@pytest.mark.slow(minutes=9)
+@pytest.mark.slow(minutes=4.7)
 def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp_path):
     readings = tmp_path / "readings.csv"
     write_readings(DRIVER_SPEC, readings)
@@ -322,7 +322,7 @@ def test_kill_9_of_the_driver_at_any_moment_changes_no_answer(kafka, config, tmp
 # --------------------------------------------------------------------------- the broker
 
 
-@pytest.mark.slow(minutes=3)
+@pytest.mark.slow(minutes=2.3)
 @pytest.mark.spark  # a live run in a subprocess, on its own broker
 @pytest.mark.kafka
 def test_kill_9_of_the_broker_loses_and_doubles_nothing(base_config, config, tmp_path):

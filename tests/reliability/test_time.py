@@ -195,7 +195,7 @@ def _replay(config, tmp_path: Path, readings: Path, zone: str):
     return with_lake(config, lake), views
 
 
-@pytest.mark.slow(minutes=4)
+@pytest.mark.slow(minutes=2)
 def test_the_same_replay_under_four_time_zones_gives_identical_gold(kafka, config, tmp_path):
     rows = _sorted(MARCH) + _sorted(OCTOBER)
     readings = write_readings_file(tmp_path / "dst.csv", rows)
