@@ -1,4 +1,10 @@
-"""Creating Delta tables up front, so downstream streams can start on an empty lake."""
+"""Creating Delta tables up front, so downstream streams can start on an empty lake.
+
+A local table is looked up and created with delta-rs, reading and writing its log
+directly: through Spark, creating one took 2.7-3.6 s on a loaded 2-core machine and
+checking an existing one about 1 s, paid by every layer at every start (nine tables
+for a run). Tables on other filesystems go through Spark, which has their
+credentials."""
 
 from __future__ import annotations
 
