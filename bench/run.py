@@ -626,6 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not copy a full run's results into bench/results-latest/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # kafka-python warns whenever its event loop ran a task for over 0.1 s, which a
+    # loaded publisher does all the time; the CLI keeps it quiet the same way.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     phases = [p.strip() for p in args.only.split(",")] if args.only else list(PHASES)
     unknown = set(phases) - set(PHASES)
     if unknown:
