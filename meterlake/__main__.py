@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from meterlake.app.cli import main
+from meterlake.app.cli import console
 
-raise SystemExit(main())
+console()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from meterlake.core.config import Config, load_config
@@ -291,3 +294,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return 0
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with `code` once a command is done: stdout and stderr flushed,
+    the atexit handlers run (pyspark stops its JVM in one), then out without the
+    interpreter's own teardown. There the native thread pools of Arrow and DuckDB are
+    destroyed while a worker may still be alive, and now and then the process aborts
+    after all its work is done and printed ("terminate called without an active
+    exception", SIGABRT: a `replay` under a loaded test suite; apache/arrow#34314,
+    duckdb/duckdb#13904)."""
+    _flush()
+    atexit._run_exitfuncs()
+    _flush()  # what the handlers printed
+    os._exit(code)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def console() -> NoReturn:
+    """The `meterlake` command (and `python -m meterlake`)."""
+    leave(main())

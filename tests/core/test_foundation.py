@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -11,6 +13,7 @@ from kafka import KafkaConsumer
 
 from bronze.job import start_bronze
 from meterlake.app.cli import main
+from meterlake.core.config import PROJECT_ROOT
 from meterlake.core.net import free_port
 from meterlake.core.session import spark_settings, submit_args
 from meterlake.infra import broker
@@ -49,6 +52,20 @@ def test_cli_prints_one_line_for_an_expected_failure(capsys) -> None:
     assert main(["--conf", "/nonexistent.toml", "kafka", "status"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "meterlake: error: config file not found: /nonexistent.toml"
+
+
+def test_leaving_keeps_the_exit_code_the_output_and_the_atexit_handlers() -> None:
+    """meterlake.app.cli.leave: out without the interpreter's teardown, nothing lost."""
+    script = (
+        "import atexit\n"
+        "from meterlake.app.cli import leave\n"
+        "atexit.register(print, 'atexit ran')\n"
+        "print('work done')\n"
+        "leave(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "work done\natexit ran\n", "")
 
 
 def test_spark_settings_use_local_jars_and_loopback(base_config) -> None:
