@@ -9,8 +9,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
