@@ -17,6 +17,7 @@ it remembered, so the next attempt reads the history again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,11 +46,14 @@ def read_tag(user_metadata: str | None) -> tuple[str, int] | None:
 
 def _user_metadata(spark: SparkSession, path: str, limit: int | None) -> list[str | None]:
     """The userMetadata of a table's latest `limit` commits (all: None), newest first:
-    read from the log by delta-rs where it is local (milliseconds), else by Spark."""
-    if is_local(path):
-        from deltalake import DeltaTable as LogReader
+    read from the log by delta-rs where it is local (milliseconds), else by Spark (also
+    where delta-rs cannot read the table)."""
+    from deltalake import DeltaTable as Log
+    from deltalake.exceptions import DeltaError
 
-        return [commit.get("userMetadata") for commit in LogReader(path).history(limit)]
+    if is_local(path):
+        with contextlib.suppress(DeltaError):
+            return [commit.get("userMetadata") for commit in Log(path).history(limit)]
     from delta.tables import DeltaTable
 
     table = DeltaTable.forPath(spark, path)

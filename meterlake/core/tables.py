@@ -8,6 +8,7 @@ credentials."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,37 +27,42 @@ if TYPE_CHECKING:
 TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "false"}
 
 
-def _properties(location: str) -> dict[str, str] | None:
-    """An existing local table's properties, read from its log with delta-rs (no Spark
-    job: about 1 s less per table and run on 2 cores); None when there is no table, or
-    delta-rs cannot say (another filesystem, a feature it does not read)."""
-    if not is_local(location):
-        return None
-    from deltalake import DeltaTable as LogReader
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-
-    try:
-        return dict(LogReader(location).metadata().configuration)
-    except (TableNotFoundError, DeltaError, OSError):
-        return None
-
-
-def _create_local(location: str, schema: StructType, comment: str,
-                  partitioned_by: tuple[str, ...]) -> dict[str, str]:
-    """Create the empty table with delta-rs (a commit of one file, no Spark job: about
-    3 s less per table on 2 cores); unless one is there already. Its properties."""
-    from deltalake import DeltaTable as LogWriter
+def _local_properties(location: str, schema: StructType, comment: str,
+                      partitioned_by: tuple[str, ...]) -> dict[str, str]:
+    """The properties of the local table at location, opened with delta-rs, or created
+    empty by it when there is none (no Spark job: a few ms against about 1 s to check a
+    table and 3 s to create one on 2 cores). DeltaError when delta-rs cannot read it."""
+    from deltalake import DeltaTable as Log
+    from deltalake.exceptions import TableNotFoundError
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    table = LogWriter.create(
-        location,
-        to_arrow_schema(schema, timezone="UTC"),  # Spark's TimestampType: an instant
-        mode="ignore",
-        partition_by=list(partitioned_by) or None,
-        description=comment,
-        configuration=dict(TABLE_PROPERTIES),
-    )
+    try:
+        table = Log(location)
+    except TableNotFoundError:
+        table = Log.create(
+            location,
+            to_arrow_schema(schema, timezone="UTC"),  # Spark's TimestampType: an instant
+            mode="ignore",  # another process created it meanwhile
+            partition_by=list(partitioned_by) or None,
+            description=comment,
+            configuration=dict(TABLE_PROPERTIES),
+        )
     return dict(table.metadata().configuration)
+
+
+def _spark_properties(spark: SparkSession, location: str, schema: StructType, comment: str,
+                      partitioned_by: tuple[str, ...]) -> dict[str, str]:
+    """The same through Spark: any filesystem Spark has credentials for, any feature."""
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
+    if partitioned_by:
+        builder = builder.partitionedBy(*partitioned_by)
+    for key, value in TABLE_PROPERTIES.items():
+        builder = builder.property(key, value)
+    table = builder.comment(comment).execute()
+    detail = table.detail().select("properties").first()  # a table's detail is one row
+    return (detail[0] if detail is not None else None) or {}
 
 
 def ensure_table(
@@ -68,22 +74,17 @@ def ensure_table(
 ) -> None:
     """Create an empty Delta table at path with schema and TABLE_PROPERTIES, unless it
     exists; a table created before a property was added gets it set. A local table is
-    looked up and created by delta-rs, any other by Spark."""
-    from delta.tables import DeltaTable
+    looked up and created by delta-rs; Spark does it elsewhere, or where delta-rs
+    cannot read the table."""
+    from deltalake.exceptions import DeltaError
 
     location = str(path.resolve()) if "://" not in str(path) else str(path)
-    have = _properties(location)
-    if have is None and is_local(location):
-        have = _create_local(location, schema, comment, partitioned_by)
-    elif have is None:
-        builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
-        if partitioned_by:
-            builder = builder.partitionedBy(*partitioned_by)
-        for key, value in TABLE_PROPERTIES.items():
-            builder = builder.property(key, value)
-        table = builder.comment(comment).execute()
-        detail = table.detail().select("properties").first()  # a table's detail is one row
-        have = (detail[0] if detail is not None else None) or {}
+    have = None
+    if is_local(location):
+        with contextlib.suppress(DeltaError):
+            have = _local_properties(location, schema, comment, partitioned_by)
+    if have is None:
+        have = _spark_properties(spark, location, schema, comment, partitioned_by)
     missing = {k: v for k, v in TABLE_PROPERTIES.items() if have.get(k) != v}
     if missing:
         pairs = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
