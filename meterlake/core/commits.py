@@ -2,36 +2,44 @@
 
 A streaming query that crashes after its Delta commit but before Spark's commit log
 runs the same batch (same id) again on restart; the table must not take it twice.
-Delta's own idempotent writes (`txnAppId`/`txnVersion`) look the application's last
-version up in the table's whole state, which Delta 4.4 rebuilds with a Spark job on
-every write: measured here, 0.9-1.3 s per small append against 0.4 s without
-(bench/README.md). So each append is tagged instead, in its commit's `userMetadata`,
-with (application id, batch id), and a batch is skipped when the table holds that
-tag or a later one of the same application.
+Each append records Delta's transaction (a `txn` action: application id, version =
+the batch id), and a batch is skipped when the table's transaction for the
+application is at that batch or later.
 
-The history is read once per table when a query starts (newest first, a few commits
-at a time), then the last batch is remembered: one writer per table (the checkpoint
-lock) means nobody else adds this application's tags. A failed append forgets what
-it remembered, so the next attempt reads the history again.
+The batch comes to the driver as Arrow and is written by delta-rs (the `deltalake`
+package), as gold's answers are: a Spark append cost 0.2 s on an idle JVM and about
+1 s in a live run beside two other queries on 2 cores, mostly the commit (snapshot,
+statistics, the transaction's lookup in the table's whole state); delta-rs appends
+the same rows in 20-30 ms (bench/README.md). The batch is bounded by
+`[streams] max_offsets_per_trigger`, so is what the driver holds.
+
+Each table is opened once per query and its transaction read then; the last batch is
+remembered, since one writer per table (the checkpoint lock) means nobody else
+records this application. A failed append forgets the table, so the next attempt
+reads it again. Tables written by meterlake before 2026-12-07 recorded the batch as
+a tag in the commit's userMetadata instead: it is still read, once per table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.core.checkpoints import is_local
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
 from meterlake.core.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-RECENT = 10  # commits read first; the whole history only if the tag is not among them
+RECENT = 10  # commits searched for an old tag first; the whole history only if not there
+UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
 def batch_tag(app_id: str, batch_id: int) -> str:
+    """The userMetadata tag of an append by meterlake before 2026-12-07."""
     return json.dumps({"app": app_id, "batch": batch_id}, separators=(",", ":"))
 
 
@@ -44,27 +52,10 @@ def read_tag(user_metadata: str | None) -> tuple[str, int] | None:
         return None
 
 
-def _user_metadata(spark: SparkSession, path: str, limit: int | None) -> list[str | None]:
-    """The userMetadata of a table's latest `limit` commits (all: None), newest first:
-    read from the log by delta-rs where it is local (milliseconds), else by Spark (also
-    where delta-rs cannot read the table)."""
-    from deltalake import DeltaTable as Log
-    from deltalake.exceptions import DeltaError
-
-    if is_local(path):
-        with contextlib.suppress(DeltaError):
-            return [commit.get("userMetadata") for commit in Log(path).history(limit)]
-    from delta.tables import DeltaTable
-
-    table = DeltaTable.forPath(spark, path)
-    history = table.history(limit) if limit else table.history()
-    return [row[0] for row in history.select("userMetadata").collect()]
-
-
-def last_batch(spark: SparkSession, path: str, app_id: str) -> int | None:
-    """The latest batch id app_id appended to the table at path, None if it never did."""
+def tagged_batch(table: DeltaTable, app_id: str) -> int | None:
+    """The latest batch id app_id tagged in the table's userMetadata, None if none."""
     for limit in (RECENT, None):
-        found = _user_metadata(spark, path, limit)
+        found = [commit.get("userMetadata") for commit in table.history(limit)]
         tags = (read_tag(metadata) for metadata in found)
         batches = [tag[1] for tag in tags if tag and tag[0] == app_id]
         if batches:
@@ -74,13 +65,26 @@ def last_batch(spark: SparkSession, path: str, app_id: str) -> int | None:
     return None
 
 
+def last_batch(table: DeltaTable, app_id: str) -> int | None:
+    """The latest batch app_id appended to the table, None if it never did."""
+    found = [table.transaction_version(app_id), tagged_batch(table, app_id)]
+    return max((b for b in found if b is not None), default=None)
+
+
+def as_stored(rows: pa.Table) -> pa.Table:
+    """Spark's Arrow rows as Delta stores them: timestamps are instants in UTC (Spark
+    hands them in the session's time zone, the same instants)."""
+    fields = [f.with_type(UTC_MICROS) if pa.types.is_timestamp(f.type) else f
+              for f in rows.schema]
+    return rows.cast(pa.schema(fields))
+
+
 class QueryId:
     """The id of the streaming query whose checkpoint this is, read from the checkpoint
     when the first batch asks for it (its metadata exists from then on) and kept.
 
     The application ids of a query's exactly-once writes are made from it (here, and
-    gold's Delta transactions): a new checkpoint is a new application, whose batch 0
-    is not the old one's."""
+    gold's): a new checkpoint is a new application, whose batch 0 is not the old one's."""
 
     def __init__(self, checkpoint: Path) -> None:
         self.checkpoint = checkpoint
@@ -99,6 +103,7 @@ class BatchAppender:
     def __init__(self, checkpoint: Path, prefix: str = "") -> None:
         self.checkpoint, self.prefix = checkpoint, prefix
         self.query = QueryId(checkpoint)
+        self._tables: dict[str, DeltaTable] = {}  # table path -> the table, open
         self._last: dict[str, int | None] = {}  # table path -> last batch appended
 
     def application(self, spark: SparkSession) -> str:
@@ -108,20 +113,26 @@ class BatchAppender:
         """Append batch to the table at path unless this application's batch_id (or a
         later batch) is already there; True when it appended."""
         app_id = self.application(batch.sparkSession)
-        if path not in self._last:
-            self._last[path] = last_batch(batch.sparkSession, path, app_id)
-        done = self._last[path]
-        if done is not None and done >= batch_id:
-            return False
         try:
-            (
-                batch.write.format("delta")
-                .mode("append")
-                .option("userMetadata", batch_tag(app_id, batch_id))
-                .save(path)
+            table = self._tables.get(path)
+            if table is None:
+                table = self._tables[path] = DeltaTable(path)
+                self._last[path] = last_batch(table, app_id)
+            done = self._last[path]
+            if done is not None and done >= batch_id:
+                return False
+            rows = as_stored(batch.toArrow())
+            table.update_incremental()  # others' commits since (compaction)
+            write_deltalake(
+                table,
+                rows,
+                mode="append",
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id, batch_id)]
+                ),
             )
         except BaseException:
-            del self._last[path]  # the commit may or may not have landed
+            self._tables.pop(path, None)  # the commit may or may not have landed
             raise
         self._last[path] = batch_id
         return True

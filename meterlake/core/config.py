@@ -85,9 +85,11 @@ class SparkConf:
     shuffle_partitions: int = 4
     ui: bool = False
     driver_memory: str = "2g"
-    # The driver JVM's own options. C1 only: a run's JVM lives minutes, not hours, and
-    # the C2 compiler's threads cost more CPU than its code saves (bench/README.md).
-    java_options: str = "-XX:TieredStopAtLevel=1"
+    # The driver JVM's own options. C1 only: the C2 compiler's threads cost more CPU
+    # than its code saves on 2 cores (bench/README.md). C1 alone gets a 48 MB code
+    # cache, which a live run filled in under a minute ("CodeCache is full. Compiler
+    # has been disabled"): it gets the tiered default, 240 MB.
+    java_options: str = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     verbose: bool = False  # Spark's and the JVM's own warnings too (`meterlake -v`)
     conf: dict[str, str] = field(default_factory=dict)
 
