@@ -1,8 +1,9 @@
 """Bronze: Kafka -> Delta, append only. It never parses and never drops.
 
 Exactly once through the checkpoint: the Kafka source is replayable and each
-micro-batch is appended once (meterlake.core.commits: the commit is tagged with the
-checkpoint's query id and the batch id; a batch run again after a crash is skipped).
+micro-batch is appended once (meterlake.core.commits: written by delta-rs from the
+driver, the commit records the checkpoint's query id and the batch id as Delta's
+transaction; a batch run again after a crash is skipped).
 
 Lost data is never silent. When Kafka no longer has offsets bronze had not
 read (retention, deleted records), the default (`[streams] on_data_loss =
@@ -10,7 +11,7 @@ read (retention, deleted records), the default (`[streams] on_data_loss =
 goes on from the oldest offset Kafka still has and writes each gap to the
 `data_loss` table: a micro-batch's planned offsets (the checkpoint's offset
 log) are compared with the first offset it actually got per partition. Both
-modes tag their appends the same way, so switching between them keeps exactly-once.
+modes record their appends the same way, so switching between them keeps exactly-once.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def write_bronze_batch(config: Config):
     def write(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
         if not record_loss:
-            appender.append(batch, bronze_path, batch_id)
+            appender.append(spark, batch.toArrow(), bronze_path, batch_id)
             return
         batch = batch.persist()
         try:
@@ -143,8 +144,8 @@ def write_bronze_batch(config: Config):
                     *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
                     F.current_timestamp().alias("detected_at"),
                 )
-                appender.append(lost, loss_path, batch_id)
-            appender.append(batch, bronze_path, batch_id)
+                appender.append(spark, lost.toArrow(), loss_path, batch_id)
+            appender.append(spark, batch.toArrow(), bronze_path, batch_id)
         finally:
             batch.unpersist()
 

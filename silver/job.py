@@ -5,15 +5,18 @@ reading and the answers), or the bronze table (`[streams] silver_source`).
 
 Per-sensor state (the recent accepted readings, bounded by the allowed
 lateness) lives in Spark's state store (RocksDB), keyed by sensor id. Each
-micro-batch is appended to the three tables once (meterlake.core.commits: each commit
-tagged with this checkpoint's query id and the batch id), so a replayed batch after
-a crash changes nothing.
+micro-batch comes to the driver as Arrow in one Spark job and is appended to the
+tables that get rows, once each (meterlake.core.commits: delta-rs commits recording
+this checkpoint's query id and the batch id as Delta's transaction), so a replayed
+batch after a crash changes nothing.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
@@ -143,29 +146,21 @@ def _micros(name: str) -> F.Column:
     return F.timestamp_micros(F.col(name))
 
 
-def readings_rows(out: DataFrame) -> DataFrame:
-    event_time = _micros("ts_us")
-    return out.filter(F.col("kind") == "reading").select(
+def stored_columns(out: DataFrame) -> DataFrame:
+    """The step's output rows with every column any silver table stores, computed in
+    Spark (local dates in the session's time zone, the tariff's): `day` of a reading
+    is its own, of a piece its period's."""
+    event_time, period_start = _micros("ts_us"), _micros("period_start_us")
+    period_day = F.to_date(period_start)
+    return out.select(
+        "kind",
         "sensor_id",
         event_time.alias("event_time"),
-        F.to_date(event_time).alias("day"),
+        F.to_date(event_time).alias("event_day"),
         "energy",
-        "topic",
-        "partition",
-        "offset",
-        "kafka_timestamp",
-    )
-
-
-def pieces_rows(out: DataFrame) -> DataFrame:
-    """Pieces; `day` and `month` are local (the session time zone is the tariff's)."""
-    period_start = _micros("period_start_us")
-    day = F.to_date(period_start)
-    return out.filter(F.col("kind") == "piece").select(
-        "sensor_id",
         period_start.alias("period_start"),
-        day.alias("day"),
-        F.trunc(day, "month").alias("month"),
+        period_day.alias("period_day"),
+        F.trunc(period_day, "month").alias("month"),
         "band",
         "price",
         "kwh",
@@ -173,54 +168,47 @@ def pieces_rows(out: DataFrame) -> DataFrame:
         _micros("interval_start_us").alias("interval_start"),
         _micros("interval_end_us").alias("interval_end"),
         "sign",
-        "topic",
-        "partition",
-        "offset",
-        "kafka_timestamp",
-    )
-
-
-def quarantine_rows(out: DataFrame) -> DataFrame:
-    return out.filter(F.col("kind") == "flag").select(
         "reason",
         "detail",
-        "sensor_id",
-        _micros("ts_us").alias("event_time"),
-        "energy",
         "key",
         "value",
-        "topic",
-        "partition",
-        "offset",
-        "kafka_timestamp",
+        *(f.name for f in _COORDINATES),
     )
 
 
-# Each table and the kind of judged row it takes.
-SPLITS = {
-    "readings": ("reading", readings_rows),
-    "silver": ("piece", pieces_rows),
-    "quarantine": ("flag", quarantine_rows),
+# Each table: the kind of output row it takes and its columns, from stored_columns.
+SPLITS: dict[str, tuple[str, dict[str, str]]] = {
+    table: (kind, {f.name: sources.get(f.name, f.name) for f in schema.fields})
+    for table, kind, schema, sources in (
+        ("readings", "reading", READINGS_SCHEMA, {"day": "event_day"}),
+        ("silver", "piece", PIECES_SCHEMA, {"day": "period_day"}),
+        ("quarantine", "flag", QUARANTINE_SCHEMA, {}),
+    )
 }
+
+
+def split(rows: pa.Table) -> dict[str, pa.Table]:
+    """stored_columns rows (Arrow) -> each table's rows, for the tables that get any."""
+    tables = {}
+    for table, (kind, columns) in SPLITS.items():
+        mine = rows.filter(pc.equal(rows["kind"], kind))
+        if mine.num_rows:
+            tables[table] = mine.select(list(columns.values())).rename_columns(list(columns))
+    return tables
 
 
 def write_silver_batch(config: Config):
     """foreachBatch: one micro-batch of judged rows -> an append to each table that
-    gets rows, each once (meterlake.core.commits: tagged with this checkpoint's query id
-    and the batch id). A table without rows in the batch gets no commit: most batches
-    quarantine nothing, and a commit costs about a second here."""
+    gets rows, each once (meterlake.core.commits). The batch is computed once, in one
+    Spark job that brings it to the driver as Arrow; a table without rows in the
+    batch gets no commit (most batches quarantine nothing)."""
     appender = BatchAppender(config.checkpoint("silver"), prefix="silver-")
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        batch = batch.persist()
-        try:
-            kinds = {row[0] for row in batch.select("kind").distinct().collect()}
-            for table, (kind, rows) in SPLITS.items():
-                if kind in kinds:
-                    path = str(config.table_path(table))
-                    appender.append(batch.transform(rows), path, batch_id)
-        finally:
-            batch.unpersist()
+        rows = batch.transform(stored_columns).toArrow()
+        for table, table_rows in split(rows).items():
+            path = str(config.table_path(table))
+            appender.append(batch.sparkSession, table_rows, path, batch_id)
 
     return write
 

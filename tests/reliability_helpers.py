@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from meterlake.core.commits import read_tag
 from meterlake.core.config import PROJECT_ROOT, Config
 from meterlake.read.lake import connect
 from oracle import OracleResult
@@ -353,15 +352,13 @@ def latest_version(table: Path) -> int:
 
 def delta_commit(table: Path, version: int) -> tuple[int | None, int]:
     """The batch id a Delta commit recorded (None if none) and how many data files it
-    added. Gold's MERGEs record it as Delta's txnVersion, the appends of bronze and
-    silver in their commitInfo's userMetadata (meterlake.core.commits)."""
+    added: every layer records its batch as Delta's transaction, a `txn` action
+    (meterlake.core.commits, gold.job)."""
     batch, adds = None, 0
     for line in commit_file(table, version).read_text().splitlines():
         action = json.loads(line)
         if "txn" in action:
             batch = int(action["txn"]["version"])
-        elif tag := read_tag(action.get("commitInfo", {}).get("userMetadata")):
-            batch = tag[1]
         adds += "add" in action
     return batch, adds
 

@@ -32,19 +32,15 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from meterlake.core.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 RECENT = 10  # commits searched for an old tag first; the whole history only if not there
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
-def batch_tag(app_id: str, batch_id: int) -> str:
-    """The userMetadata tag of an append by meterlake before 2026-12-07."""
-    return json.dumps({"app": app_id, "batch": batch_id}, separators=(",", ":"))
-
-
 def read_tag(user_metadata: str | None) -> tuple[str, int] | None:
-    """(application id, batch id) of a commit's userMetadata, None if it is no tag."""
+    """(application id, batch id) of a commit's userMetadata tag, as meterlake wrote
+    them before 2026-12-07 (`{"app": ..., "batch": ...}`); None if it is no tag."""
     try:
         tag = json.loads(user_metadata or "")
         return str(tag["app"]), int(tag["batch"])
@@ -109,10 +105,11 @@ class BatchAppender:
     def application(self, spark: SparkSession) -> str:
         return self.prefix + self.query.get(spark)
 
-    def append(self, batch: DataFrame, path: str, batch_id: int) -> bool:
-        """Append batch to the table at path unless this application's batch_id (or a
-        later batch) is already there; True when it appended."""
-        app_id = self.application(batch.sparkSession)
+    def append(self, spark: SparkSession, rows: pa.Table, path: str, batch_id: int) -> bool:
+        """Append rows (a Spark DataFrame's `toArrow()`) to the table at path unless
+        this application's batch_id (or a later batch) is already there; True when it
+        appended."""
+        app_id = self.application(spark)
         try:
             table = self._tables.get(path)
             if table is None:
@@ -121,11 +118,10 @@ class BatchAppender:
             done = self._last[path]
             if done is not None and done >= batch_id:
                 return False
-            rows = as_stored(batch.toArrow())
             table.update_incremental()  # others' commits since (compaction)
             write_deltalake(
                 table,
-                rows,
+                as_stored(rows),
                 mode="append",
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(app_id, batch_id)]

@@ -34,7 +34,6 @@ from pathlib import Path
 import pytest
 
 from meterlake.core.catalog import GOLD_TABLES, QUERY_TABLES
-from meterlake.core.commits import batch_tag
 from meterlake.core.net import free_port
 from meterlake.infra import broker as kafka_broker
 from meterlake.tools.generate import MonthSpec, write_readings
@@ -230,14 +229,10 @@ def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, part,
 
 
 def _commit(table: Path, version: int, batch: int | None, adds: int = 1) -> None:
-    """A commit as the pipeline writes it: gold's MERGEs record their batch as Delta's
-    txnVersion, the appends of bronze and silver as a userMetadata tag."""
-    info: dict = {"operation": "WRITE"}
-    actions = [{"commitInfo": info}]
-    if batch is not None and table.parent.name == "gold":
+    """A commit as the pipeline writes it: its batch recorded as Delta's transaction."""
+    actions: list[dict] = [{"commitInfo": {"operation": "WRITE"}}]
+    if batch is not None:
         actions.append({"txn": {"appId": "q", "version": batch}})
-    elif batch is not None:
-        info["userMetadata"] = batch_tag("q", batch)
     actions += [{"add": {"path": f"part-{version}-{i}.parquet"}} for i in range(adds)]
     (table / "_delta_log").mkdir(parents=True, exist_ok=True)
     commit_file(table, version).write_text("\n".join(json.dumps(a) for a in actions))
