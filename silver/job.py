@@ -218,7 +218,9 @@ def read_messages(spark: SparkSession, config: Config) -> DataFrame:
     (`[streams] silver_source = "kafka"`) or from the bronze table ("bronze")."""
     if config.streams.silver_source == "kafka":
         return read_kafka(spark, config).transform(to_bronze)
-    return spark.readStream.format("delta").load(str(config.table_path("bronze")))
+    reader = spark.readStream.format("delta")
+    reader = reader.option("maxBytesPerTrigger", config.streams.bronze_bytes_per_trigger)
+    return reader.load(str(config.table_path("bronze")))
 
 
 def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:

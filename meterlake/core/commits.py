@@ -10,8 +10,9 @@ The batch comes to the driver as Arrow and is written by delta-rs (the `deltalak
 package), as gold's answers are: a Spark append cost 0.2 s on an idle JVM and about
 1 s in a live run beside two other queries on 2 cores, mostly the commit (snapshot,
 statistics, the transaction's lookup in the table's whole state); delta-rs appends
-the same rows in 20-30 ms (bench/README.md). The batch is bounded by
-`[streams] max_offsets_per_trigger`, so is what the driver holds.
+the same rows in 20-30 ms (bench/README.md). What the driver holds is one batch,
+bounded by `[streams] max_offsets_per_trigger` (Kafka) and `bronze_bytes_per_trigger`
+(silver reading bronze).
 
 Each table is opened once per query and its transaction read then; the last batch is
 remembered, since one writer per table (the checkpoint lock) means nobody else

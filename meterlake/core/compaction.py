@@ -27,7 +27,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SMALL_FILE_BYTES = 16 * 1024 * 1024  # smaller than this counts as a small file
+# Compacted files are at most COMPACTED_FILE_BYTES: silver reads bronze's files whole
+# (Delta's maxBytesPerTrigger is a soft bound, at least one file a batch) and holds a
+# batch on the driver, so one bronze file must stay a batch the driver can hold (8 MB:
+# about 500,000 messages). Smaller than SMALL_FILE_BYTES counts as a small file.
+COMPACTED_FILE_BYTES = 8 * 1024 * 1024
+SMALL_FILE_BYTES = COMPACTED_FILE_BYTES // 2
 
 
 def small_files(path: str) -> int:
@@ -44,6 +49,7 @@ def compact(spark: SparkSession, path: str) -> None:
     """OPTIMIZE (bin-packing) through delta-spark."""
     from delta.tables import DeltaTable
 
+    spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(COMPACTED_FILE_BYTES))
     DeltaTable.forPath(spark, path).optimize().executeCompaction()
 
 

@@ -99,7 +99,12 @@ class StreamsConf:
     bronze: str = "10 seconds"
     silver: str = "10 seconds"
     gold: str = "1 minute"  # all four answers (Q4 every minute, Q1-Q3 at least every 5)
-    max_offsets_per_trigger: int = 500_000
+    # The bound on one micro-batch, which the driver holds as Arrow (bronze and silver
+    # write from the driver, meterlake.core.commits): Kafka messages per batch, and the
+    # bronze files silver reads per batch (their size on disk, Delta's
+    # maxBytesPerTrigger; a bronze message is about 16 bytes there).
+    max_offsets_per_trigger: int = 100_000
+    bronze_bytes_per_trigger: str = "1m"
     # Kafka no longer has offsets bronze had not read (retention, deleted records):
     # "fail" stops bronze with an error; "record" goes on and writes the gap to
     # <lake>/bronze/data_loss.
