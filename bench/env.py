@@ -119,6 +119,31 @@ def memory_sample(spark) -> dict[str, Any]:
     }
 
 
+def own_process_run(arguments: list[str], every_s: float = 0.2) -> dict[str, Any]:
+    """`meterlake <arguments>` in its own process, as a user runs it: exit code, wall
+    seconds and the peak RSS (VmHWM) of its JVM, read from /proc until it exits."""
+    began = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "meterlake", *arguments],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak_kb = 0
+    while process.poll() is None:
+        for pid in children(process.pid):
+            try:
+                java = Path(f"/proc/{pid}/exe").resolve().name == "java"
+            except OSError:
+                continue
+            if java:
+                peak_kb = max(peak_kb, proc_status_kb(pid, "VmHWM") or 0)
+        time.sleep(every_s)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    return {
+        "exit_code": process.returncode,
+        "seconds": round(time.monotonic() - began, 2),
+        "jvm_peak_mb": round(peak_kb / 1024, 1) if peak_kb else None,
+        "stderr_tail": stderr[-500:],
+    }
+
+
 def dir_size_mb(path: Path) -> float:
     total = 0
     for root, _dirs, files in os.walk(path):

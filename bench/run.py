@@ -225,6 +225,12 @@ class Bench:
                 **env.memory_sample(self.spark),
             })
             self.save()
+        self.note("memory/state: the month by `meterlake run --once` in its own process")
+        own = self.lake("own-process")
+        res["own_process"] = env.own_process_run([
+            "--lake", str(own), "--topic", config.kafka.topic,
+            "--bootstrap", config.kafka.bootstrap, "run", "--once"])
+        shutil.rmtree(own, ignore_errors=True)
         feed.delete_topic(config)
         shutil.rmtree(config.lake, ignore_errors=True)
 
@@ -563,8 +569,16 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
     if m and len(m["samples"]) > 1:
         last = m["samples"][-1]
         first = m["samples"][1]
-        row("7 peak JVM RSS over month catch-up", last["jvm_peak_mb"], "MB", None, None,
-            "<= 1500 MB", last["jvm_peak_mb"] <= 1500, id="jvm_rss_mb")
+        own = m.get("own_process") or {}
+        if own.get("exit_code") == 0 and own.get("jvm_peak_mb"):
+            row("7 peak JVM RSS, the month by run --once in its own process",
+                own["jvm_peak_mb"], "MB", None, None, "<= 1500 MB", own["jvm_peak_mb"] <= 1500,
+                f"{own['seconds']} s with the JVM's start", id="jvm_rss_mb")
+            row("7 peak RSS of the bench's JVM (catch-ups, Spark batch jobs, chunks)",
+                last["jvm_peak_mb"], "MB")
+        else:
+            row("7 peak JVM RSS over month catch-up", last["jvm_peak_mb"], "MB", None, None,
+                "<= 1500 MB", last["jvm_peak_mb"] <= 1500, id="jvm_rss_mb")
         row("7 peak Python driver RSS", last["python_peak_mb"], "MB")
         row("7 silver state size first vs last chunk", last["state_mb"], "MB",
             first["state_mb"], _ratio(last["state_mb"], first["state_mb"]), None, None,
