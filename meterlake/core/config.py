@@ -84,7 +84,10 @@ class SparkConf:
     app_name: str = "meterlake"
     shuffle_partitions: int = 4
     ui: bool = False
-    driver_memory: str = "2g"
+    # The driver's heap. 1 GB holds a bounded batch ([streams] max_offsets_per_trigger):
+    # the month's run --once peaked at 1,117 MB of JVM RSS with it, 1,267-1,700 MB with
+    # 2 GB (G1 grows the heap it may), in the same time (bench/README.md).
+    driver_memory: str = "1g"
     # The driver JVM's own options. C1 only: the C2 compiler's threads cost more CPU
     # than its code saves on 2 cores (bench/README.md). C1 alone gets a 48 MB code
     # cache, which a live run filled in under a minute ("CodeCache is full. Compiler
