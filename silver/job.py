@@ -33,6 +33,7 @@ from pyspark.sql.types import (
 )
 
 from bronze.job import read_kafka, to_bronze
+from meterlake.core import failpoints
 from meterlake.core.commits import BatchAppender
 from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
@@ -206,7 +207,9 @@ def write_silver_batch(config: Config):
 
     def write(batch: DataFrame, batch_id: int) -> None:
         rows = batch.transform(stored_columns).toArrow()
-        for table, table_rows in split(rows).items():
+        for written, (table, table_rows) in enumerate(split(rows).items()):
+            if written:
+                failpoints.pause("between_silver_writes")
             path = str(config.table_path(table))
             appender.append(batch.sparkSession, table_rows, path, batch_id)
 

@@ -69,6 +69,9 @@ PLAN = (
 # readings in about 20 s) from the moment the driver is (re)started, so every run
 # has data to take in, however slowly the machine restarts it.
 DRIVER_SPEEDUP = 1_300
+# Silver's table writes are delta-rs commits milliseconds apart: a pause after each
+# (meterlake.core.failpoints) gives a kill aimed between them the time to land.
+FAILPOINTS = {"METERLAKE_PAUSE_BETWEEN_SILVER_WRITES": "0.5"}
 WINDOW_WAIT_S = 300  # an aimed kill that finds no window by then kills anyway (load)
 # ... or once its slice is published and no table has taken a commit for this long
 # (gold's trigger is 3 s): nothing more is coming, so no window will open.
@@ -208,7 +211,7 @@ def _kill_once(conf: Path, log: Path, config, watch: DeltaWatch, aim: str, part,
     """Start `meterlake run` and publish a slice of the month, kill it as aimed."""
     watch.poll()  # commits of earlier runs are not this run's windows
     started = time.monotonic()
-    with live(conf, log) as run:
+    with live(conf, log, env=FAILPOINTS) as run:
         publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
         if aim == "startup":
             time.sleep(rng.uniform(2, 10))
