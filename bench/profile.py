@@ -69,11 +69,11 @@ def _profile(fn) -> tuple[float, list[dict[str, Any]]]:
 def judge_profile(config: Config, month: Path, many: Path) -> dict[str, Any]:
     """CPU per message (one sensor's month) and per group (1000 sensors x 15 messages),
     unprofiled timings plus the top functions by cumulative time under cProfile."""
+    from silver.bucket import judge_buckets
     from silver.job import silver_rules
-    from silver.judge import judge_group
 
     rules = silver_rules(config)
-    step = judge_group(rules)
+    step = judge_buckets(rules)
 
     def run(frames) -> None:
         for sensor, frame in frames.items():

@@ -1,10 +1,11 @@
 """Silver: Kafka messages -> readings, pieces (`silver`) and quarantine.
 
-Silver reads the topic itself by default, beside bronze (one hop less between a
-reading and the answers), or the bronze table (`[streams] silver_source`).
+Silver reads the bronze table by default, or the topic itself beside bronze (one
+hop less between a reading and the answers; `[streams] silver_source`).
 
 Per-sensor state (the recent accepted readings, bounded by the allowed
-lateness) lives in Spark's state store (RocksDB), keyed by sensor id. Each
+lateness) lives in Spark's state store (RocksDB), one row per hash bucket of
+sensor ids holding the windows of all its meters (silver.bucket). Each
 micro-batch comes to the driver as Arrow in one Spark job and is appended to the
 tables that get rows, once each (meterlake.core.commits: delta-rs commits recording
 this checkpoint's query id and the batch id as Delta's transaction), so a replayed
@@ -34,11 +35,13 @@ from pyspark.sql.types import (
 
 from bronze.job import read_kafka, to_bronze
 from meterlake.core import failpoints
+from meterlake.core.checkpoints import pin_layout
 from meterlake.core.commits import BatchAppender
 from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
-from silver.judge import NO_SENSOR, OUTPUT_DDL, STATE_DDL, SilverRules, judge_group
+from silver.bucket import STATE_DDL, judge_buckets
+from silver.judge import NO_SENSOR, OUTPUT_DDL, SilverRules
 from silver.message import CANONICAL, parse_timestamp
 from silver.tariff import load_tariff
 
@@ -126,17 +129,23 @@ def with_fields(bronze: DataFrame) -> DataFrame:
     )
 
 
-def judged(rules: SilverRules):
-    """bronze rows -> the stateful step's output rows (see silver.judge)."""
+def judged(rules: SilverRules, buckets: int):
+    """bronze rows -> the stateful step's output rows (silver.bucket): grouped by a
+    hash bucket of the sensor id, so that one call of the step and one state row serve
+    all the bucket's meters, and the state stays partitioned by meter (a meter is in
+    one bucket, a bucket in one state partition) for Spark to spread over a cluster."""
 
     def transform(bronze: DataFrame) -> DataFrame:
+        fields = bronze.transform(with_fields)
         return (
-            bronze.transform(with_fields)
-            .select("sensor_key", "key", "value", "topic", "partition", "offset",
-                    "kafka_timestamp", "fast_ts_us", "fast_energy")
-            .groupBy("sensor_key")
+            fields.select(
+                F.pmod(F.xxhash64("sensor_key"), F.lit(buckets)).alias("bucket"),
+                "sensor_key", "key", "value", "topic", "partition", "offset",
+                "kafka_timestamp", "fast_ts_us", "fast_energy",
+            )
+            .groupBy("bucket")
             .applyInPandasWithState(
-                judge_group(rules), OUTPUT_DDL, STATE_DDL, "append", GroupStateTimeout.NoTimeout
+                judge_buckets(rules), OUTPUT_DDL, STATE_DDL, "append", GroupStateTimeout.NoTimeout
             )
         )
 
@@ -229,5 +238,8 @@ def read_messages(spark: SparkSession, config: Config) -> DataFrame:
 def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
     for table, (schema, comment) in TABLES.items():
         ensure_table(spark, config.table_path(table), schema, comment)
-    rows = read_messages(spark, config).transform(judged(silver_rules(config)))
+    buckets = config.streams.meter_buckets
+    pin_layout(config.checkpoint("silver"), "silver", {"meter_buckets": buckets})
+    step = judged(silver_rules(config), buckets)
+    rows = read_messages(spark, config).transform(step)
     return start_stream(rows, "silver", config, write_silver_batch(config), once)

@@ -1,16 +1,15 @@
-"""The stateful silver step: bronze messages of one sensor -> output rows.
+"""One meter's messages of a micro-batch -> the stateful step's output rows.
 
-Spark groups bronze rows by the sensor id found in the JSON (an empty key
-for messages without one) and calls `judge_group` with the group's rows of one
-micro-batch and the sensor's `Window` from the state store. Everything here is
-plain Python over pandas, so the tests can call it without Spark.
+`judge_messages` judges one sensor's messages with its `Window`: the reference
+that the columnar step over many meters (silver.bucket, what Spark calls) is held
+to by the tests, and, through `judge_readings`, the path that step takes for a
+meter whose batch is not one plain run (late readings, duplicates, jumps, falls).
+`Rows` collects the output rows of either, as columns. Everything here is plain
+Python over numpy and pandas, so the tests can call it without Spark.
 """
 
 from __future__ import annotations
 
-import time
-from array import array
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -49,8 +48,6 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "kafka_timestamp": "timestamp",
 }
 OUTPUT_DDL = ", ".join(f"`{name}` {kind}" for name, kind in OUTPUT_COLUMNS.items())
-# The window in the state store: two packed arrays (int64 µs, float64 kWh).
-STATE_DDL = "ts_us BINARY, energy BINARY"
 
 @dataclass(frozen=True)
 class SilverRules:
@@ -92,7 +89,7 @@ def _column(name: str, size: int, parts: list[tuple[Any, Any]]) -> Any:
     return column
 
 
-class _Rows:
+class Rows:
     """The step's output. Rows come one at a time (the scalar path) or as column
     blocks (a run of readings, silver.runs), each taking the next positions; the frame
     is built column by column at the end, every row at its position. Only flags carry
@@ -208,7 +205,7 @@ def judge_messages(
     judged before it are no later than it is. runs=False judges every reading one at
     a time, the reference the runs of silver.runs must equal (the tests)."""
     messages = messages.reset_index(drop=True)
-    out = _Rows()
+    out = Rows()
     message_rules = rules.message_rules(now_us)
     values = messages["value"].tolist()
     partition = messages["partition"].to_numpy()
@@ -228,16 +225,16 @@ def judge_messages(
         else:
             readings.append((i, result))
     readings.sort(key=lambda r: r[1].ts_us)  # stable: ties stay in Kafka order
-    _judge_readings(sensor_key, readings, window, rules.meter_rules(), out, runs)
+    judge_readings(sensor_key, readings, window, rules.meter_rules(), out, runs)
     return out.frame(messages)
 
 
 MIN_RUN = 8  # a shorter run costs more in numpy (some 150 µs) than one reading at a time
 
 
-def _judge_readings(
+def judge_readings(
     sensor_key: str, readings: list[tuple[int, Reading]], window: Window, rules: MeterRules,
-    out: _Rows, runs: bool,
+    out: Rows, runs: bool,
 ) -> None:  # fmt: skip
     """Judge the sorted readings: a run of them (silver.runs) at once, any other one
     alone with silver.meter.judge; the window decides where the next run may start."""
@@ -265,31 +262,3 @@ def _judge_readings(
         if verdict.pieces:
             out.pieces(i, verdict.pieces)
         k += 1
-
-
-def pack_window(window: Window) -> tuple[bytes, bytes]:
-    return array("q", window.ts_us).tobytes(), array("d", window.energy).tobytes()
-
-
-def unpack_window(ts_us: bytes, energy: bytes) -> Window:
-    ts, en = array("q"), array("d")
-    ts.frombytes(ts_us)
-    en.frombytes(energy)
-    return Window(ts.tolist(), en.tolist())
-
-
-def judge_group(rules: SilverRules):
-    """The function for applyInPandasWithState (one call per sensor per batch)."""
-
-    def judge_group_state(
-        key: tuple[str], frames: Iterable[pd.DataFrame], state: Any
-    ) -> Iterator[pd.DataFrame]:
-        sensor_key = key[0]
-        messages = pd.concat(list(frames), ignore_index=True)
-        window = unpack_window(*state.get) if state.exists else Window()
-        frame = judge_messages(sensor_key, messages, window, rules, time.time_ns() // 1000)
-        if sensor_key != NO_SENSOR and window.ts_us:
-            state.update(pack_window(window))
-        yield frame
-
-    return judge_group_state

@@ -68,11 +68,12 @@ def judge_run(
 
 
 def split_intervals(
-    sensor_id: str, t0: np.ndarray, e0: np.ndarray, t1: np.ndarray, e1: np.ndarray,
+    sensor_id: str | np.ndarray, t0: np.ndarray, e0: np.ndarray, t1: np.ndarray, e1: np.ndarray,
     tariff: Tariff,
 ) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
     """split_at_half_hours (sign +1) of many intervals: the pieces in the same order,
-    as columns, and the interval of each piece. Interval j touches the periods from
+    as columns, and the interval of each piece. sensor_id: one for all intervals, or
+    one per interval (many meters at once, silver.bucket). Interval j touches the periods from
     the one holding t0[j] to the one holding t1[j] - 1 (half_hour_spans)."""
     first = t0 - t0 % HALF_HOUR_US
     last = (t1 - 1) - (t1 - 1) % HALF_HOUR_US
@@ -88,7 +89,7 @@ def split_intervals(
     bands = [tariff.band_at(p) for p in periods.tolist()]
     price = np.array([band.price for band in bands], dtype=np.float64)[which]
     return interval, {
-        "sensor_id": sensor_id,
+        "sensor_id": sensor_id[interval] if isinstance(sensor_id, np.ndarray) else sensor_id,
         "period_start_us": period,
         "band": np.array([band.name for band in bands], dtype=object)[which],
         "price": price,

@@ -251,6 +251,43 @@ def guard(config: Config, query: str, tables: tuple[str, ...]) -> CheckpointLock
     return held
 
 
+# --------------------------------------------------------------------------- state layout
+
+LAYOUT_NAME = ".meterlake.layout.json"
+
+
+def pin_layout(checkpoint: Path, query: str, layout: dict[str, object]) -> None:
+    """Hold a stateful query's checkpoint to the layout of its state (how the state
+    is keyed, e.g. silver's meter_buckets): written with a fresh checkpoint, checked
+    on every start. State keyed another way would be read as no state at all, every
+    meter starting over, so a mismatch is one clear error instead. A checkpoint with
+    batches but no layout file comes from a meterlake whose state had another layout.
+    Local checkpoints only (like `lock`)."""
+    if not is_local(checkpoint):
+        return
+    folder = _local_path(checkpoint)
+    path = folder / LAYOUT_NAME
+    if path.is_file():
+        pinned = json.loads(path.read_text(encoding="utf-8"))
+        changed = {k: (pinned.get(k), v) for k, v in layout.items() if pinned.get(k) != v}
+        if changed:
+            said = "; ".join(f"{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+            raise MeterlakeError(
+                f"the {query} query's state in {folder} was written with another layout "
+                f"({said}): set it back, or start {query} over: delete the checkpoint and "
+                "the tables it writes"
+            )
+        return
+    if not is_fresh(checkpoint):
+        raise MeterlakeError(
+            f"the {query} query's checkpoint {folder} holds state from an older meterlake "
+            f"(one state row per sensor); start {query} over: delete the checkpoint and the "
+            "tables it writes, then run again (bronze keeps every message)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(layout, sort_keys=True) + "\n", encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- offsets
 
 

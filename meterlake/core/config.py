@@ -118,6 +118,10 @@ class StreamsConf:
     # catches bronze and silver up side by side; silver then misses what Kafka lost
     # before silver read it, though bronze had it).
     silver_source: str = "bronze"
+    # Silver's stateful step is called once per hash bucket of sensor ids and batch,
+    # each call judging all the bucket's meters in columns, its state one row holding
+    # their windows (silver.bucket). Fixed for a lake's silver checkpoint.
+    meter_buckets: int = 32
     # Compaction of the tables streams append to (meterlake.core.compaction): a live run
     # looks every compact_every_s and compacts a table with compact_min_files small
     # files; a catch-up compacts at its end.
@@ -132,6 +136,10 @@ class StreamsConf:
                     f"config [streams] {name}: {getattr(self, name)!r} is not one of "
                     f"{', '.join(repr(p) for p in allowed)}"
                 )
+        if self.meter_buckets < 1:
+            raise MeterlakeError(
+                f"config [streams] meter_buckets: {self.meter_buckets} is not a positive count"
+            )
 
     def trigger(self, name: str) -> str:
         return str(getattr(self, name))
