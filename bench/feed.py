@@ -96,6 +96,28 @@ def span_file(data_dir: Path, meters: int, hours: float, seed: int = 42) -> tupl
     return path, len(lines)
 
 
+def next_day(day: str) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def count_before(path: Path, day: str) -> int:
+    """The readings of a file before `day` (YYYY-MM-DD)."""
+    prefix = day.encode()
+    with path.open("rb") as f:
+        return sum(1 for line in f if line[:10] < prefix)
+
+
+def day_slice(path: Path, day: str, out: Path) -> Path:
+    """The readings of `day` (YYYY-MM-DD) from path, in time order (paced publishing
+    sends a file line by line), written to out."""
+    with path.open(encoding="utf-8") as f:
+        lines = sorted(line for line in f if line.startswith(day))
+    out.write_text("".join(lines))
+    return out
+
+
 def last_readings(path: Path, zone: str) -> dict[str, int]:
     """Each sensor's latest reading time (µs since the epoch) in a readings file."""
     from silver.message import parse_timestamp

@@ -30,9 +30,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def short_triggers(config: Config, trigger: str, max_offsets: int | None = None) -> Config:
-    streams = replace(  # silver on the topic: the fresh path (docs: [streams] silver_source)
-        config.streams, bronze=trigger, silver=trigger, gold=trigger, silver_source="kafka",
+def short_triggers(
+    config: Config, trigger: str, max_offsets: int | None = None, silver_source: str = "kafka"
+) -> Config:
+    """Every layer on `trigger`; silver on the topic by default (the fresh path, docs:
+    [streams] silver_source), or on bronze for a lake whose silver already read bronze."""
+    streams = replace(
+        config.streams, bronze=trigger, silver=trigger, gold=trigger, silver_source=silver_source,
     )
     if max_offsets:
         streams = replace(streams, max_offsets_per_trigger=max_offsets)
@@ -301,12 +305,14 @@ def latencies(
 def freshness_run(
     spark: SparkSession, config: Config, path: Path, speedup: float, duration_s: float,
     warmup_s: float, trigger: str = "1 second", poll_s: float = 0.25, floor_s: float = 60,
+    silver_source: str = "kafka",
 ) -> dict[str, Any]:
     """Live pipeline on short triggers, readings published paced; latency to gold and
-    per-batch times of every query; then, in the same run, the empty-batch floor."""
+    per-batch times of every query; then, in the same run, the empty-batch floor (none
+    when floor_s is 0)."""
     from meterlake.tools.publish import ensure_topic
 
-    config = short_triggers(config, trigger)
+    config = short_triggers(config, trigger, silver_source=silver_source)
     ensure_topic(config.kafka)
     queries = start_pipeline(spark, config)
     poller = Poller(config, poll_s)
@@ -330,7 +336,7 @@ def freshness_run(
         poller.halt()
         stop_all(queries)
     check_alive(queries)
-    floors = empty_batch_floor(spark, config, trigger, floor_s)
+    floors = empty_batch_floor(spark, config, trigger, floor_s) if floor_s else []
     values, unseen = latencies(sent, poller.polls, warmup_s)
     half = len(values) // 2  # values are in send order: a growing latency is a backlog
     # Readings never visible by the end count as "longer than anything measured":

@@ -30,7 +30,7 @@ from meterlake.tools.generate import MonthSpec
 log = logging.getLogger("bench")
 
 PHASES = ("publish", "catchup", "memory", "live", "queries", "served", "throughput", "scale",
-          "writers", "profile")
+          "fleet", "writers", "profile")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Plan:
     scale: tuple[tuple[int, float], ...]  # (meters, hours) points of the scale law
     cluster_scale: tuple[tuple[int, float], ...]  # the same on the loopback cluster
     large: tuple[int, float]  # the scale point also timed against the baselines
+    fleet: int  # meters reading every 15 minutes: a day caught up, then live at their rate
     query_reps: int
     compaction_appends: int  # small appends with inline compaction, and without
 
@@ -59,14 +60,14 @@ class Plan:
                 quick=True, month=MonthSpec(days=5), reps=1, chunks=2, fresh_s=45,
                 warmup_s=10, speedup=600, drain=(1000, 0.5), drain_max_offsets=20_000,
                 scale=((11, 24), (100, 6), (1000, 1), (5000, 0.25)),
-                cluster_scale=((11, 24), (100, 24)), large=(1000, 1),
+                cluster_scale=((11, 24), (100, 24)), large=(1000, 1), fleet=10_000,
                 query_reps=10, compaction_appends=60,
             )
         return Plan(
             quick=False, month=MonthSpec(), reps=3, chunks=4, fresh_s=600, warmup_s=30,
             speedup=600, drain=(2000, 60), drain_max_offsets=60_000,
             scale=((11, 24), (100, 24), (1000, 24), (5000, 24)),
-            cluster_scale=((11, 24), (100, 24)), large=(5000, 24),
+            cluster_scale=((11, 24), (100, 24)), large=(5000, 24), fleet=100_000,
             query_reps=30, compaction_appends=150,
         )
 
@@ -369,6 +370,40 @@ class Bench:
 
             res["cluster"] = cluster_catch_ups(self, self.plan.cluster_scale)
 
+    def phase_fleet(self) -> None:
+        """A utility's fleet: `plan.fleet` meters reading every 15 minutes. A day caught
+        up against the Spark batch job, then the next day's first readings published live
+        at the fleet's own rate (speedup 1) onto the caught-up lake: freshness, batch
+        times and the state of every meter."""
+        meters = self.plan.fleet
+        path, _ = feed.readings_file(self.data, MonthSpec(meters=meters, days=2,
+                                                              cadence_s=900))
+        day2 = feed.next_day(self.plan.month.start)
+        self.note(f"fleet: {meters:,} meters x 24 h at 15 min: publishing")
+        config = feed.with_lake(self.topic_with("fleet", path, end=day2), self.lake("fleet"))
+        res: dict[str, Any] = {"meters": meters, "input": f"{meters:,} meters x 24 h, 15 min"}
+        self.out["fleet"] = res
+        self.note("fleet: catch-up of the day")
+        res["catchup"] = timing.catch_up(self.spark, config)
+        res["catchup"]["readings"] = count_day = feed.count_before(path, day2)
+        res["readings_per_s"] = round(count_day / res["catchup"]["seconds"], 1)
+        res["state_mb"] = env.dir_size_mb(config.checkpoint("silver") / "state")
+        res["memory"] = env.memory_sample(self.spark)
+        self.note("fleet: Spark batch job over the same day")
+        batch = self.spark_batch(config, self.results / "lakes" / "batch")
+        batch.pop("totals")
+        res["spark_batch"] = batch
+        self.save()
+        live_path = feed.day_slice(path, day2, self.data / f"fleet-{meters}-live.txt")
+        self.note(f"fleet: live at the fleet's rate for {self.plan.fresh_s:.0f} s")
+        res["live"] = live.freshness_run(
+            self.spark, config, live_path, 1.0, self.plan.fresh_s, self.plan.warmup_s,
+            trigger="2 seconds", poll_s=1.0, floor_s=0, silver_source="bronze",
+        )
+        res["state_mb_after_live"] = env.dir_size_mb(config.checkpoint("silver") / "state")
+        feed.delete_topic(config)
+        shutil.rmtree(config.lake, ignore_errors=True)
+
     def phase_writers(self) -> None:
         """Gold's write of one live batch to the four tables: Spark MERGE (before),
         delta-rs MERGE, and the partition overwrite gold.job does."""
@@ -381,13 +416,12 @@ class Bench:
             self.spark, self.data / "compaction", appends=self.plan.compaction_appends)
 
     def phase_profile(self) -> None:
-        """cProfile of the Python silver step: CPU per message and per sensor group."""
+        """The Python silver step (silver.bucket): CPU per message and per meter."""
         from bench.profile import judge_profile
 
         month, _ = feed.readings_file(self.data, self.plan.month)
-        many, _ = feed.span_file(self.data, 1000, 1)
-        self.note("profile: silver.judge per message and per group")
-        self.out["profile_silver"] = judge_profile(self.config, month, many)
+        self.note("profile: the silver step per message and per meter")
+        self.out["profile_silver"] = judge_profile(self.config, month)
 
 
 def _max_diff(a: dict[str, float], b: dict[str, float]) -> float | None:
@@ -437,7 +471,7 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
     if c and c.get("pipeline_median_s"):
         ratio = _ratio(c["pipeline_median_s"], c["spark_batch_median_s"])
         row("1 month catch-up e2e vs Spark batch", c["pipeline_median_s"], "s",
-            c["spark_batch_median_s"], ratio, "<= 1.5x", ratio is not None and ratio <= 1.5,
+            c["spark_batch_median_s"], ratio, "<= 1.0x", ratio is not None and ratio <= 1.0,
             f"median of {len(c['pipeline'])}; {c['readings']:,} readings",
             id="catchup_vs_batch")
         row("1 month catch-up, excluding JVM start", c["pipeline_median_s"], "s", None, None,
@@ -458,8 +492,9 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
             if "spark_batch" in p:
                 ratio = _ratio(p["seconds"], p["spark_batch"]["seconds"])
                 row(f"1 large catch-up ({p['meters']} m x {p['hours']:g} h) vs Spark batch",
-                    p["seconds"], "s", round(p["spark_batch"]["seconds"], 2), ratio, "<= 1.5x",
-                    ratio is not None and ratio <= 1.5, f"{p['readings']:,} readings, 1 rep")
+                    p["seconds"], "s", round(p["spark_batch"]["seconds"], 2), ratio, "<= 1.0x",
+                    ratio is not None and ratio <= 1.0, f"{p['readings']:,} readings, 1 rep",
+                    id="scale_5000_vs_batch")
                 if p.get("oracle"):
                     row("1 large catch-up vs DuckDB oracle", p["seconds"], "s",
                         p["oracle"]["seconds"], _ratio(p["seconds"], p["oracle"]["seconds"]))
@@ -499,10 +534,11 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
     if t and t.get("pipeline"):
         rate = t["pipeline"]["rate"]
         ratio = _ratio(rate, t["noop_median_rate"])
-        row("4 sustainable throughput", rate, "/s", None, None, ">= 30k/s",
-            rate is not None and rate >= 30_000, t["input"], id="throughput_rps")
-        row("4 throughput vs Kafka->noop", rate, "/s", t["noop_median_rate"], ratio, ">= 0.3x",
-            ratio is not None and ratio >= 0.3)
+        row("4 sustainable throughput", rate, "/s", None, None, ">= 100k/s",
+            rate is not None and rate >= 100_000, t["input"], id="throughput_rps")
+        row("4 throughput vs Kafka->noop", rate, "/s", t["noop_median_rate"], ratio,
+            ">= 0.3x (moonshot)", ratio is not None and ratio >= 0.3,
+            id="throughput_vs_noop")
     p = out.get("publish")
     if p:
         kp, ck = p.get("kafka_python_median_rate"), p.get("confluent_kafka_median_rate")
@@ -595,6 +631,38 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
                 "s", base, _ratio(p["seconds"], base), None, None,
                 f"{p['readings']:,} readings, {p['readings_per_s']:,.0f}/s, CPU driver "
                 f"{p['cpu_s']} + cluster {p['cluster_cpu_s']} s; baseline = local[2]")
+    f = out.get("fleet")
+    if f and f.get("spark_batch"):
+        c = f["catchup"]
+        ratio = _ratio(c["seconds"], f["spark_batch"]["seconds"])
+        row(f"9 fleet day ({f['input']}) vs Spark batch", c["seconds"], "s",
+            round(f["spark_batch"]["seconds"], 2), ratio, "<= 1.0x",
+            ratio is not None and ratio <= 1.0,
+            f"{c['readings']:,} readings, {f['readings_per_s']:,.0f}/s, silver "
+            f"{c['layers']['silver']} s", id="fleet_100k_vs_batch")
+        row(f"9 fleet silver state, {f['meters']:,} meters", f["state_mb"], "MB", None, None,
+            None, None, "RocksDB files of the silver checkpoint after the day",
+            id="fleet_state_mb")
+        lv = f.get("live") or {}
+        if lv:
+            row("9 fleet live freshness p99 (the fleet's own rate)", lv["p99_s"], "s", None,
+                None, "<= 8 s", lv["p99_s"] is not None and lv["p99_s"] <= 8,
+                f"{lv['readings_sent']:,} readings in {lv['published_s']} s, p50 "
+                f"{lv['p50_s']} s", id="fleet_freshness_p99_s")
+            for name in ("bronze", "silver", "gold"):
+                b = lv["batches"].get(name, {})
+                row(f"9 fleet live {name} batch", b.get("median_ms"), "ms", None, None, None,
+                    None, f"{b.get('batches')} batches, median {b.get('median_rows')} rows")
+    pr = out.get("profile_silver")
+    if pr and pr.get("per_meter_cpu_us") is not None:
+        row("10 silver CPU one more meter adds to a batch", pr["per_meter_cpu_us"], "us",
+            620, _ratio(pr["per_meter_cpu_us"], 620), "<= 20 us",
+            pr["per_meter_cpu_us"] <= 20,
+            f"the step in Python, a fleet batch of {', '.join(pr['fleet_batch_cpu_ms'])} meters;"
+            " baseline: one call per meter (2026-12-07)", id="silver_us_per_meter")
+        row("10 silver CPU per message (Python step)", pr["per_message_cpu_us"], "us", 7.7,
+            _ratio(pr["per_message_cpu_us"], 7.7), None, None,
+            f"one meter's {pr['messages']:,} readings in one call")
     return rows
 
 
