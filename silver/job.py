@@ -114,18 +114,24 @@ def silver_rules(config: Config) -> SilverRules:
 def with_fields(bronze: DataFrame) -> DataFrame:
     """The grouping key (the JSON's sensor_id, or '' when there is none to read) and,
     for a message in the publishers' own form (silver.message.CANONICAL), its fields
-    read in the JVM: `fast_ts_us` (the local time in the session's zone, the
-    meters'), `fast_energy`; null for any other message, which Python parses."""
+    read in the JVM: `fast_ts_us` (a naive time read in the session's zone, the
+    meters'; one with an offset, at that offset), `fast_energy`; null for any other
+    message, which Python parses."""
     text = F.col("value").cast("string")
-    ts_text, sensor, energy = (F.regexp_extract(text, CANONICAL, i) for i in (1, 2, 3))
-    canonical = ts_text != ""
-    local = F.try_to_timestamp(ts_text, F.lit("yyyy-MM-dd HH:mm:ss"))
+    day, clock, offset, sensor, energy = (
+        F.regexp_extract(text, CANONICAL, i) for i in (1, 2, 3, 4, 5)
+    )
+    canonical = day != ""
+    local, pattern = F.concat_ws(" ", day, clock), "yyyy-MM-dd HH:mm:ss[.SSSSSS]"
+    moment = F.when(offset == "", F.try_to_timestamp(local, F.lit(pattern))).otherwise(
+        F.try_to_timestamp(F.concat(local, offset), F.lit(pattern + "XXX"))
+    )
     key = F.when(canonical, sensor).otherwise(F.get_json_object(text, "$.sensor_id"))
     return bronze.select(
         F.coalesce(key, F.lit(NO_SENSOR)).alias("sensor_key"),
         "*",
-        F.when(canonical, F.unix_micros(local)).alias("fast_ts_us"),
-        F.when(canonical & local.isNotNull(), energy.cast("double")).alias("fast_energy"),
+        F.when(canonical, F.unix_micros(moment)).alias("fast_ts_us"),
+        F.when(canonical & moment.isNotNull(), energy.cast("double")).alias("fast_energy"),
     )
 
 

@@ -24,12 +24,15 @@ TIMESTAMP = re.compile(
 MAX_SENSOR_ID = 64
 FIELDS = ("timestamp", "sensor_id", "energy")
 # The message as the publishers write it (json.dumps of the three fields in this
-# order), with a plain sensor id, a `YYYY-MM-DD HH:MM:SS` local time of the years
-# 1000-2999 and a non-negative decimal energy without exponent. Silver reads such a
-# message's fields in the JVM (silver.job.with_fields); `read_canonical` below must
-# give what parse_message gives for it, or defer to it.
+# order), with a plain sensor id, a timestamp of the years 1000-2999 in the
+# classroom's form (`YYYY-MM-DD HH:MM:SS`, local time) or ISO 8601's (a `T`, up to six
+# fraction digits, an offset `Z` or `±HH:MM`), and a non-negative decimal energy
+# without exponent. Silver reads such a message's fields in the JVM
+# (silver.job.with_fields; groups: date, time, offset, sensor id, energy);
+# `read_canonical` below must give what parse_message gives for it, or defer to it.
 CANONICAL = (
-    r'^\{"timestamp": "([12][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})", '
+    r'^\{"timestamp": "([12][0-9]{3}-[0-9]{2}-[0-9]{2})[T ]'
+    r'([0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?)(Z|[+-][0-9]{2}:[0-9]{2})?", '
     r'"sensor_id": "([A-Za-z0-9_.:-]{1,64})", "energy": ([0-9]{1,15}(?:\.[0-9]{1,17})?)\}$'
 )
 
