@@ -37,7 +37,7 @@ def _frame(sensors: list[str], ts_us: np.ndarray, energy: np.ndarray) -> pd.Data
     return pd.DataFrame({
         "sensor_key": sensors, "key": [s.encode() for s in sensors], "value": values,
         "topic": "t", "partition": np.arange(count) % 3, "offset": np.arange(count),
-        "kafka_timestamp": pd.Timestamp("2024-02-01"),
+        "kafka_ts_us": 1_706_745_600_000_000,
         "fast_ts_us": ts_us, "fast_energy": energy,
     })  # fmt: skip
 

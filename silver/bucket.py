@@ -36,6 +36,7 @@ from silver.judge import NO_SENSOR, Rows, SilverRules, judge_readings
 from silver.message import Reading, Rejection, parse_message
 from silver.meter import Window
 from silver.runs import follows, split_intervals
+from silver.stored import encode, stored_rows
 
 # One state row per bucket: the bucket's meter ids (joined by a newline, which a
 # valid sensor id never holds), the length of each meter's window, and the windows'
@@ -229,7 +230,8 @@ def judge_bucket(
 
 
 def judge_buckets(rules: SilverRules):
-    """The function for applyInPandasWithState: one call per bucket and micro-batch."""
+    """The function for applyInPandasWithState: one call per bucket and micro-batch,
+    yielding its output rows as one value (silver.stored: the stored columns, Arrow)."""
 
     def judge_bucket_state(
         key: tuple[int], frames: Iterable[pd.DataFrame], state: Any
@@ -239,7 +241,7 @@ def judge_buckets(rules: SilverRules):
         frame, windows = judge_bucket(messages, windows, rules, time.time_ns() // 1000)
         if len(windows.ids):
             state.update(windows.pack())
-        yield frame
+        yield pd.DataFrame({"rows": [encode(stored_rows(frame, rules.zone))]})
 
     return judge_bucket_state
 

@@ -41,8 +41,9 @@ from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
 from silver.bucket import STATE_DDL, judge_buckets
-from silver.judge import NO_SENSOR, OUTPUT_DDL, SilverRules
+from silver.judge import NO_SENSOR, SilverRules
 from silver.message import CANONICAL, parse_timestamp
+from silver.stored import OUTPUT_DDL, decode
 from silver.tariff import load_tariff
 
 if TYPE_CHECKING:
@@ -147,7 +148,8 @@ def judged(rules: SilverRules, buckets: int):
             fields.select(
                 F.pmod(F.xxhash64("sensor_key"), F.lit(buckets)).alias("bucket"),
                 "sensor_key", "key", "value", "topic", "partition", "offset",
-                "kafka_timestamp", "fast_ts_us", "fast_energy",
+                F.unix_micros("kafka_timestamp").alias("kafka_ts_us"), "fast_ts_us",
+                "fast_energy",
             )
             .groupBy("bucket")
             .applyInPandasWithState(
@@ -158,41 +160,7 @@ def judged(rules: SilverRules, buckets: int):
     return transform
 
 
-def _micros(name: str) -> F.Column:
-    return F.timestamp_micros(F.col(name))
-
-
-def stored_columns(out: DataFrame) -> DataFrame:
-    """The step's output rows with every column any silver table stores, computed in
-    Spark (local dates in the session's time zone, the tariff's): `day` of a reading
-    is its own, of a piece its period's."""
-    event_time, period_start = _micros("ts_us"), _micros("period_start_us")
-    period_day = F.to_date(period_start)
-    return out.select(
-        "kind",
-        "sensor_id",
-        event_time.alias("event_time"),
-        F.to_date(event_time).alias("event_day"),
-        "energy",
-        period_start.alias("period_start"),
-        period_day.alias("period_day"),
-        F.trunc(period_day, "month").alias("month"),
-        "band",
-        "price",
-        "kwh",
-        "cost_eur",
-        _micros("interval_start_us").alias("interval_start"),
-        _micros("interval_end_us").alias("interval_end"),
-        "sign",
-        "reason",
-        "detail",
-        "key",
-        "value",
-        *(f.name for f in _COORDINATES),
-    )
-
-
-# Each table: the kind of output row it takes and its columns, from stored_columns.
+# Each table: the kind of output row it takes and its columns, from silver.stored.STORED.
 SPLITS: dict[str, tuple[str, dict[str, str]]] = {
     table: (kind, {f.name: sources.get(f.name, f.name) for f in schema.fields})
     for table, kind, schema, sources in (
@@ -204,7 +172,7 @@ SPLITS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def split(rows: pa.Table) -> dict[str, pa.Table]:
-    """stored_columns rows (Arrow) -> each table's rows, for the tables that get any."""
+    """Stored rows (silver.stored.STORED) -> each table's rows, for the tables that get any."""
     tables = {}
     for table, (kind, columns) in SPLITS.items():
         mine = rows.filter(pc.equal(rows["kind"], kind))
@@ -214,14 +182,15 @@ def split(rows: pa.Table) -> dict[str, pa.Table]:
 
 
 def write_silver_batch(config: Config):
-    """foreachBatch: one micro-batch of judged rows -> an append to each table that
-    gets rows, each once (meterlake.core.commits). The batch is computed once, in one
-    Spark job that brings it to the driver as Arrow; a table without rows in the
-    batch gets no commit (most batches quarantine nothing)."""
+    """foreachBatch: one micro-batch of the step's values -> an append to each table
+    that gets rows, each once (meterlake.core.commits). The batch comes to the driver
+    in one Spark job, as Arrow (silver.stored: the rows with their stored columns,
+    computed by the step); a table without rows in the batch gets no commit (most
+    batches quarantine nothing)."""
     appender = BatchAppender(config.checkpoint("silver"), prefix="silver-")
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        rows = batch.transform(stored_columns).toArrow()
+        rows = decode(batch.toArrow()["rows"].to_pylist())
         for written, (table, table_rows) in enumerate(split(rows).items()):
             if written:
                 failpoints.pause("between_silver_writes")

@@ -24,7 +24,8 @@ from silver.tariff import Tariff
 
 NO_SENSOR = ""  # the group of messages without a readable sensor id
 
-# One schema for everything the step emits; `kind` says which table a row is for.
+# One schema for everything the step emits; `kind` says which table a row is for
+# (silver.stored turns these rows into the columns the tables store).
 OUTPUT_COLUMNS: dict[str, str] = {
     "kind": "string",  # reading | piece | flag
     "sensor_id": "string",
@@ -45,9 +46,8 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "topic": "string",
     "partition": "int",
     "offset": "bigint",
-    "kafka_timestamp": "timestamp",
+    "kafka_ts_us": "bigint",
 }
-OUTPUT_DDL = ", ".join(f"`{name}` {kind}" for name, kind in OUTPUT_COLUMNS.items())
 
 @dataclass(frozen=True)
 class SilverRules:
@@ -69,7 +69,7 @@ class SilverRules:
 
 _INT64 = ("ts_us", "period_start_us", "interval_start_us", "interval_end_us", "sign")
 _FLOAT64 = ("energy", "price", "kwh", "cost_eur")
-_COORDINATES = ("topic", "partition", "offset", "kafka_timestamp")
+_COORDINATES = ("topic", "partition", "offset", "kafka_ts_us")
 _PIECE_FIELDS = tuple(f.name for f in fields(Piece))
 
 

@@ -20,8 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from silver.bucket import Windows, judge_bucket, judge_buckets
-from silver.judge import NO_SENSOR, OUTPUT_COLUMNS, judge_messages
+from silver.judge import NO_SENSOR, judge_messages
 from silver.meter import Window
+from silver.stored import STORED, decode
 from tests.silver.test_judge_runs import NOW_US, RULES, local, streams
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,7 +43,7 @@ def message(sensor: str | None, reading: tuple[int, float] | None, partition: in
     return {
         "sensor_key": sensor if reading is not None else NO_SENSOR,
         "key": None, "value": value, "topic": "t", "partition": partition, "offset": offset,
-        "kafka_timestamp": pd.Timestamp("2024-02-01"),
+        "kafka_ts_us": 1_706_745_600_000_000,
         "fast_ts_us": reading[0] if fast and reading else None,
         "fast_energy": reading[1] if fast and reading else None,
     }  # fmt: skip
@@ -168,13 +169,15 @@ def test_the_spark_function_keeps_the_bucket_in_one_state_row() -> None:
     step = judge_buckets(RULES)
     state = _State()
     first = frame([message(s, (t0, 1.0), 0, n, True) for n, s in enumerate(["X", "Y"])])
-    (rows,) = step((3,), [first.iloc[:1], first.iloc[1:]], state)
-    assert list(rows.columns) == list(OUTPUT_COLUMNS)
+    (out,) = step((3,), [first.iloc[:1], first.iloc[1:]], state)
+    rows = decode(out["rows"])  # one value for the call: its rows with the stored columns
+    assert len(out) == 1 and rows.schema == STORED
+    assert sorted(rows["sensor_id"].to_pylist()) == ["X", "Y"]
     assert Windows.unpack(*state.value).as_dict() == {"X": Window([t0], [1.0]),
                                                       "Y": Window([t0], [1.0])}  # fmt: skip
     junk = frame([message(None, None, 0, 9, False)])
-    (rows,) = step((3,), [junk], state)
-    assert list(rows["reason"]) == ["malformed_json"]
+    (out,) = step((3,), [junk], state)
+    assert decode(out["rows"])["reason"].to_pylist() == ["malformed_json"]
     assert Windows.unpack(*state.value).as_dict()["X"] == Window([t0], [1.0])
 
 

@@ -60,7 +60,7 @@ def messages(readings: list[tuple[int, float] | None], seed: int = 0) -> pd.Data
             value = json.dumps({"timestamp": stamp, "sensor_id": "S", "energy": energy}).encode()
         rows.append({
             "key": b"S", "value": value, "topic": "t", "partition": partition,
-            "offset": offsets[partition], "kafka_timestamp": pd.Timestamp("2024-02-01"),
+            "offset": offsets[partition], "kafka_ts_us": 1_706_745_600_000_000,
             "fast_ts_us": reading[0] if fast else None,
             "fast_energy": reading[1] if fast else None,
         })  # fmt: skip

@@ -225,7 +225,7 @@ def _messages(series: list[tuple[int, float]], order: list[int]) -> pd.DataFrame
                 "topic": "t",
                 "partition": 0,
                 "offset": offset,
-                "kafka_timestamp": None,
+                "kafka_ts_us": None,
             }
         )
     return pd.DataFrame(rows)

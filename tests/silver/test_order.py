@@ -62,7 +62,7 @@ def _message(sensor: str, ts_us: int, energy: float, partition: int, offset: int
     stamp = datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
     value = json.dumps({"timestamp": stamp, "sensor_id": sensor, "energy": energy})
     return {"key": None, "value": value.encode(), "topic": "t", "partition": partition,
-            "offset": offset, "kafka_timestamp": None}  # fmt: skip
+            "offset": offset, "kafka_ts_us": None}  # fmt: skip
 
 
 def arrive(readings: list[tuple[str, int, float]], rnd: random.Random, cuts: int) -> list:
