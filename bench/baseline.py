@@ -6,7 +6,7 @@
   four aggregations written to Delta. A straightforward batch implementation: it
   keeps the consumption rules (max(e1 - e0, 0) spread uniformly, pieces on local
   half hours, the tariff effective on the local date, winter/summer by legal
-  time) but not the stateful rules 6-10 (lateness, duplicates, jumps), which
+  time) but not the stateful rules 6-11 (lateness, duplicates, jumps), which
   in-order generated data never triggers.
 - `duckdb_oracle`: `oracle.compute_answers` over the same file (the floor).
 - `noop_consumer`: Spark Kafka source -> format("noop"), the cost of just reading.

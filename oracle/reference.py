@@ -54,6 +54,12 @@ How each rule is expressed
    clock, else ``local - o_next`` when that one does, else (a skipped time)
    ``local - o_prev``. This assumes the zone's transitions are more than a day
    apart. Instants are then BIGINT microseconds since the epoch (UTC).
+   A naive time of the repeated hour then moves to its second occurrence when
+   the register says so (docs/semantics.md: some valid reading of the sensor
+   shows a lower register at or after its first occurrence, within the two
+   passes; the lowest such register starts the second pass, per sensor and
+   UTC day); one left at its first occurrence that lands on an accepted
+   reading's instant is ``ambiguous_time`` instead of a duplicate.
 
 2. Per sensor, in judging order, against the sensor's state. Judging order is
    arrival (line) order, or, when the caller names the micro-batches
@@ -80,7 +86,7 @@ How each rule is expressed
      the bad readings and on those after them until the state is clean again;
      when clean it jumps to the next bad reading. Its state is the sorted list
      of accepted readings within ``allowed_lateness_s`` of the latest one plus
-     the one before them: all that rules 6-10 can look at. The good readings
+     the one before them: all that rules 6-11 can look at. The good readings
      a jump skips are merged in from a precomputed list (``skipped``: the tail
      of the run of good readings before each bad one, found by an equi-join on
      time buckets). The walk advances all *segments* at once, one reading per

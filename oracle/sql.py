@@ -98,7 +98,7 @@ LINES = [
     """,
     f"""
     CREATE TABLE lines AS
-    SELECT line_no, sensor_id, t, energy AS e,
+    SELECT line_no, sensor_id, t, energy AS e, repeat_us,
            CASE WHEN batch_ends IS NULL THEN line_no
                 ELSE len(list_filter(batch_ends, lambda x: x < line_no)) END AS batch,
            CASE WHEN coalesce(ts, '') = '' OR coalesce(sensor_id, '') = ''
@@ -112,11 +112,43 @@ LINES = [
         SELECT p.*, l.*, c.batch_ends,
                epoch_us(p.local_ts) + p.frac_us
                - coalesce(p.offset_min * 60000000,
-                          local_offset_us(c.zone, p.local_ts, h.o_prev, h.o_next)) AS t
+                          local_offset_us(c.zone, p.local_ts, h.o_prev, h.o_next)) AS t,
+               -- a naive time of a repeated hour, read as its first occurrence (o_prev):
+               -- how much later the wall clock shows it again
+               CASE WHEN p.offset_min IS NULL AND h.o_prev > h.o_next
+                         AND local_offset_us(c.zone, p.local_ts, h.o_prev, h.o_next) = h.o_prev
+                         AND zone_offset_us(c.zone, p.local_ts::TIMESTAMPTZ
+                                            - to_microseconds(h.o_next)) = h.o_next
+                    THEN h.o_prev - h.o_next ELSE 0 END AS repeat_us
         FROM parsed p
         LEFT JOIN local_hours h ON h.lh = date_trunc('hour', p.local_ts)
         CROSS JOIN cfg c CROSS JOIN limits l
     )
+    """,
+    # The repeated hour's second pass (docs/semantics.md): a naive reading of the
+    # repeated hour goes to the second occurrence when some valid reading of its
+    # sensor shows a lower register at or after its first occurrence, within the two
+    # passes; the lowest such register starts the second pass for that sensor and day.
+    """
+    CREATE OR REPLACE TABLE lines AS
+    WITH amb AS (
+        SELECT k.sensor_id, k.t // 86400000000 AS day_key, k.e,
+               EXISTS (SELECT 1 FROM lines j
+                       WHERE j.reason IS NULL AND j.sensor_id = k.sensor_id
+                         AND j.line_no <> k.line_no AND j.t >= k.t
+                         AND j.t < k.t + 2 * k.repeat_us AND j.e < k.e) AS behind
+        FROM lines k WHERE k.reason IS NULL AND k.repeat_us > 0
+    ), second AS (
+        SELECT sensor_id, day_key, min(e) AS e_from FROM amb WHERE behind GROUP BY ALL
+    ), placed AS (
+        SELECT l.*, coalesce(l.repeat_us > 0 AND l.reason IS NULL AND l.e >= s.e_from, false)
+                        AS later
+        FROM lines l
+        LEFT JOIN second s ON s.sensor_id = l.sensor_id AND s.day_key = l.t // 86400000000
+    )
+    SELECT line_no, sensor_id, CASE WHEN later THEN t + repeat_us ELSE t END AS t, e,
+           CASE WHEN later THEN 0 ELSE repeat_us END AS repeat_us, batch, reason
+    FROM placed
     """,
 ]
 
@@ -207,7 +239,7 @@ WALK_ROWS = """
     LEFT JOIN skipped s ON s.sensor_id = v.sensor_id AND s.h = v.n
 """
 
-# The walk: the state machine of rules 6-10, one row per judged reading. All
+# The walk: the state machine of rules 6-11, one row per judged reading. All
 # segments (from each walk start to the next one) advance together, one
 # reading per segment and iteration. State: `acc`, the accepted readings
 # within the lateness of the latest one plus the one before them, sorted by
@@ -330,8 +362,10 @@ JUDGED = [
     FROM (
         SELECT line_no, sensor_id, t, e, reason FROM lines WHERE reason IS NOT NULL
         UNION ALL
-        SELECT v.line_no, v.sensor_id, v.t, v.e, coalesce(w.reason, 'counter_decrease')
-        FROM valid v JOIN walk w USING (sensor_id, n)
+        SELECT v.line_no, v.sensor_id, v.t, v.e,
+               CASE WHEN w.reason IN ('duplicate', 'conflicting_duplicate') AND l.repeat_us > 0
+                    THEN 'ambiguous_time' ELSE coalesce(w.reason, 'counter_decrease') END
+        FROM valid v JOIN walk w USING (sensor_id, n) JOIN lines l USING (line_no)
         WHERE w.reason IS NOT NULL OR w.decrease
         UNION ALL
         SELECT v.line_no, v.sensor_id, v.t, v.e, 'counter_decrease'

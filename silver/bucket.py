@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from silver.judge import NO_SENSOR, Rows, SilverRules, judge_readings
-from silver.message import Reading, Rejection, parse_message
-from silver.meter import Window
+from silver.message import Reading, Rejection, parse_message, repeats_after_us
+from silver.meter import Window, place_repeated
 from silver.runs import follows, split_intervals
 from silver.stored import encode, stored_rows
 
@@ -99,17 +99,18 @@ class Windows:
 
 def _message_readings(
     messages: pd.DataFrame, rules: SilverRules, now_us: int, out: Rows
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each message -> a reading (source row, sensor id, instant, kWh), or a flag in
+) -> tuple[np.ndarray, ...]:
+    """Each message -> a reading (source row, sensor id, instant, kWh, and for a naive
+    time of the repeated hour how much later its second occurrence is), or a flag in
     out. The JVM's fields are taken as they are where the message rules cannot reject
     them (silver.message.read_canonical); the other messages are parsed in Python."""
     message_rules = rules.message_rules(now_us)
     keys = messages["sensor_key"].to_numpy(dtype=object)
+    count = len(messages)
     fast_ts = messages["fast_ts_us"] if "fast_ts_us" in messages else None
     if fast_ts is None:  # called without Spark: every message parsed in Python
-        fast = np.zeros(len(messages), dtype=bool)
-        ts = np.zeros(len(messages), np.int64)
-        energy = np.zeros(len(messages), np.float64)
+        fast = np.zeros(count, dtype=bool)
+        ts, energy = np.zeros(count, np.int64), np.zeros(count, np.float64)
     else:
         energy_col = messages["fast_energy"]
         known = (fast_ts.notna() & energy_col.notna()).to_numpy()
@@ -118,7 +119,11 @@ def _message_readings(
         fast = known & (ts >= message_rules.min_ts_us) & (ts <= message_rules.max_ts_us)
     src = np.flatnonzero(fast)
     sensors, ts, energy = keys[src], ts[src], energy[src]
-    slow_src, slow_sensor, slow_ts, slow_energy = [], [], [], []
+    repeat = np.zeros(len(src), dtype=np.int64)
+    if "fast_naive" in messages:
+        naive = messages["fast_naive"].eq(True).to_numpy(dtype=bool)[src]
+        repeat[naive] = repeats_after_us(rules.zone, ts[naive])
+    slow: list[tuple[int, Reading]] = []
     values = messages["value"].to_numpy(dtype=object)
     for i in np.flatnonzero(~fast).tolist():
         result = parse_message(values[i], message_rules)
@@ -127,16 +132,14 @@ def _message_readings(
         elif result.sensor_id != keys[i]:  # Spark's JSON reader and ours disagree: refuse
             out.flag(i, result.sensor_id, "malformed_json", "JSON Spark reads differently")
         else:
-            slow_src.append(i)
-            slow_sensor.append(result.sensor_id)
-            slow_ts.append(result.ts_us)
-            slow_energy.append(result.energy)
-    if slow_src:
-        src = np.concatenate([src, np.array(slow_src, dtype=np.int64)])
-        sensors = np.concatenate([sensors, np.array(slow_sensor, dtype=object)])
-        ts = np.concatenate([ts, np.array(slow_ts, dtype=np.int64)])
-        energy = np.concatenate([energy, np.array(slow_energy, dtype=np.float64)])
-    return src, sensors, ts, energy
+            slow.append((i, result))
+    if slow:
+        src = np.concatenate([src, np.array([i for i, _ in slow], dtype=np.int64)])
+        sensors = np.concatenate([sensors, np.array([r.sensor_id for _, r in slow], object)])
+        ts = np.concatenate([ts, np.array([r.ts_us for _, r in slow], dtype=np.int64)])
+        energy = np.concatenate([energy, np.array([r.energy for _, r in slow], np.float64)])
+        repeat = np.concatenate([repeat, np.array([r.repeat_us for _, r in slow], np.int64)])
+    return src, sensors, ts, energy, repeat
 
 
 def _trimmed(meter: np.ndarray, ts_us: np.ndarray, energy: np.ndarray, lateness_us: int):
@@ -163,7 +166,7 @@ def judge_bucket(
     the rows judge_messages gives meter by meter (in another order) and its windows."""
     messages = messages.reset_index(drop=True)
     out = Rows()
-    src, sensors, ts, energy = _message_readings(messages, rules, now_us, out)
+    src, sensors, ts, energy, repeat = _message_readings(messages, rules, now_us, out)
     meter_rules = rules.meter_rules()
 
     # One code per meter, the stored ones first (codes < len(windows.ids)).
@@ -184,7 +187,7 @@ def judge_bucket(
     offset = messages["offset"].to_numpy()[src]
     order = np.lexsort((offset, partition, ts, code))
     src, sensors, ts, energy = src[order], sensors[order], ts[order], energy[order]
-    code = code[order]
+    code, repeat = code[order], repeat[order]
     first = np.ones(len(code), dtype=bool)
     first[1:] = code[1:] != code[:-1]
     prev_ts = np.where(first, latest_ts[code], np.roll(ts, 1))
@@ -192,7 +195,7 @@ def judge_bucket(
     has_prev = ~first | has_window[code]
     fits = ~has_prev | follows(prev_ts, prev_energy, ts, energy, meter_rules.max_power_kw)
     broken = np.zeros(len(ids), dtype=bool)
-    broken[code[~fits]] = True
+    broken[code[~fits | (repeat > 0)]] = True  # repeated hours: silver.meter.place_repeated
     whole = ~broken[code]
 
     # The meters accepted whole: their readings, and the pieces of their intervals.
@@ -214,7 +217,9 @@ def judge_bucket(
         mine = np.flatnonzero(code == meter)
         window = Window(windows.ts_us[stored_code == meter].tolist(),
                         windows.energy[stored_code == meter].tolist())
-        readings = [(int(src[k]), Reading(ids[meter], int(ts[k]), float(energy[k]))) for k in mine]
+        readings = [(int(src[k]), Reading(ids[meter], int(ts[k]), float(energy[k]),
+                                          int(repeat[k]))) for k in mine]  # fmt: skip
+        readings = place_repeated(window, readings)
         judge_readings(ids[meter], readings, window, meter_rules, out, runs=True)
         kept_meter.append(np.full(len(window.ts_us), meter, dtype=np.int64))
         kept_ts.append(np.array(window.ts_us, dtype=np.int64))

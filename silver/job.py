@@ -116,8 +116,9 @@ def with_fields(bronze: DataFrame) -> DataFrame:
     """The grouping key (the JSON's sensor_id, or '' when there is none to read) and,
     for a message in the publishers' own form (silver.message.CANONICAL), its fields
     read in the JVM: `fast_ts_us` (a naive time read in the session's zone, the
-    meters'; one with an offset, at that offset), `fast_energy`; null for any other
-    message, which Python parses."""
+    meters', a repeated one as its first occurrence; one with an offset, at that
+    offset), `fast_energy`, `fast_naive` (no offset); null for any other message,
+    which Python parses."""
     text = F.col("value").cast("string")
     day, clock, offset, sensor, energy = (
         F.regexp_extract(text, CANONICAL, i) for i in (1, 2, 3, 4, 5)
@@ -133,6 +134,7 @@ def with_fields(bronze: DataFrame) -> DataFrame:
         "*",
         F.when(canonical, F.unix_micros(moment)).alias("fast_ts_us"),
         F.when(canonical & moment.isNotNull(), energy.cast("double")).alias("fast_energy"),
+        F.when(canonical, offset == "").alias("fast_naive"),
     )
 
 
@@ -149,7 +151,7 @@ def judged(rules: SilverRules, buckets: int):
                 F.pmod(F.xxhash64("sensor_key"), F.lit(buckets)).alias("bucket"),
                 "sensor_key", "key", "value", "topic", "partition", "offset",
                 F.unix_micros("kafka_timestamp").alias("kafka_ts_us"), "fast_ts_us",
-                "fast_energy",
+                "fast_energy", "fast_naive",
             )
             .groupBy("bucket")
             .applyInPandasWithState(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from silver.message import MessageRules, Reading, Rejection, parse_message, read_canonical
-from silver.meter import MeterRules, Window, judge
+from silver.meter import MeterRules, Window, judge, place_repeated
 from silver.runs import judge_run, run_breaks, run_end
 from silver.split import Piece
 from silver.tariff import Tariff
@@ -225,6 +225,7 @@ def judge_messages(
         else:
             readings.append((i, result))
     readings.sort(key=lambda r: r[1].ts_us)  # stable: ties stay in Kafka order
+    readings = place_repeated(window, readings)
     judge_readings(sensor_key, readings, window, rules.meter_rules(), out, runs)
     return out.frame(messages)
 
@@ -254,7 +255,8 @@ def judge_readings(
             k = end
             continue
         i, reading = readings[k]
-        verdict = judge(window, reading.sensor_id, reading.ts_us, reading.energy, rules)
+        verdict = judge(window, reading.sensor_id, reading.ts_us, reading.energy, rules,
+                        ambiguous=reading.repeat_us > 0)
         if verdict.accepted:
             out.reading(i, reading)
         for flag in verdict.flags:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 EPOCH = datetime(1970, 1, 1)
 # The timestamp forms accepted (docs/semantics.md): the classroom's, and ISO 8601
 # extended with a `T`, fractions of a second and an offset. Python's own
@@ -42,6 +44,10 @@ class Reading:
     sensor_id: str
     ts_us: int  # the instant, microseconds since the epoch (UTC)
     energy: float
+    # A naive time of October's repeated hour, read as its first occurrence (ts_us):
+    # how much later its second occurrence is (silver.meter.place_repeated decides
+    # which one the register allows). 0 for every other reading.
+    repeat_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,59 @@ def _local_hour_offset_us(zone: str, year: int, month: int, day: int, hour: int)
 def _naive_hour_us(head: str, zone: str) -> int:
     """`YYYY-MM-DD HH` (or with a T), local -> the instant that hour starts (µs)."""
     return _parse_timestamp(head + ":00:00", zone)
+
+
+@lru_cache(maxsize=64)
+def repeated_hours(zone: str, year: int) -> tuple[tuple[int, int], ...]:
+    """The first occurrences of the zone's repeated wall-clock times in a year, as
+    (start µs, length µs): a naive time whose first-occurrence instant falls in
+    [start, start + length) is shown again `length` later (October's hour in Lisbon).
+    Found by the zone's offset at every hour of the year, then the minute."""
+    tz = _zone(zone)
+    begin = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
+
+    def offset(at: int) -> timedelta:
+        value = datetime.fromtimestamp(at, UTC).astimezone(tz).utcoffset()
+        assert value is not None
+        return value
+
+    out = []
+    hours = 366 * 24 + 1
+    previous = offset(begin)
+    for h in range(1, hours):
+        now = offset(begin + h * 3600)
+        if now < previous:  # the clocks went back within this hour: find the second
+            low, high = begin + (h - 1) * 3600, begin + h * 3600
+            while high - low > 1:
+                mid = (low + high) // 2
+                low, high = (mid, high) if offset(mid) == previous else (low, mid)
+            length = (previous - now) // timedelta(microseconds=1)
+            out.append((high * 1_000_000 - length, length))
+        previous = now
+    return tuple(out)
+
+
+def repeat_after_us(zone: str, ts_us: int) -> int:
+    """For the first-occurrence instant of a naive time: how much later the same wall
+    clock time comes again (0: it does not)."""
+    year = datetime.fromtimestamp(ts_us / 1e6, UTC).year
+    for start, length in repeated_hours(zone, year):
+        if start <= ts_us < start + length:
+            return length
+    return 0
+
+
+def repeats_after_us(zone: str, ts_us: np.ndarray) -> np.ndarray:
+    """repeat_after_us of many first-occurrence instants."""
+    out = np.zeros(len(ts_us), dtype=np.int64)
+    if not len(ts_us):
+        return out
+    first = datetime.fromtimestamp(int(ts_us.min()) / 1e6, UTC).year
+    last = datetime.fromtimestamp(int(ts_us.max()) / 1e6, UTC).year
+    for year in range(first, last + 1):
+        for start, length in repeated_hours(zone, year):
+            out[(ts_us >= start) & (ts_us < start + length)] = length
+    return out
 
 
 def parse_timestamp(text: str, zone: str) -> int:
@@ -184,6 +243,7 @@ def parse_message(value: bytes | None, rules: MessageRules) -> Reading | Rejecti
         return Rejection("bad_timestamp", "timestamp is not a string", sensor)
     try:
         ts_us = parse_timestamp(raw_ts, rules.zone)
+        naive = _is_naive(raw_ts)
     except (ValueError, OverflowError):
         return Rejection("bad_timestamp", f"unparseable timestamp {raw_ts[:40]!r}", sensor)
     if ts_us < rules.min_ts_us:
@@ -202,4 +262,10 @@ def parse_message(value: bytes | None, rules: MessageRules) -> Reading | Rejecti
         return Rejection("bad_energy", f"energy is {energy}", sensor)
     if energy < 0:
         return Rejection("bad_energy", "energy is negative", sensor)
-    return Reading(sensor, ts_us, energy)
+    return Reading(sensor, ts_us, energy, repeat_after_us(rules.zone, ts_us) if naive else 0)
+
+
+def _is_naive(text: str) -> bool:
+    """A timestamp (already parsed) without an offset: wall-clock time in the zone."""
+    tail = text.strip()[19:]
+    return not (tail.endswith("Z") or "+" in tail or "-" in tail)

@@ -1,6 +1,6 @@
 """One meter's readings, one at a time -> accepted readings, pieces, flags.
 
-The per-sensor state machine of rules 6-10 (docs/semantics.md): too_late,
+The per-sensor state machine of rules 6-11 (docs/semantics.md): too_late, ambiguous_time,
 duplicate, conflicting_duplicate, implausible_jump, counter_decrease, and the
 retraction of the interval a late reading falls into. Pure Python: Spark's
 state store holds a `Window` between micro-batches; the tests drive it directly.
@@ -11,10 +11,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from silver.message import Reading
 from silver.split import Piece, split_at_half_hours
 from silver.tariff import Tariff
 
 US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 24 * US_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,14 @@ def _fmt(ts_us: int) -> str:
     return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat(timespec="seconds")
 
 
-def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: MeterRules) -> Verdict:
-    """Apply one reading to the window (mutated in place) and return what it produced."""
+def judge(
+    window: Window, sensor_id: str, ts_us: int, energy: float, rules: MeterRules,
+    ambiguous: bool = False,
+) -> Verdict:  # fmt: skip
+    """Apply one reading to the window (mutated in place) and return what it produced.
+    ambiguous: a naive time of the repeated hour left at its first occurrence
+    (place_repeated); landing on a reading already there, the register cannot tell a
+    repeat from the second occurrence: `ambiguous_time`, not a duplicate."""
     latest = window.latest_us
     if latest is not None and ts_us < latest - rules.allowed_lateness_us:
         return Verdict(
@@ -69,6 +79,9 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
         )
     i = bisect_left(window.ts_us, ts_us)
     if i < len(window.ts_us) and window.ts_us[i] == ts_us:
+        if ambiguous:
+            return Verdict(False, [Flag(
+                "ambiguous_time", "a repeated local time the register cannot place")])
         if window.energy[i] == energy:
             return Verdict(False, [Flag("duplicate", "same reading seen before")])
         return Verdict(
@@ -109,6 +122,51 @@ def judge(window: Window, sensor_id: str, ts_us: int, energy: float, rules: Mete
             )
     trim(window, rules.allowed_lateness_us)
     return Verdict(True, flags, pieces)
+
+
+def place_repeated(
+    window: Window, readings: list[tuple[int, Reading]]
+) -> list[tuple[int, Reading]]:
+    """Place the naive times of October's repeated hour (Reading.repeat_us > 0, read
+    as their first occurrence) at the occurrence the register allows, and return the
+    readings sorted by their instants (ties in their order).
+
+    A register only rises: a reading of the repeated hour is in the second pass when
+    some reading of its meter (in the window or the batch, another naive one at its
+    first occurrence) shows a lower register at or after its first occurrence, within
+    the two passes. The lowest register for which that holds starts the second pass:
+    every naive reading of that hour with a register as high or higher goes there.
+    The others stay at their first occurrence (judge then quarantines as
+    `ambiguous_time` one that lands on a reading already there). The oracle
+    (oracle/sql.py) places them by the same rule."""
+    ambiguous = [k for k, (_, r) in enumerate(readings) if r.repeat_us]
+    if not ambiguous:
+        return readings
+    instants = np.array(window.ts_us + [r.ts_us for _, r in readings], dtype=np.int64)
+    registers = np.array(window.energy + [r.energy for _, r in readings], dtype=np.float64)
+    mine = np.array(ambiguous, dtype=np.int64) + len(window.ts_us)
+    t0, e0 = instants[mine], registers[mine]
+    length = np.array([readings[k][1].repeat_us for k in ambiguous], dtype=np.int64)
+    others = np.ones((len(mine), len(instants)), dtype=bool)
+    others[np.arange(len(mine)), mine] = False
+    near = (instants >= t0[:, None]) & (instants < (t0 + 2 * length)[:, None])
+    behind = (near & others & (registers < e0[:, None])).any(axis=1)
+    placed = list(readings)
+    for group in _passes(t0):  # one repeated hour each
+        second = behind[group]
+        if second.any():
+            start = e0[group][second].min()
+            for k in group[e0[group] >= start]:
+                i, r = readings[ambiguous[k]]
+                placed[ambiguous[k]] = (i, Reading(r.sensor_id, r.ts_us + r.repeat_us, r.energy))
+    return sorted(placed, key=lambda x: x[1].ts_us)
+
+
+def _passes(t0: np.ndarray) -> list[np.ndarray]:
+    """The positions of readings of the same repeated hour (the same UTC day of their
+    first occurrence: the oracle groups them so too), a group each."""
+    days = t0 // US_PER_DAY
+    return [np.flatnonzero(days == day) for day in np.unique(days)]
 
 
 def _jump(

@@ -21,6 +21,7 @@ from meterlake.read.lake import connect, query_view
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers
+from tests.helpers import clock_change_nights
 from tests.reliability_helpers import TOLERANCE, assert_gold_equals_oracle
 
 ALL = ["bronze", "silver", "gold"]
@@ -102,6 +103,9 @@ EDGE_CASES = {
         (f"2024-02-07 {9 + s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}", 40.0 + s * 0.0007)
         for s in range(0, 3600)
     ],
+    # naive wall-clock time a reading a minute through October's repeated hour and
+    # March's skipped one (tests.helpers.clock_change_nights: the half hours by hand)
+    **{night: rows for night, (rows, _) in clock_change_nights().items()},
 }
 GENERATED = [  # (prefix, spec)
     ("g1", MonthSpec(meters=3, days=2, seed=1)),
@@ -149,6 +153,19 @@ def quarantine_counts(config) -> dict[str, int]:
     return dict(con.sql("SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall())
 
 
+def assert_nights_by_hand(config) -> None:
+    """Every half hour of the clock-change nights as the rates give it, nothing
+    quarantined for those meters."""
+    con = connect(config, tables=["halfhour_energy", "quarantine"])
+    for night, (_, expected) in clock_change_nights().items():
+        rows = con.execute(
+            "SELECT strftime(timezone('UTC', period_start), '%Y-%m-%d %H:%M'), energy_kwh "
+            "FROM halfhour_energy WHERE sensor_id = ?", [night]).fetchall()
+        assert dict(rows) == pytest.approx(expected, abs=TOLERANCE), night
+        assert con.execute("SELECT count(*) FROM quarantine WHERE sensor_id = ?",
+                           [night]).fetchone() == (0,)
+
+
 def _publish(config, lines: list[str]) -> None:
     result = publish_readings(config, lines, speedup=0, progress=False)
     assert (result.sent, result.skipped) == (len(lines), 0)
@@ -170,6 +187,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
     assert_gold_equals_oracle(config, oracle)
     assert_views_equal_oracle(config, oracle)
     assert quarantine_counts(config) == oracle.quarantine_counts
+    assert_nights_by_hand(config)
 
     # the same stream cut into three catch-ups
     topic = replace(config.kafka, topic=f"{config.kafka.topic}-cut")

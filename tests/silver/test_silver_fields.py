@@ -12,7 +12,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from silver.job import with_fields
-from silver.message import CANONICAL, MessageRules, Reading, parse_message, read_canonical
+from silver.message import (
+    CANONICAL,
+    MessageRules,
+    Reading,
+    parse_message,
+    read_canonical,
+    repeat_after_us,
+)
 
 ZONE = "Europe/Lisbon"
 RULES = MessageRules(ZONE, min_ts_us=-(2**62), max_ts_us=2**62)
@@ -68,7 +75,7 @@ def test_the_jvm_reads_the_publishers_form_as_python_does(spark) -> None:
     rows = (
         spark.createDataFrame([(v,) for v in values], "value BINARY")
         .transform(with_fields)
-        .select("value", "sensor_key", "fast_ts_us", "fast_energy")
+        .select("value", "sensor_key", "fast_ts_us", "fast_energy", "fast_naive")
         .collect()
     )
     assert len(rows) == len(values)
@@ -78,7 +85,11 @@ def test_the_jvm_reads_the_publishers_form_as_python_does(spark) -> None:
         if row["fast_ts_us"] is None or row["fast_energy"] is None:
             continue
         read += 1
-        assert python == Reading(row["sensor_key"], row["fast_ts_us"], row["fast_energy"]), row
+        # A naive time of the repeated hour: both read its first occurrence, and the
+        # step learns from fast_naive that a second one exists (silver.bucket).
+        repeat = repeat_after_us(ZONE, row["fast_ts_us"]) if row["fast_naive"] else 0
+        assert python == Reading(row["sensor_key"], row["fast_ts_us"], row["fast_energy"],
+                                 repeat), row
         # Outside the rules' range the JVM's fields defer to Python, which names why.
         narrow = MessageRules(ZONE, min_ts_us=python.ts_us + 1, max_ts_us=2**62)
         assert read_canonical(row["sensor_key"], row["fast_ts_us"], 1.0, narrow) is None
@@ -87,6 +98,9 @@ def test_the_jvm_reads_the_publishers_form_as_python_does(spark) -> None:
     in_form = sum(1 for v in values if re.match(CANONICAL, v.decode("utf-8", "replace")))
     assert in_form > 500
     assert read == in_form - 7
+    repeated = [r for r in rows if r["fast_naive"] and r["fast_ts_us"] is not None
+                and repeat_after_us(ZONE, r["fast_ts_us"])]
+    assert len(repeated) > 60  # October's first 01:xx, naive, in both forms
     not_the_form = rows[len(_timestamps()):]
     assert all(r["fast_ts_us"] is None for r in not_the_form)
     assert [r["sensor_key"] for r in not_the_form[:3]] == ["A", "A", "A"]  # still grouped
