@@ -32,6 +32,8 @@ import numpy as np
 
 from meterlake.read.sqltext import clock_sql, quote_identifier, sql_string
 
+CELLS_PER_BATCH = 262_144  # cells of the day fetched from DuckDB at a time
+
 
 def ctes_sql(zone: str) -> str:
     """The CTEs of q3: `clock`, `periods` (of the current day, before now), `month_sensors`
@@ -98,7 +100,7 @@ def too_wide_view_sql(count: int, limit: int) -> str:
         f"{limit:,}: select from q3_long (period_start, sensor_id, energy_kwh), "
         "or run `meterlake query q3`"
     )
-    return f"SELECT error({sql_string(message)}) AS period_start"
+    return f"SELECT NULL AS period_start WHERE error({sql_string(message)}) IS NULL"
 
 
 def month_sensors(con: duckdb.DuckDBPyConnection, zone: str) -> list[str]:
@@ -127,22 +129,25 @@ class HalfHours:
             .fetchall()
         ]
         sensors = month_sensors(con, zone)
-        cells = con.execute(ctes + """,
-numbered_periods AS (SELECT period_start, row_number() OVER (ORDER BY period_start) - 1 AS i
+        reader = con.execute(ctes + """,
+numbered_periods AS (SELECT period_start,
+                            CAST(row_number() OVER (ORDER BY period_start) - 1 AS INTEGER) AS i
                      FROM periods),
-numbered_sensors AS (SELECT sensor_id, row_number() OVER (ORDER BY sensor_id) - 1 AS k
+numbered_sensors AS (SELECT sensor_id,
+                            CAST(row_number() OVER (ORDER BY sensor_id) - 1 AS INTEGER) AS k
                      FROM month_sensors)
 SELECT p.i, s.k, d.energy_kwh
 FROM day_rows AS d
 JOIN numbered_periods AS p USING (period_start)
 JOIN numbered_sensors AS s USING (sensor_id)
 WHERE d.energy_kwh IS NOT NULL
-""").fetchnumpy()
+""").to_arrow_reader(CELLS_PER_BATCH)
         values = np.zeros((len(periods), len(sensors)))
         present = np.zeros(values.shape, dtype=bool)
-        at = (np.asarray(cells["i"], dtype=np.int64), np.asarray(cells["k"], dtype=np.int64))
-        values[at] = np.asarray(cells["energy_kwh"], dtype=np.float64)
-        present[at] = True
+        for batch in reader:  # a batch at a time: the cells are never all in Arrow at once
+            at = (batch.column("i").to_numpy(), batch.column("k").to_numpy())
+            values[at] = batch.column("energy_kwh").to_numpy()
+            present[at] = True
         return cls(periods, sensors, values, present)
 
     def only(self, chosen: Sequence[str]) -> HalfHours:
@@ -151,6 +156,14 @@ WHERE d.energy_kwh IS NOT NULL
         keep = [k for k, sensor in enumerate(self.sensors) if sensor in wanted]
         return HalfHours(self.periods, [self.sensors[k] for k in keep],
                          self.values[:, keep], self.present[:, keep])
+
+    def largest(self, count: int) -> list[str]:
+        """The `count` sensors with the most kWh over the day's periods (ties: the sensor
+        id descending, as the sorted views break them), in id order."""
+        totals = np.round(np.where(self.present, self.values, 0.0).sum(axis=0), 9)
+        # sensors are in id order: by total descending, then position descending
+        order = np.lexsort((-np.arange(len(self.sensors)), -totals))[:count]
+        return [self.sensors[k] for k in sorted(order.tolist())]
 
     def row(self, i: int) -> list[float | None]:
         values, present = self.values[i].tolist(), self.present[i].tolist()

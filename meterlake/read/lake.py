@@ -114,6 +114,7 @@ class Result:
     notes: tuple[str, ...] = ()
     version: int | None = None
     as_of: datetime | None = None
+    cells: HalfHours | None = None  # q3, q3_long: the matrix their rows are made from
 
     def to_pandas(self) -> pd.DataFrame:
         import pandas as pd
@@ -397,17 +398,27 @@ def _new_connection(zone: str, read: ReadConf) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """DuckDB's own out-of-memory, Python's, or one an Arrow scan under DuckDB met."""
+    return isinstance(exc, duckdb.OutOfMemoryException | MemoryError) or (
+        isinstance(exc, duckdb.Error) and "out of memory" in str(exc).lower()
+    )
+
+
 @contextmanager
 def memory_guard(config: Config, what: str) -> Iterator[None]:
-    """DuckDB's out-of-memory (or Python's) as one clear OutOfMemory error."""
+    """DuckDB's errors while answering `what` as one line each: an out-of-memory as
+    OutOfMemory, naming the setting that bounds it."""
     try:
         yield
-    except (duckdb.OutOfMemoryException, MemoryError):
-        raise OutOfMemory(
-            f"out of memory answering {what}: DuckDB may use [read] memory_limit = "
-            f"{config.read.memory_limit}; raise it (e.g. --set read.memory_limit=2GB) "
-            "or ask for less (a sensor, a day)"
-        ) from None
+    except (duckdb.Error, MemoryError) as exc:
+        if _out_of_memory(exc):
+            raise OutOfMemory(
+                f"out of memory answering {what}: DuckDB may use [read] memory_limit = "
+                f"{config.read.memory_limit}; raise it (e.g. --set read.memory_limit=2GB) "
+                "or ask for less (a sensor, a day)"
+            ) from None
+        raise MeterlakeError(f"cannot answer {what}: {_one_line(exc)}") from None
 
 
 def connect(
@@ -620,6 +631,7 @@ def answer(
     views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
     if ("q3_long" if view in HALF_HOUR_VIEWS else view) not in views:
         raise MeterlakeError(f"{table} does not have the columns {view} needs")
+    cells = None
     with memory_guard(config, view):
         if view in HALF_HOUR_VIEWS:
             cells = HalfHours.read(con, config.semantics.zone, zone)
@@ -648,6 +660,7 @@ def answer(
         notes=tuple(notes),
         version=version,
         as_of=None if now is None else _local(now, zone),
+        cells=cells,
     )
 
 
@@ -749,13 +762,13 @@ def sandboxed_query(
                     f"no gold tables under {config.lake}: run `meterlake run --once` first"
                 ) from None
             raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
-        except duckdb.OutOfMemoryException:
-            raise OutOfMemory(
-                f"out of memory: the query needs more than [read] memory_limit = "
-                f"{config.read.memory_limit}; raise it (e.g. --set read.memory_limit=2GB) "
-                "or ask for less"
-            ) from None
         except duckdb.Error as exc:
+            if _out_of_memory(exc):
+                raise OutOfMemory(
+                    f"out of memory: the query needs more than [read] memory_limit = "
+                    f"{config.read.memory_limit}; raise it (e.g. --set "
+                    "read.memory_limit=2GB) or ask for less"
+                ) from None
             raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
 
 
@@ -929,7 +942,7 @@ def json_lines(columns: Sequence[str], rows: Iterable[tuple]) -> Iterator[str]:
     """A list of objects, one per row and line, values at full precision."""
     first = True
     for row in rows:
-        value = {c: _json_value(v) for c, v in zip(columns, row, strict=True)}
+        (value,) = json_objects(columns, (row,))
         yield ("[\n" if first else ",\n") + json.dumps(value, ensure_ascii=False)
         first = False
     yield "[]\n" if first else "\n]\n"
@@ -947,10 +960,11 @@ def format_csv(result: Result) -> str:
 
 def json_rows(result: Result) -> list[dict[str, Any]]:
     """The rows as JSON-ready objects (column -> value), values at full precision."""
-    return [
-        {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)}
-        for row in result.rows
-    ]
+    return json_objects(result.columns, result.rows)
+
+
+def json_objects(columns: Sequence[str], rows: Iterable[tuple]) -> list[dict[str, Any]]:
+    return [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
 def format_json(result: Result) -> str:
