@@ -55,6 +55,7 @@ PAGE = Path(__file__).parent / "page"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 TIMELINE_LIMIT = 1000  # the newest commits listed by /api/timeline (?limit=N for others)
 SENSOR_MATCHES = 20  # ids /api/sensors lists for the picker
+STREAM_PIECE_BYTES = 1 << 20  # a streamed answer is sent a megabyte at a time
 
 
 def plotly_js() -> Path:
@@ -124,6 +125,21 @@ def _answer_document(
     return doc
 
 
+def _pieces(chunks: Iterator[str], size: int = STREAM_PIECE_BYTES) -> Iterator[bytes]:
+    """Text chunks (a row each) joined into pieces of about `size` bytes: a piece per row
+    would cost the server a send per row."""
+    buffer: list[str] = []
+    length = 0
+    for chunk in chunks:
+        buffer.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            yield "".join(buffer).encode("utf-8")
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
 def _lake_error(exc: MeterlakeError) -> JSONResponse:
     return _error(503 if isinstance(exc, (NotYet, lake.OutOfMemory)) else 500, str(exc))
 
@@ -145,8 +161,8 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
             return _lake_error(exc)
         if result.cells is None:  # a few rows: one piece
             return Response(lake.format_json(result), media_type="application/json")
-        chunks = (chunk.encode("utf-8") for chunk in lake.text_chunks(result, "json"))
-        return StreamingResponse(chunks, media_type="application/json")
+        return StreamingResponse(_pieces(lake.text_chunks(result, "json")),
+                                 media_type="application/json")
 
     def answers(request: Request) -> Response:
         try:

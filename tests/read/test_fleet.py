@@ -16,13 +16,17 @@ import sys
 from dataclasses import replace
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 from starlette.testclient import TestClient
 
 from meterlake.app.cli import main
-from meterlake.app.web import build_app
+from meterlake.app.web import build_app, running
 from meterlake.core.config import Config, ReadConf, load_config
+from meterlake.core.net import free_port
 from meterlake.read import lake
 from meterlake.read.livegold import LiveGold
+from tests.browser import chromium, console_errors
 from tests.lake_helpers import fleet_id, write_fleet_gold
 
 METERS = 5000
@@ -111,6 +115,36 @@ def test_the_page_gets_the_largest_meters_and_the_ones_picked(fleet):
     assert q3["sensor_count"] == METERS and len(q3["periods"]) == 48
     assert q3["rows"][1][fleet_id(4998)] == pytest.approx(0.98 + 0.001)
     assert sensors == {"count": METERS, "sensors": [fleet_id(m) for m in range(4990, 5000)]}
+
+
+PAGE_SENSORS = """
+const heads = (id) => [...document.querySelectorAll(`#${id} thead th`)].map((th) => th.textContent);
+return {
+  ready: document.body.dataset.state === "ready",
+  q1: [...document.querySelectorAll("#q1 tbody tr")].map((tr) =>
+      [tr.dataset.sensor, Number(tr.dataset.value)]),
+  q3: heads("q3-table").slice(1),
+  traces: (document.getElementById("q3-chart").data || []).length,
+  note: document.querySelector("#q3 .as-of").textContent,
+};
+"""
+
+
+def test_the_page_shows_ten_meters_of_5000_and_the_one_picked(fleet):
+    largest = sorted(fleet_id(m) for m in range(4998, 4000, -100))
+    with running(fleet, "127.0.0.1", free_port()) as url, chromium() as browser:
+        browser.get(url)
+        shown = WebDriverWait(browser, 60, poll_frequency=0.25).until(
+            lambda b: (s := b.execute_script(PAGE_SENSORS))["ready"] and s)
+        assert shown["q3"] == largest and shown["traces"] == 10
+        assert len(shown["q1"]) == 10 and "10 of 5,000 meters" in shown["note"]
+        browser.find_element(By.ID, "pick-sensor").send_keys(fleet_id(7))
+        browser.find_element(By.ID, "pick-add").click()
+        shown = WebDriverWait(browser, 60, poll_frequency=0.25).until(
+            lambda b: len((s := b.execute_script(PAGE_SENSORS))["q3"]) == 11 and s)
+        assert shown["q3"] == [fleet_id(7), *largest] and shown["traces"] == 11
+        assert shown["q1"][-1] == [fleet_id(7), pytest.approx(2 * (0.48 * 7 + 1.128))]
+        assert console_errors(browser) == []
 
 
 def test_a_q3_too_wide_for_sql_and_an_out_of_memory_are_one_line_each(fleet, capsys):
