@@ -176,22 +176,22 @@ WHERE d.energy_kwh IS NOT NULL
         return LongRows(self)
 
 
-class _Rows(Sequence[tuple]):
+class _Rows(Sequence[tuple[Any, ...]]):
     """Rows made on demand from a `HalfHours`; equal to any sequence of the same rows."""
 
     def __init__(self, cells: HalfHours) -> None:
         self.cells = cells
 
-    def _row(self, index: int) -> tuple:
+    def _row(self, index: int) -> tuple[Any, ...]:
         raise NotImplementedError
 
     @overload
-    def __getitem__(self, index: int) -> tuple: ...
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[tuple]: ...
+    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]: ...
 
-    def __getitem__(self, index: int | slice) -> tuple | list[tuple]:
+    def __getitem__(self, index: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
         if isinstance(index, slice):
             return [self._row(i) for i in range(*index.indices(len(self)))]
         if index < 0:
@@ -217,10 +217,10 @@ class WideRows(_Rows):
     def __len__(self) -> int:
         return len(self.cells.periods)
 
-    def _row(self, index: int) -> tuple:
+    def _row(self, index: int) -> tuple[Any, ...]:
         return (self.cells.periods[index], *self.cells.row(index))
 
-    def __iter__(self) -> Iterator[tuple]:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         for i in range(len(self)):
             yield self._row(i)
 
@@ -231,13 +231,13 @@ class LongRows(_Rows):
     def __len__(self) -> int:
         return len(self.cells.periods) * len(self.cells.sensors)
 
-    def _row(self, index: int) -> tuple:
+    def _row(self, index: int) -> tuple[Any, ...]:
         i, k = divmod(index, len(self.cells.sensors))
         present = bool(self.cells.present[i, k])
         value = float(self.cells.values[i, k]) if present else None
         return (self.cells.periods[i], self.cells.sensors[k], value)
 
-    def __iter__(self) -> Iterator[tuple]:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         sensors = self.cells.sensors
         for i, period in enumerate(self.cells.periods):
             for sensor, value in zip(sensors, self.cells.row(i), strict=True):

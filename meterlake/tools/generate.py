@@ -253,7 +253,8 @@ class Home:
 
 def _when_cdf(wake_h: np.ndarray, appliance: Appliance) -> np.ndarray:
     """Per home (rows, waking at `wake_h`), the cumulative probability over the minutes
-    of a day that a run of `appliance` starts, peaking at its preferred hours."""
+    of a day that a run of `appliance` starts, peaking at its preferred hours; one row
+    for all homes when none of the hours is relative to waking up."""
     hours = np.arange(MINUTES_PER_DAY) / 60.0
     # A preferred hour relative to waking up differs by home; a fixed one is one row.
     density = sum(
@@ -263,7 +264,7 @@ def _when_cdf(wake_h: np.ndarray, appliance: Appliance) -> np.ndarray:
     p = density / density.sum(axis=1, keepdims=True)
     cdf = p.cumsum(axis=1)
     cdf /= cdf[:, -1:]
-    return np.broadcast_to(cdf, (wake_h.shape[0], MINUTES_PER_DAY))
+    return cdf
 
 
 def draw_runs(appliance: Appliance, habits: Habits, rng: np.random.Generator, days: int) -> Runs:
@@ -361,14 +362,24 @@ def runs_kw(runs: Sequence[Runs], cdf: np.ndarray, days: int) -> np.ndarray:
     """Each home's (rows) power of one appliance in each minute, kW: its runs' phases
     added at their starts and taken away at their ends, then summed up."""
     width = days * MINUTES_PER_DAY + 1
+    counts = np.array([r.pick.size for r in runs])
+    row = np.repeat(np.arange(len(runs)), counts)
+    if cdf.shape[0] == 1:  # the same hours for every home
+        minute = cdf[0].searchsorted(np.concatenate([r.pick for r in runs]), "right")
+    else:
+        minute = np.concatenate([c.searchsorted(r.pick, "right")
+                                 for r, c in zip(runs, cdf, strict=True)])
+    start = np.concatenate([r.day for r in runs]) * MINUTES_PER_DAY + minute
+    # Within a home the steps come in its own order (each phase's starts, then its
+    # ends), so each minute's sum is added up as for that home alone.
     cells, weights = [], []
-    for row, (home_runs, home_cdf) in enumerate(zip(runs, cdf, strict=True)):
-        start = home_runs.day * MINUTES_PER_DAY + home_cdf.searchsorted(home_runs.pick, "right")
-        for kw, minutes in home_runs.phases:
-            end = np.minimum(start + np.round(minutes).astype(np.int64), days * MINUTES_PER_DAY)
-            cells += [row * width + start, row * width + end]
-            weights += [np.full(start.size, kw), np.full(end.size, -kw)]
-            start = end
+    for phase in range(len(runs[0].phases)):
+        kw = np.repeat([r.phases[phase][0] for r in runs], counts)
+        minutes = np.concatenate([r.phases[phase][1] for r in runs])
+        end = np.minimum(start + np.round(minutes).astype(np.int64), days * MINUTES_PER_DAY)
+        cells += [row * width + start, row * width + end]
+        weights += [kw, -kw]
+        start = end
     steps = np.bincount(np.concatenate(cells), np.concatenate(weights), len(runs) * width)
     return np.cumsum(steps.reshape(len(runs), width)[:, :-1], axis=1)
 
@@ -420,12 +431,12 @@ def block_readings(spec: MonthSpec, homes: Sequence[Home], power: np.ndarray
     second = np.floor(nominal + np.stack([h.timing.shake_s for h in homes])).astype(np.int64)
     keep = (second >= 0) & (second < spec.seconds) & np.stack([h.timing.sent for h in homes])
     keep[:, 1:] &= second[:, 1:] > second[:, :-1]  # whole seconds: never two in one second
-    for row, home in enumerate(homes):
+    for index, home in enumerate(homes):
         for b, n in zip(home.timing.outage_begin_s, home.timing.outage_length_s, strict=True):
-            keep[row] &= (second[row] < b) | (second[row] >= b + n)
+            keep[index] &= (second[index] < b) | (second[index] >= b + n)
     row, column = np.nonzero(keep)
-    second = second[row, column]
-    return row, second, register_wh(power, np.array([h.start_wh for h in homes]), row, second)
+    kept = second[row, column]
+    return row, kept, register_wh(power, np.array([h.start_wh for h in homes]), row, kept)
 
 
 def register_wh(power: np.ndarray, start_wh: np.ndarray, row: np.ndarray, second: np.ndarray
