@@ -156,7 +156,7 @@ class ProgressConf:
 class ReadConf:
     """The read side: DuckDB under `query`, `sql`, `serve` and the report."""
 
-    memory_limit: str = "512MB"  # DuckDB's memory_limit per connection (beyond it: spill, or
+    memory_limit: str = "256MB"  # DuckDB's memory_limit per connection (beyond it: spill, or
                                  # one error line); the process stays within about 1 GB
     threads: int = 2  # DuckDB's worker threads per connection
     sql_q3_max_sensors: int = 1000  # `sql`'s wide q3 up to this many columns (else: q3_long)

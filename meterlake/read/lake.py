@@ -883,6 +883,11 @@ def _is_number(value: Any) -> bool:
 
 
 TABLE_SIZING_ROWS = 10_000  # the table's column widths are those of its first rows
+CELLS_AT_ONCE = 100_000  # values formatted at a time (q3 of a fleet: a row has 100,000)
+
+
+def _rows_at_once(columns: Sequence[str], most: int) -> int:
+    return max(1, min(most, CELLS_AT_ONCE // max(1, len(columns))))
 
 
 def table_lines(
@@ -893,11 +898,11 @@ def table_lines(
 ) -> Iterator[str]:
     """An aligned table for people, line by line: numbers right-aligned and rounded,
     then the row count and the notes. Widths and alignment come from the first
-    TABLE_SIZING_ROWS rows (all of them, for an answer), so any number of rows
-    prints in bounded memory."""
+    TABLE_SIZING_ROWS rows (all of them, for an answer; fewer when the rows are
+    wide: CELLS_AT_ONCE values), so any number of rows prints in bounded memory."""
     places = [decimals if decimals is not None else _decimals_for(c) for c in columns]
     stream = iter(rows)
-    head = list(itertools.islice(stream, TABLE_SIZING_ROWS))
+    head = list(itertools.islice(stream, _rows_at_once(columns, TABLE_SIZING_ROWS)))
     numeric = [
         any(_is_number(row[i]) for row in head)
         and all(row[i] is None or _is_number(row[i]) for row in head)
@@ -930,7 +935,7 @@ def csv_lines(columns: Sequence[str], rows: Iterable[tuple]) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     stream = iter(rows)
-    while batch := list(itertools.islice(stream, 1000)):
+    while batch := list(itertools.islice(stream, _rows_at_once(columns, 1000))):
         writer.writerows([("" if v is None else _text(v)) for v in row] for row in batch)
         yield buffer.getvalue()
         buffer.seek(0)
