@@ -17,7 +17,7 @@ from meterlake.core.errors import MeterlakeError
 
 log = logging.getLogger("meterlake")
 
-VIEWS = ("q1", "q2", "q3", "q4")
+VIEWS = ("q1", "q2", "q3", "q4", "q3_long")  # q3_long: q3 in long form, for scripts
 FORMATS = ("table", "csv", "json")
 
 
@@ -204,10 +204,9 @@ def _query(config: Config, args: argparse.Namespace) -> None:
 
 
 def _sql(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.read.lake import parse_parameters, print_result, read_only_sql
+    from meterlake.read.lake import parse_parameters, print_sql
 
-    parameters = parse_parameters(args.param)
-    print_result(read_only_sql(config, args.statement, parameters), args.format)
+    print_sql(config, args.statement, parse_parameters(args.param), args.format)
 
 
 def _history(config: Config, args: argparse.Namespace) -> None:
@@ -287,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[args.command](_config(args), args)
     except MeterlakeError as exc:
         print(f"meterlake: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("meterlake: error: out of memory (ask for less, e.g. --sensor, or give "
+              "the process more memory)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("meterlake: interrupted", file=sys.stderr)

@@ -4,17 +4,24 @@ Routes (all GET; the server is read-only and listens on loopback by default):
 
 - `/`: the page (`meterlake/app/page/`), which renders `/api/answers` and polls
   `/api/version` to re-render when a gold table gets a new Delta version;
-- `/api/q1` ... `/api/q4`: the rows of `meterlake query qN --format json`,
-  byte for byte; `?version=N` or `?as_of=TIMESTAMP` travel in time, `?at=TIME`
-  to the version standing at that event time (as `query --at`);
-- `/api/answers`: what the page shows, in one document: each answer's rows,
-  its table version and `as_of` (as local wall-clock text), q4's band split;
+- `/api/q1` ... `/api/q4`, `/api/q3_long`: the rows of `meterlake query qN
+  --format json`, byte for byte, streamed as they are written; `?version=N` or
+  `?as_of=TIMESTAMP` travel in time, `?at=TIME` to the version standing at that
+  event time (as `query --at`);
+- `/api/answers`: what the page shows, in one document: of each answer the rows
+  of the `[read] page_sensors` largest meters and of those asked for with
+  `?sensor=ID` (repeatable), how many there are in all, its table version and
+  `as_of` (as local wall-clock text), q4's band split of those meters;
+- `/api/sensors?prefix=P`: the first sensors of the month whose id starts with P
+  (the page's picker);
 - `/api/version`: the live version of each gold table;
 - `/api/timeline`: every gold commit (the newest 1000; `?limit=N`) with the
   versions of all four tables then.
 
 Errors are JSON `{"error": "..."}`: 404 for an unknown view or path, 400 for a
-bad version or time, 503 while a view's gold table does not exist yet.
+bad version or time, 503 while a view's gold table does not exist yet or when an
+answer needs more memory than `[read] memory_limit`, 500 for another error of
+the lake.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -47,6 +54,8 @@ log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 TIMELINE_LIMIT = 1000  # the newest commits listed by /api/timeline (?limit=N for others)
+SENSOR_MATCHES = 20  # ids /api/sensors lists for the picker
+STREAM_PIECE_BYTES = 1 << 20  # a streamed answer is sent a megabyte at a time
 
 
 def plotly_js() -> Path:
@@ -87,20 +96,52 @@ def _travel(request: Request) -> Travel:
         raise BadTravel(f"version must be a whole number, got {version_text!r}") from None
 
 
-def _answer_document(gold: LiveGold, view: str, result: lake.Result) -> dict[str, Any]:
+def _answer_document(
+    gold: LiveGold, view: str, result: lake.Result, largest: int, chosen: set[str]
+) -> dict[str, Any]:
+    """What the page draws of one answer: the `largest` meters (q1, q2, q4: the first
+    rows of the sorted answer; q3: the most kWh over the day) and the `chosen` ones."""
     zone = gold.zone
+    if result.cells is not None:  # q3: a column per sensor
+        cells = result.cells
+        shown = cells.only([*cells.largest(largest), *chosen])
+        columns, rows = ["period_start", *shown.sensors], list(shown.wide_rows())
+        count = len(cells.sensors)
+    else:
+        columns, count = result.columns, len(result.rows)
+        rows = [row for i, row in enumerate(result.rows) if i < largest or row[0] in chosen]
     doc: dict[str, Any] = {
         "view": view,
         "title": lake.VIEW_TITLES[view],
         "table": lake.VIEW_TABLES[view],
         "version": result.version,
         "as_of": None if result.as_of is None else lake.wall_clock(result.as_of, zone),
-        "columns": result.columns,
-        "rows": lake.json_rows(result),
+        "columns": columns,
+        "rows": lake.json_objects(columns, rows),
+        "sensor_count": count,
     }
     if view == "q3":
-        doc["periods"] = [lake.wall_clock(row[0], zone) for row in result.rows]
+        doc["periods"] = [lake.wall_clock(row[0], zone) for row in rows]
     return doc
+
+
+def _pieces(chunks: Iterator[str], size: int = STREAM_PIECE_BYTES) -> Iterator[bytes]:
+    """Text chunks (a row each) joined into pieces of about `size` bytes: a piece per row
+    would cost the server a send per row."""
+    buffer: list[str] = []
+    length = 0
+    for chunk in chunks:
+        buffer.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            yield "".join(buffer).encode("utf-8")
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
+def _lake_error(exc: MeterlakeError) -> JSONResponse:
+    return _error(503 if isinstance(exc, (NotYet, lake.OutOfMemory)) else 500, str(exc))
 
 
 def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
@@ -116,15 +157,20 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
             result = gold.answer(view, when.version, when.as_of, when.at)
         except BadTravel as exc:
             return _error(400, str(exc))
-        except NotYet as exc:
-            return _error(503, str(exc))
-        return Response(lake.format_json(result), media_type="application/json")
+        except MeterlakeError as exc:
+            return _lake_error(exc)
+        if result.cells is None:  # a few rows: one piece
+            return Response(lake.format_json(result), media_type="application/json")
+        return StreamingResponse(_pieces(lake.text_chunks(result, "json")),
+                                 media_type="application/json")
 
     def answers(request: Request) -> Response:
         try:
             when = _travel(request)
         except BadTravel as exc:
             return _error(400, str(exc))
+        chosen = set(request.query_params.getlist("sensor"))
+        largest = config.read.page_sensors
         doc: dict[str, Any] = {
             "live": when.live,
             "versions": gold.versions(),
@@ -132,22 +178,36 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
             "answers": {},
             "errors": {},
         }
-        for view in lake.VIEW_TABLES:
+        for view in lake.ANSWERS:
             try:
                 doc["answers"][view] = _answer_document(
-                    gold, view, gold.answer(view, when.version, when.as_of, when.at))
+                    gold, view, gold.answer(view, when.version, when.as_of, when.at),
+                    largest, chosen)
             except BadTravel as exc:
                 return _error(400, str(exc))
             except MeterlakeError as exc:
                 doc["errors"][view] = str(exc)
         if "q4" in doc["answers"]:
-            bands = gold.bands(when.version, when.as_of, when.at)
+            shown = {row["sensor_id"] for row in doc["answers"]["q4"]["rows"]}
+            try:
+                bands = gold.bands(when.version, when.as_of, when.at)
+            except MeterlakeError as exc:
+                return _lake_error(exc)
             doc["bands"] = {
                 "silver_version": bands.silver_version,
                 "rows": [dict(zip(("sensor_id", "band", "price", "cost_eur"), row, strict=True))
-                         for row in bands.rows],
+                         for row in bands.rows if row[0] in shown],
             }
         return JSONResponse(doc)
+
+    def sensors(request: Request) -> Response:
+        prefix = request.query_params.get("prefix", "")
+        try:
+            month = gold.answer("q1")
+        except MeterlakeError as exc:
+            return _lake_error(exc)
+        ids = sorted(row[0] for row in month.rows if str(row[0]).startswith(prefix))
+        return JSONResponse({"count": len(month.rows), "sensors": ids[:SENSOR_MATCHES]})
 
     def version(request: Request) -> Response:
         return JSONResponse({"versions": gold.versions()})
@@ -177,6 +237,7 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         Route("/api/answers", answers),
         Route("/api/version", version),
         Route("/api/timeline", timeline),
+        Route("/api/sensors", sensors),
         Route("/api/{view}", view_json),
         Route("/static/plotly.min.js", plotly),
         Mount("/static", StaticFiles(directory=PAGE)),
@@ -225,7 +286,8 @@ def serve(config: Config, host: str, port: int, echo=print) -> None:
         log.warning("listening on %s: reachable beyond this machine (read-only)", host)
 
     def listening() -> None:
-        echo(f"serving {config.lake} on http://{host}:{port}/  (API: /api/q1 ... /api/q4); "
+        echo(f"serving {config.lake} on http://{host}:{port}/  (API: /api/q1 ... /api/q4, "
+             "/api/q3_long); "
              "Ctrl-C stops")
         sys.stdout.flush()
 

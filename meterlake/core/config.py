@@ -161,6 +161,17 @@ class ProgressConf:
 
 
 @dataclass(frozen=True)
+class ReadConf:
+    """The read side: DuckDB under `query`, `sql`, `serve` and the report."""
+
+    memory_limit: str = "256MB"  # DuckDB's memory_limit per connection (beyond it: spill, or
+                                 # one error line); the process stays within about 1 GB
+    threads: int = 2  # DuckDB's worker threads per connection
+    sql_q3_max_sensors: int = 1000  # `sql`'s wide q3 up to this many columns (else: q3_long)
+    page_sensors: int = 10  # the page shows this many largest meters; a picker for others
+
+
+@dataclass(frozen=True)
 class Config:
     lake: Path = Path("lake")
     kafka: KafkaConf = KafkaConf()
@@ -169,6 +180,7 @@ class Config:
     streams: StreamsConf = StreamsConf()
     semantics: SemanticsConf = SemanticsConf()
     progress: ProgressConf = ProgressConf()
+    read: ReadConf = ReadConf()
 
     def table_path(self, table: str) -> Path:
         """Where a Delta table lives: <lake>/<layer>/<table>."""
@@ -217,6 +229,7 @@ SECTIONS: dict[str, type[DataclassInstance]] = {
     "streams": StreamsConf,
     "semantics": SemanticsConf,
     "progress": ProgressConf,
+    "read": ReadConf,
 }
 _LAKE_DEFAULTS: dict[str, object] = {"root": "lake"}
 
@@ -358,4 +371,5 @@ def load_config(
             tariff=lambda p: base / p,
         ),
         progress=_section(data, "progress", ProgressConf),
+        read=_section(data, "read", ReadConf),
     )

@@ -37,15 +37,18 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import math
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,9 +58,12 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, DeltaProtocolError
 
 from meterlake.core import catalog
-from meterlake.core.catalog import GOLD_TABLES, VIEW_TABLES
-from meterlake.core.config import Config
+from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.config import Config, ReadConf
 from meterlake.core.errors import MeterlakeError
+from meterlake.read import halfhours
+from meterlake.read.halfhours import HalfHours
+from meterlake.read.sqltext import clock_sql, sql_string
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,14 +72,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALL_TABLES: tuple[str, ...] = catalog.names()
+ANSWERS: tuple[str, ...] = tuple(catalog.VIEW_TABLES)  # the four answers, q1..q4
 # Each view reads only its own gold table (VIEW_TABLES), so `--version` / `--as-of`
-# apply to it.
+# apply to it. q3_long is q3 in long form, for scripts.
+VIEW_TABLES: dict[str, str] = {**catalog.VIEW_TABLES, "q3_long": catalog.VIEW_TABLES["q3"]}
 VIEW_TITLES = {
     "q1": "kWh per sensor this month",
     "q2": "kWh per sensor today",
     "q3": "kWh per sensor and half hour today",
     "q4": "cost per sensor today",
+    "q3_long": "kWh per half hour and sensor today",
 }
+HALF_HOUR_VIEWS = ("q3", "q3_long")  # laid out from one HalfHours, not by a SQL view
 COST_NOTE = "energy term only, no VAT or fixed charges"
 FORMATS = ("table", "csv", "json")
 
@@ -99,11 +109,12 @@ class Result:
     """
 
     columns: list[str]
-    rows: list[tuple]
+    rows: Sequence[tuple]  # q3, q3_long: made on demand from a matrix (meterlake.read.halfhours)
     decimals: int | None = None
     notes: tuple[str, ...] = ()
     version: int | None = None
     as_of: datetime | None = None
+    cells: HalfHours | None = None  # q3, q3_long: the matrix their rows are made from
 
     def to_pandas(self) -> pd.DataFrame:
         import pandas as pd
@@ -254,24 +265,10 @@ def arrow_source(table: DeltaTable) -> ds.Dataset | pa.Table:
 # --------------------------------------------------------------------------- views
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _clock_sql(table: str, zone: str) -> str:
-    """One row: `now` (latest as_of of the table) and `today` (its local date)."""
-    local_now = f"timezone({_sql_string(zone)}, max(as_of))"
-    return f"SELECT max(as_of) AS now, CAST({local_now} AS DATE) AS today FROM {table}"
-
-
 def month_view_sql(zone: str) -> str:
     """q1: kWh per sensor for the current month."""
     return f"""
-WITH clock AS ({_clock_sql("month_energy", zone)})
+WITH clock AS ({clock_sql("month_energy", zone)})
 SELECT sensor_id, energy_kwh FROM (
     SELECT m.sensor_id, m.energy_kwh
     FROM month_energy AS m, clock
@@ -284,7 +281,7 @@ ORDER BY round(energy_kwh, 9) DESC, sensor_id DESC
 def day_view_sql(table: str, value: str, zone: str) -> str:
     """q2/q4: today's value per sensor with a row this month; 0 when nothing today."""
     return f"""
-WITH clock AS ({_clock_sql(table, zone)}),
+WITH clock AS ({clock_sql(table, zone)}),
 month_sensors AS (
     SELECT DISTINCT t.sensor_id
     FROM {table} AS t, clock
@@ -301,60 +298,6 @@ ORDER BY round({value}, 9) DESC, sensor_id DESC
 """
 
 
-def _halfhour_rows_sql(zone: str) -> str:
-    """The CTEs for q3: `clock` and the current day's rows, each with its sensor's rank."""
-    return f"""
-WITH clock AS ({_clock_sql("halfhour_energy", zone)}),
-day_rows AS (
-    SELECT h.sensor_id, h.period_start, h.energy_kwh,
-           dense_rank() OVER (ORDER BY h.sensor_id) AS sensor_rank
-    FROM halfhour_energy AS h, clock
-    WHERE h.day = clock.today AND h.sensor_id IS NOT NULL
-)"""
-
-
-def halfhour_sensors(con: duckdb.DuckDBPyConnection, zone: str) -> list[str]:
-    """The sensors with a row for the current day, in id order (q3's columns)."""
-    rows = con.execute(
-        _halfhour_rows_sql(zone)
-        + "\nSELECT DISTINCT sensor_id, sensor_rank FROM day_rows ORDER BY sensor_rank"
-    ).fetchall()
-    return [sensor for sensor, _ in rows]
-
-
-def halfhour_view_sql(zone: str, sensors: Sequence[str]) -> str:
-    """q3: one row per half hour of the current day that starts before "now".
-
-    The periods are generated in UTC, from the instant of the day's local
-    midnight to the next one, so a DST day has 46 or 50 of them. DuckDB views
-    cannot pivot on data, so the columns are fixed here: column k holds the
-    sensor ranked k in `day_rows`, `sensors` being that same ranking, read from
-    the same data (no sensor id is ever pasted into the SQL as a value).
-    """
-    z = _sql_string(zone)
-    columns = "".join(
-        f",\n    sum(d.energy_kwh) FILTER (WHERE d.sensor_rank = {rank}) AS {quote_identifier(s)}"
-        for rank, s in enumerate(sensors, start=1)
-    )
-    return f"""{_halfhour_rows_sql(zone)},
-bounds AS (
-    SELECT now,
-           timezone('UTC', timezone({z}, CAST(today AS TIMESTAMP))) AS first_utc,
-           timezone('UTC', timezone({z}, CAST(today + 1 AS TIMESTAMP))) AS end_utc
-    FROM clock
-),
-periods AS (
-    SELECT timezone('UTC', slot) AS period_start, now
-    FROM (SELECT unnest(range(first_utc, end_utc, INTERVAL 30 MINUTE)) AS slot, now FROM bounds)
-)
-SELECT p.period_start{columns}
-FROM periods AS p LEFT JOIN day_rows AS d ON d.period_start = p.period_start
-WHERE p.period_start < p.now
-GROUP BY p.period_start
-ORDER BY p.period_start
-"""
-
-
 def cost_by_band_sql(zone: str) -> str:
     """Today's cost per sensor and tariff band, from the silver pieces of q4's day.
 
@@ -364,7 +307,7 @@ def cost_by_band_sql(zone: str) -> str:
     latest as_of. Columns: sensor_id, band, price (EUR per kWh), cost_eur.
     """
     return f"""
-WITH clock AS ({_clock_sql("day_cost", zone)})
+WITH clock AS ({clock_sql("day_cost", zone)})
 SELECT p.sensor_id, p.band, max(p.price) AS price, sum(p.cost_eur) AS cost_eur
 FROM silver AS p, clock
 WHERE p.day = clock.today
@@ -377,45 +320,105 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
-def create_views(con: duckdb.DuckDBPyConnection, zone: str, tables: Iterable[str]) -> list[str]:
-    """The views q1..q4 over those of their tables that are registered."""
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    zone: str,
+    tables: Iterable[str],
+    wide_q3_max_sensors: int | None = None,
+) -> list[str]:
+    """The views q1..q4 and q3_long over those of their tables that are registered.
+
+    The wide q3 is a SQL view only when `wide_q3_max_sensors` is given (for `sql`
+    and `connect`): with up to that many sensors this month, a column each; with
+    more, a view whose every query is an error naming q3_long. `query q3` lays q3
+    out from its long form instead (`meterlake.read.halfhours`).
+    """
     needs = {
         "q1": {"sensor_id", "month", "energy_kwh", "as_of"},
         "q2": {"sensor_id", "day", "energy_kwh", "as_of"},
-        "q3": {"sensor_id", "day", "period_start", "energy_kwh", "as_of"},
+        "q3_long": {"sensor_id", "day", "period_start", "energy_kwh", "as_of"},
         "q4": {"sensor_id", "day", "cost_eur", "as_of"},
     }
     present = set(tables)
     created = []
-    for view, table in VIEW_TABLES.items():
+    for view, columns in needs.items():
+        table = VIEW_TABLES[view]
         if table not in present:
             continue
-        missing = needs[view] - _columns(con, table)
+        missing = columns - _columns(con, table)
         if missing:
             log.warning("no view %s: %s lacks %s", view, table, ", ".join(sorted(missing)))
             continue
         if view == "q1":
             body = month_view_sql(zone)
-        elif view == "q3":
-            body = halfhour_view_sql(zone, halfhour_sensors(con, zone))
+        elif view == "q3_long":
+            body = halfhours.long_view_sql(zone)
         else:
             body = day_view_sql(table, "cost_eur" if view == "q4" else "energy_kwh", zone)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
         created.append(view)
+    if "q3_long" in created and wide_q3_max_sensors is not None:
+        sensors = halfhours.month_sensors(con, zone)
+        if len(sensors) <= wide_q3_max_sensors:
+            body = halfhours.wide_view_sql(sensors)
+        else:
+            body = halfhours.too_wide_view_sql(len(sensors), wide_q3_max_sensors)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW q3 AS {body}")
+        created.append("q3")
     return created
 
 
 # --------------------------------------------------------------------------- connections
 
 
-def _new_connection(zone: str) -> duckdb.DuckDBPyConnection:
+class OutOfMemory(MeterlakeError):
+    """DuckDB needed more memory than `[read] memory_limit` lets it have."""
+
+
+def _new_connection(zone: str, read: ReadConf) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB in the zone, held to `[read] memory_limit` and `threads`;
+    what does not fit spills to a folder of the system's temporary directory."""
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"SET TimeZone = {_sql_string(zone)}")
+        con.execute(f"SET TimeZone = {sql_string(zone)}")
     except duckdb.Error as exc:
         con.close()
         raise MeterlakeError(f"DuckDB does not know the time zone {zone!r}") from exc
+    spill = Path(tempfile.gettempdir()) / "meterlake-duckdb"
+    try:
+        con.execute(f"SET memory_limit = {sql_string(read.memory_limit)}")
+        con.execute(f"SET threads = {int(read.threads)}")
+        con.execute(f"SET temp_directory = {sql_string(str(spill))}")
+    except duckdb.Error as exc:
+        con.close()
+        raise MeterlakeError(
+            f"[read] memory_limit = {read.memory_limit!r} or threads = {read.threads!r}: "
+            f"{_one_line(exc)}"
+        ) from None
     return con
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """DuckDB's own out-of-memory, Python's, or one an Arrow scan under DuckDB met."""
+    return isinstance(exc, duckdb.OutOfMemoryException | MemoryError) or (
+        isinstance(exc, duckdb.Error) and "out of memory" in str(exc).lower()
+    )
+
+
+@contextmanager
+def memory_guard(config: Config, what: str) -> Iterator[None]:
+    """DuckDB's errors while answering `what` as one line each: an out-of-memory as
+    OutOfMemory, naming the setting that bounds it."""
+    try:
+        yield
+    except (duckdb.Error, MemoryError) as exc:
+        if _out_of_memory(exc):
+            raise OutOfMemory(
+                f"out of memory answering {what}: DuckDB may use [read] memory_limit = "
+                f"{config.read.memory_limit}; raise it (e.g. --set read.memory_limit=2GB) "
+                "or ask for less (a sensor, a day)"
+            ) from None
+        raise MeterlakeError(f"cannot answer {what}: {_one_line(exc)}") from None
 
 
 def connect(
@@ -432,7 +435,7 @@ def connect(
     every registered table at that version / as of that instant. The
     connection is not sandboxed: it is for the notebook and the tests.
     """
-    return _connect(config, version, as_of, tables)[0]
+    return _connect(config, version, as_of, tables, wide_q3=True)[0]
 
 
 def _connect(
@@ -440,6 +443,7 @@ def _connect(
     version: int | None,
     as_of: str | datetime | None,
     tables: Sequence[str] | None,
+    wide_q3: bool = False,
 ) -> tuple[duckdb.DuckDBPyConnection, dict[str, int]]:
     """`connect`, and the version of each table it registered."""
     zone = zone_of(config)
@@ -454,18 +458,23 @@ def _connect(
         if tables is None and not DeltaTable.is_deltatable(str(config.table_path(name))):
             continue
         opened[name] = open_table(config, name, version, when)
-    con = connect_tables(config, opened)
+    con = connect_tables(config, opened, wide_q3=wide_q3)
     return con, {name: table.version() for name, table in opened.items()}
 
 
-def connect_tables(config: Config, tables: dict[str, DeltaTable]) -> duckdb.DuckDBPyConnection:
+def connect_tables(
+    config: Config, tables: dict[str, DeltaTable], wide_q3: bool = False
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with these open Delta tables registered under their names,
-    and the views q1..q4 over those of their tables that are among them."""
-    con = _new_connection(config.semantics.zone)
+    and the views q1..q4 and q3_long over those of their tables that are among them
+    (the wide q3 as a SQL view only if `wide_q3`: see `create_views`)."""
+    con = _new_connection(config.semantics.zone, config.read)
     try:
         for name, table in tables.items():
             con.register(name, arrow_source(table))
-        create_views(con, config.semantics.zone, tables)
+        with memory_guard(config, "the views"):
+            create_views(con, config.semantics.zone, tables,
+                         config.read.sql_q3_max_sensors if wide_q3 else None)
     except BaseException:
         con.close()
         raise
@@ -485,14 +494,32 @@ def fetch(
     parameters: dict[str, object] | None = None,
 ) -> Result:
     """Run one query with its named parameters bound; instants come back in `zone`."""
+    columns, rows = _execute(con, sql, zone, parameters)
+    return Result(columns=columns, rows=list(rows))
+
+
+FETCH_ROWS = 10_000  # rows fetched from DuckDB at a time
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    zone: tzinfo,
+    parameters: dict[str, object] | None = None,
+) -> tuple[list[str], Iterator[tuple]]:
+    """The columns of one query and its rows, fetched FETCH_ROWS at a time as they are
+    read; instants come back in `zone`."""
     cursor = con.execute(sql, parameters) if parameters else con.execute(sql)
     description = cursor.description or []
     columns = [d[0] for d in description]
     instants = [i for i, d in enumerate(description) if str(d[1]) == "TIMESTAMP WITH TIME ZONE"]
-    rows = cursor.fetchall()
-    if instants:
-        rows = [_localize_row(row, instants, zone) for row in rows]
-    return Result(columns=columns, rows=rows)
+
+    def rows() -> Iterator[tuple]:
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            for row in batch:
+                yield _localize_row(row, instants, zone) if instants else row
+
+    return columns, rows()
 
 
 def _localize_row(row: tuple, indexes: list[int], zone: tzinfo) -> tuple:
@@ -595,32 +622,34 @@ def answer(
     version: int,
     sensors: Sequence[str] = (),
 ) -> Result:
-    """`view` on a connection where its table (at `version`) and the views are registered."""
+    """`view` on a connection where its table (at `version`) and the views are registered.
+
+    q3 and q3_long are laid out from one `HalfHours` (a matrix, rows made on demand);
+    the others are their SQL view's rows."""
     table = VIEW_TABLES[view]
     zone = zone_of(config)
     views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-    if view not in views:
+    if ("q3_long" if view in HALF_HOUR_VIEWS else view) not in views:
         raise MeterlakeError(f"{table} does not have the columns {view} needs")
-    if view == "q3" or not sensors:
-        result = fetch(con, f"SELECT * FROM {view}", zone)
-    else:
-        chosen = "SELECT unnest(CAST($sensors AS VARCHAR[]))"
-        result = fetch(
-            con,
-            f"SELECT * FROM {view} WHERE sensor_id IN ({chosen})",
-            zone,
-            {"sensors": list(sensors)},
-        )
-    columns, rows = result.columns, result.rows
-    if view == "q3":
-        # DuckDB renames columns equal but for case ("a", "A" -> "A_1"); the
-        # header must show the sensor ids themselves.
-        columns = ["period_start", *halfhour_sensors(con, config.semantics.zone)]
-        if sensors:
-            kept = [0, *(i for i, c in enumerate(columns) if i and c in set(sensors))]
-            columns = [columns[i] for i in kept]
-            rows = [tuple(row[i] for i in kept) for row in rows]
-    now = con.execute(f"SELECT max(as_of) FROM {table}").fetchone()[0]
+    cells = None
+    with memory_guard(config, view):
+        if view in HALF_HOUR_VIEWS:
+            cells = HalfHours.read(con, config.semantics.zone, zone)
+            if sensors:
+                cells = cells.only(sensors)
+            if view == "q3":
+                columns, rows = ["period_start", *cells.sensors], cells.wide_rows()
+            else:
+                columns, rows = ["period_start", "sensor_id", "energy_kwh"], cells.long_rows()
+        else:
+            if sensors:
+                chosen = "SELECT unnest(CAST($sensors AS VARCHAR[]))"
+                result = fetch(con, f"SELECT * FROM {view} WHERE sensor_id IN ({chosen})",
+                               zone, {"sensors": list(sensors)})
+            else:
+                result = fetch(con, f"SELECT * FROM {view}", zone)
+            columns, rows = result.columns, result.rows
+        now = con.execute(f"SELECT max(as_of) FROM {table}").fetchone()[0]
     notes = [_view_note(view, table, version, now, zone)]
     if view == "q4":
         notes.append(COST_NOTE)
@@ -631,6 +660,7 @@ def answer(
         notes=tuple(notes),
         version=version,
         as_of=None if now is None else _local(now, zone),
+        cells=cells,
     )
 
 
@@ -690,13 +720,40 @@ def read_only_sql(
     `parameters` are bound to `$name` placeholders: values reach DuckDB as
     data, never as SQL text (compare with a typed column: `day = $day` casts).
     """
+    with sandboxed_query(config, statement, parameters) as (columns, rows):
+        return Result(columns=columns, rows=list(rows), notes=_sql_notes(columns))
+
+
+def print_sql(
+    config: Config,
+    statement: str,
+    parameters: dict[str, str] | None,
+    fmt: str,
+    file: TextIO | None = None,
+) -> None:
+    """`read_only_sql`, printed as its rows come (`meterlake sql`): any number of rows
+    in bounded memory."""
+    with sandboxed_query(config, statement, parameters) as (columns, rows):
+        write_rows(columns, rows, fmt, file, notes=_sql_notes(columns))
+
+
+def _sql_notes(columns: Sequence[str]) -> tuple[str, ...]:
+    return (COST_NOTE,) if any("cost" in c.lower() for c in columns) else ()
+
+
+@contextmanager
+def sandboxed_query(
+    config: Config, statement: str, parameters: dict[str, str] | None = None
+) -> Iterator[tuple[list[str], Iterator[tuple]]]:
+    """One read-only query over every table of the lake and the views: its columns and
+    its rows, fetched while the block reads them; DuckDB's errors as one line each."""
     zone = zone_of(config)
-    con, versions = _connect(config, None, None, None)
+    con, versions = _connect(config, None, None, None, wide_q3=True)
     with closing(con):
         check_read_only(con, statement)
         lock_down(con)
         try:
-            result = fetch(con, statement, zone, parameters)
+            yield _execute(con, statement, zone, parameters)
         except duckdb.PermissionException as exc:
             raise MeterlakeError(f"refused, read-only sandbox: {_one_line(exc)}") from None
         except duckdb.CatalogException as exc:
@@ -706,9 +763,13 @@ def read_only_sql(
                 ) from None
             raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
         except duckdb.Error as exc:
+            if _out_of_memory(exc):
+                raise OutOfMemory(
+                    f"out of memory: the query needs more than [read] memory_limit = "
+                    f"{config.read.memory_limit}; raise it (e.g. --set "
+                    "read.memory_limit=2GB) or ask for less"
+                ) from None
             raise MeterlakeError(f"bad SQL: {_one_line(exc)}") from None
-    notes = (COST_NOTE,) if any("cost" in c.lower() for c in result.columns) else ()
-    return Result(columns=result.columns, rows=result.rows, notes=notes)
 
 
 HISTORY_METRICS = {
@@ -821,70 +882,139 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
-def format_table(result: Result) -> str:
-    """An aligned table for people: numbers right-aligned and rounded, then the notes."""
-    decimals = [
-        result.decimals if result.decimals is not None else _decimals_for(c)
-        for c in result.columns
-    ]
-    cells = [[_cell(v, d) for v, d in zip(row, decimals, strict=True)] for row in result.rows]
-    numeric = [
-        any(_is_number(row[i]) for row in result.rows)
-        and all(row[i] is None or _is_number(row[i]) for row in result.rows)
-        for i in range(len(result.columns))
-    ]
-    widths = [
-        max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(result.columns)
-    ]
+TABLE_SIZING_ROWS = 10_000  # the table's column widths are those of its first rows
+CELLS_AT_ONCE = 100_000  # values formatted at a time (q3 of a fleet: a row has 100,000)
 
-    def line(values: Sequence[str]) -> str:
+
+def _rows_at_once(columns: Sequence[str], most: int) -> int:
+    return max(1, min(most, CELLS_AT_ONCE // max(1, len(columns))))
+
+
+def table_lines(
+    columns: Sequence[str],
+    rows: Iterable[tuple],
+    decimals: int | None = None,
+    notes: Sequence[str] = (),
+) -> Iterator[str]:
+    """An aligned table for people, line by line: numbers right-aligned and rounded,
+    then the row count and the notes. Widths and alignment come from the first
+    TABLE_SIZING_ROWS rows (all of them, for an answer; fewer when the rows are
+    wide: CELLS_AT_ONCE values), so any number of rows prints in bounded memory."""
+    places = [decimals if decimals is not None else _decimals_for(c) for c in columns]
+    stream = iter(rows)
+    head = list(itertools.islice(stream, _rows_at_once(columns, TABLE_SIZING_ROWS)))
+    numeric = [
+        any(_is_number(row[i]) for row in head)
+        and all(row[i] is None or _is_number(row[i]) for row in head)
+        for i in range(len(columns))
+    ]
+    widths = [len(c) for c in columns]
+    for row in head:
+        widths = [max(w, len(_cell(v, d))) for w, v, d in zip(widths, row, places, strict=True)]
+
+    def line(values: Iterable[str]) -> str:
         return "  ".join(
             v.rjust(w) if right else v.ljust(w)
             for v, w, right in zip(values, widths, numeric, strict=True)
-        ).rstrip()
+        ).rstrip() + "\n"
 
-    out = [line(result.columns), line(["-" * w for w in widths])]
-    out += [line(row) for row in cells]
-    count = len(result.rows)
-    out.append(f"({count} row{'' if count == 1 else 's'})")
-    out += result.notes
-    return "\n".join(out) + "\n"
+    yield line(columns)
+    yield line("-" * w for w in widths)
+    count = 0
+    for row in itertools.chain(head, stream):
+        yield line(_cell(v, d) for v, d in zip(row, places, strict=True))
+        count += 1
+    yield f"({count} row{'' if count == 1 else 's'})\n"
+    for note in notes:
+        yield note + "\n"
+
+
+def csv_lines(columns: Sequence[str], rows: Iterable[tuple]) -> Iterator[str]:
+    """Header and full-precision values, a few rows at a time; NULL is an empty field."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    stream = iter(rows)
+    while batch := list(itertools.islice(stream, _rows_at_once(columns, 1000))):
+        writer.writerows([("" if v is None else _text(v)) for v in row] for row in batch)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def json_lines(columns: Sequence[str], rows: Iterable[tuple]) -> Iterator[str]:
+    """A list of objects, one per row and line, values at full precision."""
+    first = True
+    for row in rows:
+        (value,) = json_objects(columns, (row,))
+        yield ("[\n" if first else ",\n") + json.dumps(value, ensure_ascii=False)
+        first = False
+    yield "[]\n" if first else "\n]\n"
+
+
+def format_table(result: Result) -> str:
+    """An aligned table for people: numbers right-aligned and rounded, then the notes."""
+    return "".join(table_lines(result.columns, result.rows, result.decimals, result.notes))
 
 
 def format_csv(result: Result) -> str:
     """Header and full-precision values; NULL is an empty field."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(result.columns)
-    writer.writerows([("" if v is None else _text(v)) for v in row] for row in result.rows)
-    return buffer.getvalue()
+    return "".join(csv_lines(result.columns, result.rows))
 
 
 def json_rows(result: Result) -> list[dict[str, Any]]:
     """The rows as JSON-ready objects (column -> value), values at full precision."""
-    return [
-        {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)}
-        for row in result.rows
-    ]
+    return json_objects(result.columns, result.rows)
+
+
+def json_objects(columns: Sequence[str], rows: Iterable[tuple]) -> list[dict[str, Any]]:
+    return [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
 def format_json(result: Result) -> str:
     """A list of objects, one per row, values at full precision."""
-    objects = [json.dumps(row, ensure_ascii=False) for row in json_rows(result)]
-    if not objects:
-        return "[]\n"
-    return "[\n" + ",\n".join(objects) + "\n]\n"
+    return "".join(json_lines(result.columns, result.rows))
 
 
-def format_result(result: Result, fmt: str) -> str:
+def text_chunks(result: Result, fmt: str) -> Iterator[str]:
+    """`format_result`'s text a piece at a time (the CLI and the API stream it)."""
+    return _chunks(result.columns, result.rows, fmt, result.decimals, result.notes)
+
+
+def _chunks(
+    columns: Sequence[str],
+    rows: Iterable[tuple],
+    fmt: str,
+    decimals: int | None = None,
+    notes: Sequence[str] = (),
+) -> Iterator[str]:
     if fmt == "table":
-        return format_table(result)
+        return table_lines(columns, rows, decimals, notes)
     if fmt == "csv":
-        return format_csv(result)
+        return csv_lines(columns, rows)
     if fmt == "json":
-        return format_json(result)
+        return json_lines(columns, rows)
     raise MeterlakeError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
+def write_rows(
+    columns: Sequence[str],
+    rows: Iterable[tuple],
+    fmt: str,
+    file: TextIO | None = None,
+    decimals: int | None = None,
+    notes: Sequence[str] = (),
+) -> None:
+    out = file or sys.stdout
+    for chunk in _chunks(columns, rows, fmt, decimals, notes):
+        out.write(chunk)
+
+
+def format_result(result: Result, fmt: str) -> str:
+    return "".join(text_chunks(result, fmt))
+
+
 def print_result(result: Result, fmt: str, file: TextIO | None = None) -> None:
-    (file or sys.stdout).write(format_result(result, fmt))
+    """The result in `fmt`, written a piece at a time."""
+    write_rows(result.columns, result.rows, fmt, file, result.decimals, result.notes)

@@ -41,6 +41,11 @@ from meterlake.read import lake
 log = logging.getLogger(__name__)
 
 CACHED_ANSWERS = 512
+# What the kept answers may hold, in estimated bytes: a 100,000-meter q3 is about
+# 40 MB as a matrix, its q1 about 15 MB as Python rows. The newest answer is always kept.
+CACHED_BYTES = 200_000_000
+BYTES_PER_ROW_CELL = 64  # a Python value in a row tuple
+BYTES_PER_MATRIX_CELL = 9  # a float64 and its present flag (q3, q3_long)
 
 
 class BadTravel(MeterlakeError):
@@ -72,12 +77,26 @@ class _OpenTable:
         return self.commits[-1].version
 
 
+def weight(value: object) -> int:
+    """About how many bytes a kept answer (or band split) holds."""
+    if isinstance(value, lake.Result):
+        if value.cells is not None:
+            return value.cells.values.size * BYTES_PER_MATRIX_CELL
+        return len(value.rows) * max(1, len(value.columns)) * BYTES_PER_ROW_CELL
+    if isinstance(value, Bands):
+        return len(value.rows) * 4 * BYTES_PER_ROW_CELL
+    return BYTES_PER_ROW_CELL
+
+
 @dataclass
 class _Cache:
-    """A small LRU of computed values keyed by what they depend on (immutable versions)."""
+    """A small LRU of computed values keyed by what they depend on (immutable versions),
+    at most `size` of them and `budget` bytes (`weight`)."""
 
     size: int = CACHED_ANSWERS
+    budget: int = CACHED_BYTES
     items: OrderedDict = field(default_factory=OrderedDict)
+    weights: dict = field(default_factory=dict)
 
     def get(self, key: tuple, compute: Callable[[], object]) -> object:
         if key in self.items:
@@ -85,8 +104,12 @@ class _Cache:
             return self.items[key]
         value = compute()
         self.items[key] = value
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)
+        self.weights[key] = weight(value)
+        while len(self.items) > self.size or (
+            len(self.items) > 1 and sum(self.weights.values()) > self.budget
+        ):
+            oldest, _ = self.items.popitem(last=False)
+            del self.weights[oldest]
         return value
 
 

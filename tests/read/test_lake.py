@@ -68,7 +68,7 @@ def february(config: Config) -> Config:
         halfhour_row('a"b', "2024-02-10", "2024-02-10 01:00", 0.7, "2024-02-10 01:10"),
         halfhour_row("A", "2024-02-10", "2024-02-10 00:30", 0.25, "2024-02-10 01:00"),
         halfhour_row("c d", "2024-02-10", "2024-02-10 00:30", 0.0, "2024-02-10 01:00"),
-        halfhour_row("z", "2024-02-09", "2024-02-09 23:30", 1.0, "2024-02-10 00:00"),
+        halfhour_row("z", "2024-01-31", "2024-01-31 23:30", 1.0, "2024-02-01 00:00"),  # January
     ])
     return config
 
@@ -105,6 +105,30 @@ def test_q3_pivots_half_hours_before_now_with_null_where_no_piece(february):
         (utc("2024-02-10 01:00"), None, 0.7, None),
     ]
     assert all(row[0].utcoffset() == timedelta(0) for row in result.rows)
+
+
+def test_q3_has_a_column_for_every_sensor_of_the_month_and_none_for_last_months(config):
+    now = "2024-03-05 10:00"
+    write(config, "halfhour_energy", [
+        halfhour_row("today", "2024-03-05", "2024-03-05 09:00", 0.4, now),
+        halfhour_row("earlier", "2024-03-01", "2024-03-01 00:00", 1.5, "2024-03-01 00:30"),
+        halfhour_row("february", "2024-02-29", "2024-02-29 23:30", 2.0, "2024-03-01 00:00"),
+    ])
+    result = lake.query_view(config, "q3")
+    assert result.columns == ["period_start", "earlier", "today"]
+    assert len(result.rows) == 20  # 00:00 .. 09:30 (winter: UTC is Lisbon time)
+    assert result.rows[18] == (utc("2024-03-05 09:00"), None, 0.4)
+    assert all(row[1] is None for row in result.rows)
+    long = lake.query_view(config, "q3_long")
+    assert long.columns == ["period_start", "sensor_id", "energy_kwh"]
+    assert len(long.rows) == 40
+    assert long.rows[36:38] == [(utc("2024-03-05 09:00"), "earlier", None),
+                                (utc("2024-03-05 09:00"), "today", 0.4)]
+    in_sql = lake.read_only_sql(config, "SELECT * FROM q3_long WHERE energy_kwh IS NOT NULL")
+    assert in_sql.rows == [(utc("2024-03-05 09:00"), "today", 0.4)]
+    wide_sql = lake.read_only_sql(config, "SELECT * FROM q3 WHERE today IS NOT NULL")
+    assert wide_sql.columns == ["period_start", "earlier", "today"]
+    assert wide_sql.rows == [(utc("2024-03-05 09:00"), None, 0.4)]
 
 
 def test_current_month_is_the_local_month_of_the_latest_as_of(config):

@@ -1,6 +1,7 @@
 """The synthetic month: format, order, determinism, and homes that look like homes."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterlake.core.errors import MeterlakeError
+from meterlake.tools import generate
 from meterlake.tools.generate import (
     MonthSpec,
     Readings,
@@ -136,6 +138,39 @@ def test_monthly_totals_are_plausible_for_portuguese_homes(month: Readings) -> N
     totals = [kwh[-1] - kwh[0] for _, kwh in per_meter(month)]
     assert all(100 <= total <= 600 for total in totals), totals
     assert max(totals) - min(totals) > 100  # homes differ
+
+
+# sha256 of `meterlake generate` with the defaults (11 meters, February 2024, seed 42),
+# as the per-meter generator wrote it before the generator worked in blocks of meters.
+DEFAULT_MONTH_SHA256 = "df10be005c3c764cac370b74574fecc22b3ac99567c39297d874d00d5f3c4410"
+
+
+def test_the_default_month_is_the_same_file_byte_for_byte(tmp_path: Path) -> None:
+    out = tmp_path / "month.csv"
+    assert write_readings(MonthSpec(), out) == 456_762
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == DEFAULT_MONTH_SHA256
+
+
+def test_blocks_of_meters_do_not_change_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = MonthSpec(meters=7, days=2, cadence_s=300.0, start="2024-10-26", seed=11)
+    whole, blocks = tmp_path / "whole.csv", tmp_path / "blocks.csv"
+    write_readings(spec, whole)
+    monkeypatch.setattr(generate, "BLOCK_CELLS", 2 * 24 * 60 * 3)  # blocks of 3, 3 and 1
+    assert generate.block_size(spec) == 3
+    write_readings(spec, blocks)
+    assert blocks.read_bytes() == whole.read_bytes()
+
+
+def test_a_fleet_at_fifteen_minutes_reads_about_every_quarter_hour() -> None:
+    fleet = month_readings(MonthSpec(meters=3000, days=1, cadence_s=900.0, seed=5))
+    per_meter_count = np.bincount(fleet.meter, minlength=3000)
+    assert 85 <= np.median(per_meter_count) <= 96  # 96 slots a day, a few lost
+    assert per_meter_count.max() <= 97
+    lines = format_lines(Readings(fleet.sensor_ids, fleet.start, fleet.second[:3],
+                                  fleet.meter[:3], fleet.energy_wh[:3]))
+    assert all(re.fullmatch(r"2024-02-01 00:\d\d:\d\d;S\d{4};\d+\.\d{3}", x) for x in lines)
 
 
 def test_same_seed_same_file_other_seed_other_file(tmp_path: Path) -> None:

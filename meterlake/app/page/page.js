@@ -1,10 +1,11 @@
 // The page of the four answers: renders /api/answers, polls /api/version while live.
+// Each answer shows its largest meters ([read] page_sensors) and the ones picked.
 "use strict";
 
 const POLL_MS = 1000;
 const PLAY_MS = 800;
 // travel: null (live) or { kind: "as_of" | "at", value: text }
-const state = { travel: null, rendered: null, busy: false, player: null };
+const state = { travel: null, rendered: null, busy: false, player: null, picked: [] };
 
 function el(tag, attrs = {}, text = null) {
   const node = document.createElement(tag);
@@ -17,11 +18,18 @@ function fixed(value, decimals) {
   return value === null || value === undefined ? "" : Number(value).toFixed(decimals);
 }
 
+function shownNote(answer) {
+  const shown = answer.view === "q3" ? answer.columns.length - 1 : answer.rows.length;
+  return answer.sensor_count > shown
+    ? ` · ${shown} of ${answer.sensor_count.toLocaleString("en")} meters: the largest and those picked`
+    : "";
+}
+
 function asOfLine(section, answer) {
   const p = section.querySelector(".as-of");
-  p.textContent = answer.as_of === null
+  p.textContent = (answer.as_of === null
     ? `${answer.table} version ${answer.version} is empty`
-    : `as of ${answer.as_of} (${answer.table} version ${answer.version})`;
+    : `as of ${answer.as_of} (${answer.table} version ${answer.version})`) + shownNote(answer);
   p.dataset.asOf = answer.as_of ?? "";
   p.dataset.version = answer.version;
 }
@@ -129,8 +137,10 @@ async function getJson(url) {
 }
 
 async function render() {
-  const query = state.travel === null
-    ? "" : `?${state.travel.kind}=${encodeURIComponent(state.travel.value)}`;
+  const params = new URLSearchParams();
+  if (state.travel !== null) params.set(state.travel.kind, state.travel.value);
+  for (const s of state.picked) params.append("sensor", s);
+  const query = params.toString() ? `?${params}` : "";
   let doc;
   try {
     doc = await getJson(`/api/answers${query}`);
@@ -216,7 +226,41 @@ async function poll() {
   }
 }
 
+function showPicked() {
+  const box = document.getElementById("picked");
+  box.replaceChildren(...state.picked.map((s) => {
+    const chip = el("button", { type: "button", class: "chip", "data-sensor": s,
+      title: `stop showing ${s}` }, `${s} ×`);
+    chip.addEventListener("click", () => {
+      state.picked = state.picked.filter((x) => x !== s);
+      showPicked();
+      render();
+    });
+    return chip;
+  }));
+}
+
+async function suggest(prefix) {
+  try {
+    const { sensors } = await getJson(`/api/sensors?prefix=${encodeURIComponent(prefix)}`);
+    document.getElementById("pick-options").replaceChildren(
+      ...sensors.map((s) => el("option", { value: s })));
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
 function start() {
+  const pick = document.getElementById("pick-sensor");
+  pick.addEventListener("input", () => suggest(pick.value));
+  document.getElementById("pick").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = pick.value.trim();
+    if (id && !state.picked.includes(id)) state.picked.push(id);
+    pick.value = "";
+    showPicked();
+    render();
+  });
   document.getElementById("travel-moment").addEventListener("change", (e) => {
     stopPlaying();
     travel("as_of", e.target.value);
