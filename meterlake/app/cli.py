@@ -14,6 +14,8 @@ from typing import NoReturn
 
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import on_object_store
+from meterlake.core.storage import export
 
 log = logging.getLogger("meterlake")
 
@@ -54,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
     kafka = sub.add_parser("kafka", parents=[common], help="the local Kafka broker")
     kafka.add_argument("action", choices=("start", "stop", "status"))
+
+    s3 = sub.add_parser("s3", parents=[common], help="the local S3-compatible store "
+                        "(then --lake s3://meterlake/NAME)")
+    s3.add_argument("action", choices=("start", "stop", "status"))
 
     gen = sub.add_parser("generate", parents=[common], help="a synthetic month of readings")
     gen.add_argument("--out", required=True, help="output file (timestamp;sensor_id;energy)")
@@ -147,8 +153,11 @@ def _config(args: argparse.Namespace) -> Config:
         "kafka.bootstrap": getattr(args, "bootstrap", None),
         "spark.verbose": True if getattr(args, "verbose", False) else None,
     }
-    return load_config(getattr(args, "conf", None), getattr(args, "settings", None) or (),
-                       options)
+    config = load_config(getattr(args, "conf", None), getattr(args, "settings", None) or (),
+                         options)
+    if on_object_store(config.lake):
+        export(config.storage)  # delta-rs (and DuckDB through it) read these
+    return config
 
 
 def _kafka(config: Config, args: argparse.Namespace) -> None:
@@ -161,6 +170,18 @@ def _kafka(config: Config, args: argparse.Namespace) -> None:
         print("kafka broker stopped" if stopped else "kafka broker was not running")
     else:
         print(broker.status(config.broker).describe())
+
+
+def _s3(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.infra import objectstore
+
+    if args.action == "start":
+        print(objectstore.start(config.s3).describe())
+    elif args.action == "stop":
+        stopped = objectstore.stop(config.s3)
+        print("s3 store stopped" if stopped else "s3 store was not running")
+    else:
+        print(objectstore.status(config.s3).describe())
 
 
 def _generate(config: Config, args: argparse.Namespace) -> None:
@@ -245,7 +266,8 @@ def _report(config: Config, args: argparse.Namespace) -> None:
     from meterlake.read.report import render_report
 
     try:
-        print(f"wrote {render_report(config.lake.resolve(), Path(args.out))}")
+        lake = config.lake.resolve() if isinstance(config.lake, Path) else config.lake
+        print(f"wrote {render_report(lake, Path(args.out))}")
     except CellExecutionError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "a cell failed"
         raise MeterlakeError(f"the report notebook failed: {first}") from None
@@ -253,6 +275,7 @@ def _report(config: Config, args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "kafka": _kafka,
+    "s3": _s3,
     "generate": _generate,
     "publish": _publish,
     "run": _run,

@@ -7,9 +7,11 @@ Spark checks none of this across processes, so before a query starts:
 - `lock`: an exclusive `flock` on `<checkpoint>/.meterlake.lock`, held by the
   process that runs the query until the query ends. A second instance on the
   same checkpoint fails at once with the holder's pid and host; the kernel
-  releases the lock when the holder dies, even by `kill -9`. Local (and
-  POSIX-locking shared) file systems only: on an object store (`s3a://`, ...)
-  there is no lock, and the scheduler must run one instance.
+  releases the lock when the holder dies, even by `kill -9`. A checkpoint on an
+  object store (`s3a://`, ...) cannot be locked there: its lock is a local file
+  named after the checkpoint's URI (`<tmp>/meterlake-locks/`), which holds one
+  query per checkpoint on this machine; two machines on one object-store lake are
+  not detected (docs/deployment.md: one driver per lake).
 - `validate`: the files Spark reads on restart (`metadata`, the latest two
   `offsets/N`, the latest `commits/N`) have Spark's format, else one clear
   error naming the damaged file.
@@ -25,10 +27,12 @@ offsets a micro-batch was planned to read, to find offsets Kafka no longer had.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import Location
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -47,17 +52,26 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".meterlake.lock"
 
 
-def is_local(path: Path | str) -> bool:
+def is_local(path: Location | str) -> bool:
     text = str(path)
     return "://" not in text or text.startswith("file:")
 
 
-def _local_path(path: Path | str) -> Path:
+def _local_path(path: Location | str) -> Path:
     text = str(path)
     return Path(text.removeprefix("file://").removeprefix("file:"))
 
 
 # --------------------------------------------------------------------------- one writer
+
+
+def lock_file(checkpoint: Location) -> Path:
+    """The file whose flock is the checkpoint's lock: in the checkpoint's folder, or for
+    a checkpoint on an object store, under this machine's temporary folder."""
+    if is_local(checkpoint):
+        return (_local_path(checkpoint) / LOCK_NAME).resolve()
+    digest = hashlib.sha256(str(checkpoint).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / "meterlake-locks" / f"{digest}.lock"
 
 
 @dataclass
@@ -92,21 +106,14 @@ class CheckpointLock:
                 os.close(held.fd)
 
 
-def lock(checkpoint: Path, query: str) -> CheckpointLock | None:
+def lock(checkpoint: Location, query: str) -> CheckpointLock | None:
     """Take the checkpoint's lock, or MeterlakeError naming who holds it.
 
-    Re-entrant within a process. None for checkpoints on object stores, which
-    cannot be locked this way."""
-    if not is_local(checkpoint):
-        log.warning(
-            "checkpoint %s is not on a local file system: it cannot be locked, so make sure "
-            "only one `meterlake run` uses it",
-            checkpoint,
-        )
-        return None
-    folder = _local_path(checkpoint)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = (folder / LOCK_NAME).resolve()
+    Re-entrant within a process. A checkpoint on an object store is locked through a
+    local file named after its URI (one machine's queries only)."""
+    folder = _local_path(checkpoint) if is_local(checkpoint) else checkpoint
+    path = lock_file(checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with _HELD_GUARD:
         if path in _HELD:
             _HELD[path].count += 1
@@ -166,7 +173,7 @@ def _check_log_file(path: Path, kind: str) -> None:
                 _json_line(line, "a source offsets line")
 
 
-def validate(checkpoint: Path, query: str) -> None:
+def validate(checkpoint: Location, query: str) -> None:
     """MeterlakeError, naming the file, if a file Spark reads on restart is damaged."""
     if not is_local(checkpoint):
         return
@@ -193,7 +200,7 @@ def validate(checkpoint: Path, query: str) -> None:
         raise MeterlakeError(damaged_message(query, checkpoint, f"{path} {why}"))
 
 
-def damaged_message(query: str, checkpoint: Path | str, detail: str) -> str:
+def damaged_message(query: str, checkpoint: Location | str, detail: str) -> str:
     return (
         f"the {query} query's checkpoint is damaged: {detail}. Restore {checkpoint} from a "
         f"backup, or start {query} over: delete the checkpoint and the tables it writes"
@@ -203,7 +210,7 @@ def damaged_message(query: str, checkpoint: Path | str, detail: str) -> str:
 # --------------------------------------------------------------------------- in step
 
 
-def is_fresh(checkpoint: Path) -> bool:
+def is_fresh(checkpoint: Location) -> bool:
     """True when Spark has planned no batch in this checkpoint yet (local paths only)."""
     return not _batch_files(_local_path(checkpoint) / "offsets")
 
