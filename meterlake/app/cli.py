@@ -15,7 +15,7 @@ from typing import NoReturn
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import on_object_store
-from meterlake.core.storage import export
+from meterlake.core.storage import export, unreachable
 
 log = logging.getLogger("meterlake")
 
@@ -306,8 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("py4j").setLevel(logging.CRITICAL)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_not_from_py4j)
+    config = None
     try:
-        COMMANDS[args.command](_config(args), args)
+        config = _config(args)
+        COMMANDS[args.command](config, args)
     except MeterlakeError as exc:
         print(f"meterlake: error: {exc}", file=sys.stderr)
         return 1
@@ -316,6 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # delta-rs' errors of an object store that does not answer
+        gone = config and on_object_store(config.lake) and unreachable(config.storage, str(exc))
+        if not gone:
+            raise
+        print(f"meterlake: error: {gone}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,6 +16,8 @@ from meterlake.core.checkpoints import CheckpointLock, damaged_message, guard
 from meterlake.core.compaction import Compactor, compact_due
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import on_object_store
+from meterlake.core.storage import unreachable
 from meterlake.read import validation
 from silver.job import start_silver
 
@@ -106,6 +108,8 @@ def explain_failure(query: str, error: str, config: Config | None = None) -> str
     raised = _RAISED_HERE.search(text)
     if raised:
         return raised.group(1).strip()
+    if config and on_object_store(config.lake) and (gone := unreachable(config.storage, text)):
+        return f"{query} failed: {gone}"
     if _DATA_LOSS.search(text):
         where = ""
         if found := _LOST_RANGE.search(text):

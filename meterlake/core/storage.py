@@ -21,6 +21,7 @@ machine.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from meterlake.core.config import StorageConf
@@ -89,3 +90,26 @@ def spark_settings(conf: StorageConf, signed: bool | None = None) -> dict[str, s
         settings["connection.ssl.enabled"] = "true" if conf.endpoint.startswith(
             "https://") else "false"
     return {prefix + key: value for key, value in settings.items()}
+
+
+# What the clients say when the store does not answer: s3a (AWS SDK v2) and delta-rs
+# (object_store).
+_UNREACHABLE = re.compile(
+    r"Unable to execute HTTP request[^\n]*|Connect to \S+ failed[^\n]*"
+    r"|Error performing \w+ \S+ in [^\n]*|error sending request[^\n]*"
+    r"|Connection refused[^\n]*"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def unreachable(conf: StorageConf, text: str) -> str | None:
+    """One line saying the store does not answer, if that is what an error's text
+    (Spark's, delta-rs') says; None otherwise."""
+    found = _UNREACHABLE.search(_ANSI.sub("", text))
+    if not found:
+        return None
+    where = conf.endpoint or "AWS S3"
+    detail = " ".join(found.group(0).split())[:200]
+    return (f"the object store at {where} does not answer ({detail}); start it again "
+            "(meterlake s3 start for the local one) and rerun: each query resumes from "
+            "its checkpoint")

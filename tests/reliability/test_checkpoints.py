@@ -10,6 +10,7 @@ fails fast with one clear line and that no gold row is ever doubled.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from meterlake.app.pipeline import run_once
 from meterlake.core import checkpoints
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import location
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
@@ -75,23 +77,33 @@ def _txn_app_ids(table: Path) -> list[str]:
 # --------------------------------------------------------------------------- no Spark
 
 
-def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holder(tmp_path):
-    checkpoint = tmp_path / "_checkpoints" / "bronze"
+@pytest.mark.parametrize("where", ["local", "object store"])
+def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holder(
+    tmp_path, where
+):
+    """On an object store the lock is a local file named after the checkpoint's URI:
+    the same behaviour, for the processes of one machine."""
+    if where == "local":
+        checkpoint = location(tmp_path / "_checkpoints" / "bronze")
+    else:
+        checkpoint = location(f"s3://bucket/{tmp_path.name}/_checkpoints/bronze")
+        assert checkpoints.lock_file(checkpoint) != checkpoints.lock_file(
+            location(f"s3://bucket/{tmp_path.name}/_checkpoints/silver"))
+    take = (
+        "from meterlake.core.checkpoints import lock; "
+        "from meterlake.core.location import location; "
+        f"lock(location({str(checkpoint)!r}), 'bronze')"
+    )
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; "
-            "from meterlake.core.checkpoints import lock; "
-            f"lock(Path({str(checkpoint)!r}), 'bronze'); print('held', flush=True); "
-            "time.sleep(120)",
-        ],
+        [sys.executable, "-c", f"import time; {take}; print('held', flush=True); "
+         "time.sleep(120)"],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(MeterlakeError, match=rf"in use by pid {holder.pid} on "):
+        held_by = f"{re.escape(str(checkpoint))} is in use by pid {holder.pid} on "
+        with pytest.raises(MeterlakeError, match=held_by):
             checkpoints.lock(checkpoint, "bronze")
         holder.kill()  # kill -9: the kernel releases the lock
         holder.wait()
@@ -104,18 +116,9 @@ def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holde
         holder.kill()
         holder.wait()
     # released: another process can take it
-    other = subprocess.run(
-        [sys.executable, "-c", "from pathlib import Path; "
-         "from meterlake.core.checkpoints import lock; "
-         f"lock(Path({str(checkpoint)!r}), 'bronze')"],
-        capture_output=True, text=True, check=False,
-    )
+    other = subprocess.run([sys.executable, "-c", take], capture_output=True, text=True,
+                           check=False)
     assert other.returncode == 0, other.stderr
-
-
-def test_an_object_store_checkpoint_is_not_locked_and_says_so(caplog):
-    assert checkpoints.lock("s3a://bucket/lake/_checkpoints/bronze", "bronze") is None
-    assert "cannot be locked" in caplog.text
 
 
 @pytest.mark.parametrize(
