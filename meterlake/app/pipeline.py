@@ -145,8 +145,13 @@ def _await(queries: list[StreamingQuery], config: Config | None = None) -> None:
         except StreamingQueryException as exc:
             for other in queries:
                 other.stop()
-            text = f"{exc}\n{getattr(exc, '_stackTrace', '') or ''}"
-            raise MeterlakeError(explain_failure(query.name or "query", text, config)) from None
+            raise failure(query.name, exc, config) from None
+
+
+def failure(query: str | None, exc: BaseException, config: Config | None) -> MeterlakeError:
+    """A failed query's exception (and its JVM stack trace) as one line."""
+    text = f"{exc}\n{getattr(exc, '_stackTrace', '') or ''}"
+    return MeterlakeError(explain_failure(query or "query", text, config))
 
 
 def check_layers(layers: list[str]) -> list[str]:
@@ -233,6 +238,8 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
     each query between two of its micro-batches, a second Ctrl-C at once
     (meterlake.app.stopping). Their tables' small files are compacted on a schedule beside
     them (meterlake.core.compaction)."""
+    from pyspark.errors import StreamingQueryException
+
     from meterlake.app.stopping import Interrupts, stop_between_triggers
 
     locks: list[CheckpointLock] = []
@@ -257,6 +264,10 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
                         report_at = time.monotonic() + REPORT_EVERY_S
             except KeyboardInterrupt:  # not in the main thread: no Interrupts there
                 echo(STOPPING)
+            except StreamingQueryException as exc:  # a query failed: one line
+                stop_between_triggers(queries, now=lambda: True)
+                failed = next((q.name for q in queries if q.exception()), None)
+                raise failure(failed, exc, config) from None
             except BaseException:
                 stop_between_triggers(queries, now=lambda: True)
                 raise

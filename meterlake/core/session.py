@@ -37,7 +37,14 @@ LOG4J2_VERBOSE = CONF_DIR / "log4j2-verbose.properties"
 # user. Spark's launcher always starts the JVM with --add-modules=jdk.incubator.vector
 # (org.apache.spark.launcher.JavaModuleOptions), and the JVM then warns at start;
 # no JVM option turns that warning off.
-JVM_NOISE = ("WARNING: Using incubator modules: ",)
+# The AWS SDK bundle (s3a, .jars/s3) shades an slf4j 1.x without a binding, which says
+# so on stderr the first time the SDK logs; the SDK's own logs then go nowhere.
+JVM_NOISE = (
+    "WARNING: Using incubator modules: ",
+    'SLF4J: Failed to load class "org.slf4j.impl.StaticLoggerBinder"',
+    "SLF4J: Defaulting to no-operation (NOP) logger implementation",
+    "SLF4J: See http://www.slf4j.org/codes.html#StaticLoggerBinder",
+)
 
 
 def jars_dir() -> Path:

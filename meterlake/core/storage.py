@@ -64,6 +64,7 @@ def export(conf: StorageConf) -> None:
         os.environ[key.upper()] = value
 
 
+S3A_MIN_TIMEOUT_MS = 15_000  # s3a raises a lower connection timeout to this, warning
 ANONYMOUS = "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider"
 FROM_ENVIRONMENT = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
 
@@ -74,7 +75,7 @@ def spark_settings(conf: StorageConf, signed: bool | None = None) -> dict[str, s
     short enough that a store gone away is an error within a minute."""
     signed = signed_requests(conf) if signed is None else signed
     prefix = "spark.hadoop.fs.s3a."
-    timeout_ms = str(int(conf.connect_timeout_s * 1000))
+    timeout_ms = str(max(int(conf.connect_timeout_s * 1000), S3A_MIN_TIMEOUT_MS))
     settings = {
         "endpoint.region": conf.region,
         "path.style.access": "true" if conf.path_style else "false",

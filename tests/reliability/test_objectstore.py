@@ -1,0 +1,86 @@
+"""The lake on the local S3 store (SeaweedFS, issue 26): what an object store adds.
+
+The equivalence case runs on the store too (tests/e2e/test_equivalence.py,
+parametrized by `lake_at`); here, the store going away: a store of its own (not the
+session's, which other tests use) is stopped under a live `meterlake run`, whose
+queries keep reading and writing the lake there. The run ends with one line naming
+the store, not a traceback; once the store is back, `run --once` finishes the job
+from the checkpoints on the store, and gold equals the oracle over everything
+published before and after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+from deltalake import DeltaTable
+
+from meterlake.core.location import ObjectPath
+from meterlake.core.net import free_port
+from meterlake.core.storage import delta_options
+from meterlake.infra import objectstore
+from meterlake.tools.generate import MonthSpec, write_readings
+from meterlake.tools.publish import publish_readings
+from oracle import compute_answers
+from tests.reliability_helpers import (
+    FAST_STREAMS,
+    assert_gold_equals_oracle,
+    cli,
+    live,
+    write_conf,
+)
+
+SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=26)
+
+
+def _gold_version(table: str, options: dict[str, str]) -> int:
+    try:
+        return DeltaTable(table, storage_options=options).version()
+    except Exception:  # not there yet
+        return -1
+
+
+@pytest.mark.slow(minutes=1.5)
+def test_the_store_stopped_mid_run_is_one_line_and_a_rerun_finishes(
+    kafka, base_config, config, tmp_path, monkeypatch
+) -> None:
+    store = replace(base_config.s3, home=tmp_path / "s3", port=free_port())
+    storage = replace(config.storage, endpoint=objectstore.endpoint(store))
+    for key, value in delta_options(storage).items():  # this process reads that store
+        monkeypatch.setenv(key.upper(), value)
+    config = replace(config, lake=ObjectPath(store.bucket, "stopped"), storage=storage)
+    readings = tmp_path / "readings.csv"
+    write_readings(SPEC, readings)
+    lines = readings.read_text().splitlines()
+    half = len(lines) // 2
+    conf = write_conf(tmp_path / "meterlake.toml", config, FAST_STREAMS,
+                      storage={"endpoint": storage.endpoint})
+    objectstore.start(store)
+    try:
+        publish_readings(config, lines[:half], speedup=0, progress=False)
+        with live(conf, tmp_path / "run.log") as run:
+            run.wait_running()
+            day_cost = str(config.table_path("day_cost"))
+            deadline = time.monotonic() + 180
+            while _gold_version(day_cost, delta_options(storage)) < 1:
+                assert run.process.poll() is None, run.output()[-3000:]
+                assert time.monotonic() < deadline, run.output()[-3000:]
+                time.sleep(0.5)
+            objectstore.stop(store)  # mid-run: the streams poll the lake every second
+            code = run.process.wait(timeout=240)
+            output = run.output()
+        assert code == 1, output[-3000:]
+        assert "Traceback" not in output
+        errors = [line for line in output.splitlines() if line.startswith("meterlake: error:")]
+        assert len(errors) == 1, output[-3000:]
+        assert f"the object store at {storage.endpoint} does not answer" in errors[0]
+
+        publish_readings(config, lines[half:], speedup=0, progress=False)
+        objectstore.start(store)
+        rerun = cli(["run", "--once"], conf)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert_gold_equals_oracle(config, compute_answers(readings, config.semantics))
+    finally:
+        objectstore.stop(store)
