@@ -109,7 +109,7 @@ def explain_failure(query: str, error: str, config: Config | None = None) -> str
     if raised:
         return raised.group(1).strip()
     if config and on_object_store(config.lake) and (gone := unreachable(config.storage, text)):
-        return f"{query} failed: {gone}"
+        return f"{query} failed: {gone}: each query resumes from its checkpoint"
     if _DATA_LOSS.search(text):
         where = ""
         if found := _LOST_RANGE.search(text):

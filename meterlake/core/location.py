@@ -58,7 +58,7 @@ def location(text: str | Path) -> Location:
             f"lake {raw!r}: unknown scheme {scheme!r}; a local folder, s3://bucket/path "
             "or s3a://bucket/path"
         )
-    bucket, _, key = rest.strip("/").partition("/")
+    bucket, _, key = rest.partition("/")
     if not bucket:
         raise MeterlakeError(f"lake {raw!r}: no bucket; expected s3://bucket/path")
     return ObjectPath(bucket, key.strip("/"))

@@ -112,5 +112,4 @@ def unreachable(conf: StorageConf, text: str) -> str | None:
     where = conf.endpoint or "AWS S3"
     detail = " ".join(found.group(0).split())[:200]
     return (f"the object store at {where} does not answer ({detail}); start it again "
-            "(meterlake s3 start for the local one) and rerun: each query resumes from "
-            "its checkpoint")
+            "(meterlake s3 start for the local one) and rerun")
