@@ -44,7 +44,7 @@ WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 WEED_STAMP   := .tools/weed-$(WEED_VERSION).installed
 $(WEED_STAMP):
-	@command -v go >/dev/null || { echo "the local S3 store needs Go (1.25+) to build SeaweedFS"; exit 1; }
+	@command -v go >/dev/null || { echo "the local S3 store needs Go (1.26.6 or newer) to build SeaweedFS"; exit 1; }
 	mkdir -p .tools/bin
 	dir=$$(go mod download -json $(WEED_MODULE)@$(WEED_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 	  test -n "$$dir" && cd "$$dir" && go build -trimpath -ldflags "-s -w" -o $(CURDIR)/.tools/bin/weed ./weed
