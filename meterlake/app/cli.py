@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 from meterlake.core.config import Config, load_config
@@ -160,28 +161,26 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _local_server(server: ModuleType, conf: object, action: str, name: str) -> None:
+    """start / stop / status of a local server (the Kafka broker, the S3 store)."""
+    if action == "start":
+        print(server.start(conf).describe())
+    elif action == "stop":
+        print(f"{name} stopped" if server.stop(conf) else f"{name} was not running")
+    else:
+        print(server.status(conf).describe())
+
+
 def _kafka(config: Config, args: argparse.Namespace) -> None:
     from meterlake.infra import broker
 
-    if args.action == "start":
-        print(broker.start(config.broker).describe())
-    elif args.action == "stop":
-        stopped = broker.stop(config.broker)
-        print("kafka broker stopped" if stopped else "kafka broker was not running")
-    else:
-        print(broker.status(config.broker).describe())
+    _local_server(broker, config.broker, args.action, "kafka broker")
 
 
 def _s3(config: Config, args: argparse.Namespace) -> None:
     from meterlake.infra import objectstore
 
-    if args.action == "start":
-        print(objectstore.start(config.s3).describe())
-    elif args.action == "stop":
-        stopped = objectstore.stop(config.s3)
-        print("s3 store stopped" if stopped else "s3 store was not running")
-    else:
-        print(objectstore.status(config.s3).describe())
+    _local_server(objectstore, config.s3, args.action, "s3 store")
 
 
 def _generate(config: Config, args: argparse.Namespace) -> None:

@@ -115,6 +115,9 @@ def command(conf: ObjectStoreConf, ports: dict[str, int]) -> list[str]:
         "master.port.grpc": ports["master.grpc"],
         "master.telemetry": "false",
         "master.volumeSizeLimitMB": conf.volume_size_mb,
+        # one master: no one to wait for (the default 10 s made every restart wait
+        # 10 s for the master's own election)
+        "master.electionTimeout": "1s",
         "volume.port": ports["volume"],
         "volume.port.grpc": ports["volume.grpc"],
         "volume.max": 0,  # as many volumes as the disk holds
@@ -193,8 +196,11 @@ def _make_bucket(conf: ObjectStoreConf) -> None:
         time.sleep(0.5)
 
 
-def stop(conf: ObjectStoreConf, timeout_s: float = 30.0) -> bool:
-    """Stop the store (SIGTERM, then SIGKILL); True if one was running."""
+def stop(conf: ObjectStoreConf, timeout_s: float = 5.0) -> bool:
+    """Stop the store (SIGTERM, then SIGKILL); True if one was running. SeaweedFS stops
+    its volume server before its filer, whose last flush of its change log then waits
+    15 s for it in vain: it gets timeout_s. What the store acknowledged is on disk
+    (volume files, the filer's LevelDB) whatever ends the process."""
     pid = _read_pid(conf)
     if pid is None:
         return False

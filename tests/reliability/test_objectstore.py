@@ -1,6 +1,8 @@
 """The lake on the local S3 store (SeaweedFS, issue 26): what an object store adds.
 
-The equivalence case runs on the store too (tests/e2e/test_equivalence.py,
+The store itself: started once (a second start finds it), on loopback only, with the
+bucket, honouring conditional puts (what delta-rs' safe commits rest on), its data
+kept across a restart. The equivalence case runs on the store too (tests/e2e/test_equivalence.py,
 parametrized by `lake_at`); here, the store going away: a store of its own (not the
 session's, which other tests use) is stopped under a live `meterlake run`, whose
 queries keep reading and writing the lake there. The run ends with one line naming
@@ -12,6 +14,8 @@ published before and after.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from dataclasses import replace
 
 import pytest
@@ -28,11 +32,49 @@ from tests.reliability_helpers import (
     FAST_STREAMS,
     assert_gold_equals_oracle,
     cli,
+    is_loopback,
+    listening,
     live,
     write_conf,
 )
 
 SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=26)
+
+
+def _http(url: str, method: str = "GET", body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_the_store_starts_once_on_loopback_with_the_bucket_and_keeps_its_data(
+    base_config, tmp_path
+) -> None:
+    conf = replace(base_config.s3, home=tmp_path / "s3", port=free_port())
+    url = f"{objectstore.endpoint(conf)}/{conf.bucket}/probe/00000000000000000000.json"
+    first = objectstore.start(conf)
+    try:
+        again = objectstore.start(conf)
+        assert first.pid == again.pid and again.answering
+        assert objectstore.status(conf).describe().startswith("s3 store running (pid ")
+        addresses = listening(first.pid)
+        assert f"127.0.0.1:{conf.port}" in addresses
+        assert len(addresses) >= 8 and all(is_loopback(a) for a in addresses), addresses
+        assert _http(url, "PUT", b"first")[0] == 200
+        taken = _http(url, "PUT", b"second", {"If-None-Match": "*"})
+        assert taken[0] == 412, taken  # a second commit of version 0 is refused
+    finally:
+        assert objectstore.stop(conf)
+    assert not objectstore.status(conf).answering and objectstore.stop(conf) is False
+    objectstore.start(conf)  # the same data folder and ports
+    try:
+        assert _http(url) == (200, b"first")
+    finally:
+        objectstore.stop(conf)
 
 
 def _gold_version(table: str, options: dict[str, str]) -> int:
