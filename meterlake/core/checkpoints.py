@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meterlake.core.errors import MeterlakeError
-from meterlake.core.location import Location
+from meterlake.core.location import Location, ObjectPath
+from meterlake.core.storage import names_in
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from meterlake.core.config import Config
+    from meterlake.core.config import Config, StorageConf
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +211,17 @@ def damaged_message(query: str, checkpoint: Location | str, detail: str) -> str:
 # --------------------------------------------------------------------------- in step
 
 
-def is_fresh(checkpoint: Location) -> bool:
-    """True when Spark has planned no batch in this checkpoint yet (local paths only)."""
+def is_fresh(checkpoint: Location, storage: StorageConf | None = None) -> bool:
+    """True when Spark has planned no batch in this checkpoint yet (on an object store:
+    listed with `storage`'s settings)."""
+    if isinstance(checkpoint, ObjectPath):
+        if storage is None:
+            raise ValueError(f"{checkpoint} is on an object store: its [storage] is needed")
+        return not any(name.isdigit() for name in names_in(storage, checkpoint / "offsets"))
     return not _batch_files(_local_path(checkpoint) / "offsets")
 
 
-def _holds_rows(path: Path) -> bool:
+def _holds_rows(path: Location) -> bool:
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
@@ -231,10 +237,9 @@ def _holds_rows(path: Path) -> bool:
 def check_in_step(config: Config, query: str, tables: tuple[str, ...]) -> None:
     """MeterlakeError if a fresh checkpoint would write into tables that already hold rows."""
     checkpoint = config.checkpoint(query)
-    if not is_local(checkpoint) or not is_fresh(checkpoint):
+    if not is_fresh(checkpoint, config.storage):
         return
-    full = [t for t in tables if is_local(config.table_path(t)) and _holds_rows(
-        _local_path(config.table_path(t)))]
+    full = [t for t in tables if _holds_rows(config.table_path(t))]
     if full:
         raise MeterlakeError(
             f"the {query} query has no checkpoint ({checkpoint} is new or empty) but "

@@ -23,8 +23,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from meterlake.core.config import StorageConf
+from meterlake.core.location import ObjectPath
 
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
@@ -113,3 +115,28 @@ def unreachable(conf: StorageConf, text: str) -> str | None:
     detail = " ".join(found.group(0).split())[:200]
     return (f"the object store at {where} does not answer ({detail}); start it again "
             "(meterlake s3 start for the local one) and rerun")
+
+
+def filesystem(conf: StorageConf) -> Any:
+    """The store as a pyarrow file system, for the few things meterlake lists or reads
+    there itself outside Spark and delta-rs (a checkpoint's offsets); the keys, when
+    signed, from the environment as the AWS SDK reads them."""
+    from pyarrow import fs  # type: ignore[import-untyped]
+
+    endpoint = conf.endpoint.split("://", 1)
+    return fs.S3FileSystem(
+        anonymous=not signed_requests(conf),
+        region=conf.region,
+        scheme=endpoint[0] if len(endpoint) == 2 else "https",
+        endpoint_override=endpoint[-1] if conf.endpoint else None,
+        force_virtual_addressing=not conf.path_style,
+        connect_timeout=conf.connect_timeout_s,
+    )
+
+
+def names_in(conf: StorageConf, folder: ObjectPath) -> list[str]:
+    """The names of the objects directly in a folder of the store ([] when none)."""
+    from pyarrow import fs
+
+    selector = fs.FileSelector(f"{folder.bucket}/{folder.key}", allow_not_found=True)
+    return [info.base_name for info in filesystem(conf).get_file_info(selector)]

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from meterlake.core import checkpoints
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import location
+from meterlake.core.storage import filesystem
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
@@ -158,18 +160,28 @@ def test_a_damaged_checkpoint_file_is_named_in_one_line(tmp_path, file, content,
     assert f"{checkpoint / file} {why}" in message
 
 
-def test_a_fresh_checkpoint_refuses_to_write_into_a_table_with_rows(config):
+def test_a_fresh_checkpoint_refuses_to_write_into_a_table_with_rows(config, lake_at):
+    """On a local lake, and on one on the store (the checkpoint listed there)."""
     from deltalake import write_deltalake
 
+    config = replace(config, lake=lake_at("lake"))
     path = config.table_path("day_energy")
     write_deltalake(str(path), _one_gold_row(), mode="append")
     with pytest.raises(MeterlakeError, match="day_energy already holds rows: starting over would"):
         checkpoints.check_in_step(config, "day_energy", ("day_energy",))
-    offsets = config.checkpoint("day_energy") / "offsets"
-    offsets.mkdir(parents=True)
-    (offsets / "0").write_text(GOOD_OFFSETS)
+    offset = config.checkpoint("day_energy") / "offsets" / "0"
+    if isinstance(offset, Path):
+        offset.parent.mkdir(parents=True)
+        offset.write_text(GOOD_OFFSETS)
+    else:
+        store = filesystem(config.storage)
+        with store.open_output_stream(f"{offset.bucket}/{offset.key}") as out:
+            out.write(GOOD_OFFSETS.encode())
     checkpoints.check_in_step(config, "day_energy", ("day_energy",))  # in step: fine
-    shutil.rmtree(offsets)
+    if isinstance(offset, Path):
+        offset.unlink()
+    else:
+        store.delete_file(f"{offset.bucket}/{offset.key}")
     write_deltalake(str(path), _one_gold_row().slice(0, 0), mode="overwrite")
     checkpoints.check_in_step(config, "day_energy", ("day_energy",))  # empty table: fine
 

@@ -1,18 +1,23 @@
 """The lake on the local S3 store (SeaweedFS, issue 26): what an object store adds.
 
-The store itself: started once (a second start finds it), on loopback only, with the
-bucket, honouring conditional puts (what delta-rs' safe commits rest on), its data
-kept across a restart. The equivalence case runs on the store too (tests/e2e/test_equivalence.py,
-parametrized by `lake_at`); here, the store going away: a store of its own (not the
-session's, which other tests use) is stopped under a live `meterlake run`, whose
-queries keep reading and writing the lake there. The run ends with one line naming
-the store, not a traceback; once the store is back, `run --once` finishes the job
-from the checkpoints on the store, and gold equals the oracle over everything
-published before and after.
+- The store itself: started once (a second start finds it), on loopback only, with
+  the bucket, honouring conditional puts (what delta-rs' safe commits rest on), its
+  data kept across a restart.
+- The store going away: a store of its own (not the session's, which other tests
+  use) is stopped under a live `meterlake run`, whose queries keep reading and
+  writing the lake there. The run ends with one line naming the store, not a
+  traceback; once the store is back, `run --once` finishes the job from the
+  checkpoints on the store, and gold equals the oracle over everything published
+  before and after.
+- kill -9 of the driver with the lake (checkpoints, state, tables) on the store.
+
+The equivalence case runs on the store too (tests/e2e/test_equivalence.py,
+parametrized by `lake_at`).
 """
 
 from __future__ import annotations
 
+import random
 import time
 import urllib.error
 import urllib.request
@@ -28,10 +33,14 @@ from meterlake.infra import objectstore
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
+from tests.reliability.test_crash import DRIVER_SPEEDUP, Counted, Publisher
 from tests.reliability_helpers import (
     FAST_STREAMS,
+    assert_bronze_is_one_row_per_offset,
     assert_gold_equals_oracle,
+    assert_no_duplicate_piece,
     cli,
+    end_offsets,
     is_loopback,
     listening,
     live,
@@ -39,6 +48,8 @@ from tests.reliability_helpers import (
 )
 
 SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=26)
+KILL_SPEC = MonthSpec(meters=3, days=2, cadence_s=300, seed=27)
+KILLS = 4  # kill -9 of the driver at a random moment of its run, each with data flowing
 
 
 def _http(url: str, method: str = "GET", body: bytes | None = None,
@@ -126,3 +137,39 @@ def test_the_store_stopped_mid_run_is_one_line_and_a_rerun_finishes(
         assert_gold_equals_oracle(config, compute_answers(readings, config.semantics))
     finally:
         objectstore.stop(store)
+
+
+@pytest.mark.slow(minutes=2)
+def test_kill_9_of_the_driver_on_the_store_loses_and_doubles_nothing(
+    kafka, s3_store, config, tmp_path
+) -> None:
+    """The driver killed -9 at random moments while a month's slices are published, its
+    checkpoints, state and tables on the store (s3a's non-atomic renames, delta-rs'
+    conditional puts); after a last catch-up every offset is in bronze once, no piece
+    is there twice, and gold equals the oracle. (tests/reliability/test_crash.py aims
+    its kills at commit windows it reads from local files; here they fall at random.)"""
+    config = replace(config, lake=ObjectPath(s3_store.bucket, f"tests/{tmp_path.name}/kill"))
+    readings = tmp_path / "readings.csv"
+    write_readings(KILL_SPEC, readings)
+    lines = readings.read_text().splitlines()
+    conf = write_conf(tmp_path / "meterlake.toml", config, FAST_STREAMS,
+                      storage={"endpoint": config.storage.endpoint})
+    publish_readings(config, [], speedup=0, progress=False)  # the topic, before bronze
+    rng = random.Random(26)
+    slices = [lines[len(lines) * k // KILLS : len(lines) * (k + 1) // KILLS]
+              for k in range(KILLS)]
+    for number, part in enumerate(slices):
+        with live(conf, tmp_path / f"run-{number}.log") as run:
+            publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
+            run.wait_running()
+            time.sleep(rng.uniform(1, 8))
+            assert run.process.poll() is None, run.output()[-3000:]
+            run.kill()
+        publisher.wait()  # one slice after another: each meter in order
+    final = cli(["run", "--once"], conf)
+    assert final.returncode == 0, final.stderr[-3000:]
+
+    ends = end_offsets(kafka, config.kafka.topic)
+    assert assert_bronze_is_one_row_per_offset(config, ends) == sum(ends.values()) == len(lines)
+    assert assert_no_duplicate_piece(config) > 0
+    assert_gold_equals_oracle(config, compute_answers(readings, config.semantics))
