@@ -108,8 +108,11 @@ def measure(bench: Any) -> dict[str, Any]:
         shutil.rmtree(config.s3.home, ignore_errors=True)
     local_s = statistics.median(r["seconds"] for r in res["local"])
     store_s = statistics.median(r["seconds"] for r in res["on_store"])
+    local_cpu = statistics.median(r["cpu_s"] for r in res["local"])
+    store_cpu = statistics.median(r["cpu_s"] for r in res["on_store"])
     res.update(local_median_s=round(local_s, 2), store_median_s=round(store_s, 2),
-               ratio=round(store_s / local_s, 2),
+               ratio=round(store_s / local_s, 2), local_median_cpu_s=local_cpu,
+               store_median_cpu_s=store_cpu, cpu_ratio=round(store_cpu / local_cpu, 2),
                limit=limit(_median_run(res["local"]), _median_run(res["on_store"])))
     return res
 
@@ -120,7 +123,8 @@ def summary_rows(out: dict[str, Any]) -> list[dict[str, Any]]:
     if not o or "ratio" not in o:
         return []
     worst = o["limit"]
-    note = (f"median of {len(o['on_store'])}; {o['readings']:,} readings; limit: "
+    note = (f"median of {len(o['on_store'])}; {o['readings']:,} readings; CPU "
+            f"{o.get('store_median_cpu_s')} vs {o.get('local_median_cpu_s')} cpu-s; limit: "
             f"{worst['operation']} +{worst['extra_ms']:,} ms ({worst['local_ms']:,} -> "
             f"{worst['store_ms']:,} ms); a delta-rs append {o['append_store']['median_ms']} ms "
             f"on the store vs {o['append_local']['median_ms']} ms local")

@@ -196,7 +196,7 @@ def _make_bucket(conf: ObjectStoreConf) -> None:
         time.sleep(0.5)
 
 
-def stop(conf: ObjectStoreConf, timeout_s: float = 5.0) -> bool:
+def stop(conf: ObjectStoreConf, timeout_s: float = 3.0) -> bool:
     """Stop the store (SIGTERM, then SIGKILL); True if one was running. SeaweedFS stops
     its volume server before its filer, whose last flush of its change log then waits
     15 s for it in vain: it gets timeout_s. What the store acknowledged is on disk

@@ -3,10 +3,10 @@
 - The store itself: started once (a second start finds it), on loopback only, with
   the bucket, honouring conditional puts (what delta-rs' safe commits rest on), its
   data kept across a restart.
-- The store going away: a store of its own (not the session's, which other tests
-  use) is stopped under a live `meterlake run`, whose queries keep reading and
-  writing the lake there. The run ends with one line naming the store, not a
-  traceback; once the store is back, `run --once` finishes the job from the
+- The store going away: the session's store is stopped under a live `meterlake run`
+  (and started again, on the same data, for the tests after), whose queries keep
+  reading and writing the lake there. The run ends with one line naming the store, not a
+  traceback; once the store is back, a catch-up finishes the job from the
   checkpoints on the store, and gold equals the oracle over everything published
   before and after.
 - kill -9 of the driver with the lake (checkpoints, state, tables) on the store.
@@ -26,30 +26,32 @@ from dataclasses import replace
 import pytest
 from deltalake import DeltaTable
 
+from meterlake.app.pipeline import run_once
 from meterlake.core.location import ObjectPath
 from meterlake.core.net import free_port
-from meterlake.core.storage import delta_options
 from meterlake.infra import objectstore
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
-from tests.reliability.test_crash import DRIVER_SPEEDUP, Counted, Publisher
+from tests.reliability.test_crash import Counted, Publisher
 from tests.reliability_helpers import (
     FAST_STREAMS,
     assert_bronze_is_one_row_per_offset,
     assert_gold_equals_oracle,
     assert_no_duplicate_piece,
-    cli,
     end_offsets,
     is_loopback,
     listening,
     live,
+    quiet,
     write_conf,
 )
 
 SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=26)
-KILL_SPEC = MonthSpec(meters=3, days=2, cadence_s=300, seed=27)
-KILLS = 4  # kill -9 of the driver at a random moment of its run, each with data flowing
+KILL_SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=27)
+KILLS = 3  # kill -9 of the driver at a random moment of its run, each with data flowing
+KILL_SPEEDUP = 5_000  # a third of the two days (16 h) in about 12 s
+ALL = ["bronze", "silver", "gold"]
 
 
 def _http(url: str, method: str = "GET", body: bytes | None = None,
@@ -88,60 +90,53 @@ def test_the_store_starts_once_on_loopback_with_the_bucket_and_keeps_its_data(
         objectstore.stop(conf)
 
 
-def _gold_version(table: str, options: dict[str, str]) -> int:
+def _gold_version(table: str) -> int:
     try:
-        return DeltaTable(table, storage_options=options).version()
+        return DeltaTable(table).version()
     except Exception:  # not there yet
         return -1
 
 
-@pytest.mark.slow(minutes=1.5)
+@pytest.mark.slow(minutes=1.2)
 def test_the_store_stopped_mid_run_is_one_line_and_a_rerun_finishes(
-    kafka, base_config, config, tmp_path, monkeypatch
+    spark, kafka, s3_store, config, tmp_path
 ) -> None:
-    store = replace(base_config.s3, home=tmp_path / "s3", port=free_port())
-    storage = replace(config.storage, endpoint=objectstore.endpoint(store))
-    for key, value in delta_options(storage).items():  # this process reads that store
-        monkeypatch.setenv(key.upper(), value)
-    config = replace(config, lake=ObjectPath(store.bucket, "stopped"), storage=storage)
+    config = replace(config, lake=ObjectPath(s3_store.bucket, f"tests/{tmp_path.name}/stopped"))
     readings = tmp_path / "readings.csv"
     write_readings(SPEC, readings)
     lines = readings.read_text().splitlines()
     half = len(lines) // 2
     conf = write_conf(tmp_path / "meterlake.toml", config, FAST_STREAMS,
-                      storage={"endpoint": storage.endpoint})
-    objectstore.start(store)
+                      storage={"endpoint": config.storage.endpoint})
+    publish_readings(config, lines[:half], speedup=0, progress=False)
     try:
-        publish_readings(config, lines[:half], speedup=0, progress=False)
         with live(conf, tmp_path / "run.log") as run:
             run.wait_running()
             day_cost = str(config.table_path("day_cost"))
             deadline = time.monotonic() + 180
-            while _gold_version(day_cost, delta_options(storage)) < 1:
+            while _gold_version(day_cost) < 1:
                 assert run.process.poll() is None, run.output()[-3000:]
                 assert time.monotonic() < deadline, run.output()[-3000:]
                 time.sleep(0.5)
-            objectstore.stop(store)  # mid-run: the streams poll the lake every second
+            objectstore.stop(s3_store)  # mid-run: the streams poll the lake every second
             code = run.process.wait(timeout=240)
             output = run.output()
-        assert code == 1, output[-3000:]
-        assert "Traceback" not in output
-        errors = [line for line in output.splitlines() if line.startswith("meterlake: error:")]
-        assert len(errors) == 1, output[-3000:]
-        assert f"the object store at {storage.endpoint} does not answer" in errors[0]
-
-        publish_readings(config, lines[half:], speedup=0, progress=False)
-        objectstore.start(store)
-        rerun = cli(["run", "--once"], conf)
-        assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert_gold_equals_oracle(config, compute_answers(readings, config.semantics))
     finally:
-        objectstore.stop(store)
+        objectstore.start(s3_store)  # the same data: the session's other tests go on
+    assert code == 1, output[-3000:]
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("meterlake: error:")]
+    assert len(errors) == 1, output[-3000:]
+    assert f"the object store at {config.storage.endpoint} does not answer" in errors[0]
+
+    publish_readings(config, lines[half:], speedup=0, progress=False)
+    run_once(spark, config, ALL, echo=quiet)  # from the checkpoints the dead run left
+    assert_gold_equals_oracle(config, compute_answers(readings, config.semantics))
 
 
 @pytest.mark.slow(minutes=2)
 def test_kill_9_of_the_driver_on_the_store_loses_and_doubles_nothing(
-    kafka, s3_store, config, tmp_path
+    spark, kafka, s3_store, config, tmp_path
 ) -> None:
     """The driver killed -9 at random moments while a month's slices are published, its
     checkpoints, state and tables on the store (s3a's non-atomic renames, delta-rs'
@@ -160,14 +155,13 @@ def test_kill_9_of_the_driver_on_the_store_loses_and_doubles_nothing(
               for k in range(KILLS)]
     for number, part in enumerate(slices):
         with live(conf, tmp_path / f"run-{number}.log") as run:
-            publisher = Publisher(config, Counted(part), DRIVER_SPEEDUP)
+            publisher = Publisher(config, Counted(part), KILL_SPEEDUP)
             run.wait_running()
             time.sleep(rng.uniform(1, 8))
             assert run.process.poll() is None, run.output()[-3000:]
             run.kill()
         publisher.wait()  # one slice after another: each meter in order
-    final = cli(["run", "--once"], conf)
-    assert final.returncode == 0, final.stderr[-3000:]
+    run_once(spark, config, ALL, echo=quiet)  # the last catch-up
 
     ends = end_offsets(kafka, config.kafka.topic)
     assert assert_bronze_is_one_row_per_offset(config, ends) == sum(ends.values()) == len(lines)
