@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs, no py.typed
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from meterlake.core.location import Location
