@@ -10,7 +10,7 @@ MVN    := mvn -q -B
 .PHONY: help setup browser demo test test-fast test-unit lint report bench kafka-start kafka-stop s3-start s3-stop clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed .jars/s3/.installed $(WEED_STAMP) browser  ## venv + pinned Python packages + JVM jars + the local S3 store + headless Chromium
 
