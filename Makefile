@@ -5,14 +5,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MVN    := mvn -q -B
+# SeaweedFS, the local S3 store (see its recipe below); defined before `setup` names
+# the stamp as a prerequisite (make expands prerequisites as it reads them).
+WEED_MODULE  := github.com/seaweedfs/seaweedfs
+WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
+WEED_STAMP   := .tools/weed-$(WEED_VERSION).installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test test-fast test-unit lint report bench kafka-start kafka-stop clean
+.PHONY: help setup browser demo test test-fast test-unit lint report bench kafka-start kafka-stop s3-start s3-stop clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed browser  ## venv + pinned Python packages + JVM jars + headless Chromium
+setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed .jars/s3/.installed $(WEED_STAMP) browser  ## venv + pinned Python packages + JVM jars + the local S3 store + headless Chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +33,24 @@ $(VENV)/.installed: pyproject.toml
 .jars/kafka/.installed: conf/maven/kafka-broker.xml
 	rm -rf .jars/kafka
 	$(MVN) -f $< dependency:copy-dependencies
+	touch $@
+
+# Hadoop's s3a for a lake on an object store (hadoop-aws + the AWS SDK bundle, 690 MB).
+.jars/s3/.installed: conf/maven/s3-jars.xml
+	rm -rf .jars/s3
+	$(MVN) -f $< dependency:copy-dependencies
+	touch $@
+
+# The local S3-compatible store (`meterlake s3 start`): SeaweedFS's `weed`, built from
+# the Go module proxy. Not `go install module/weed@version`: SeaweedFS's go.mod has a
+# replace directive, which go install refuses; the module is downloaded, then built
+# as the main module. About 12 minutes on 2 busy cores the first time.
+$(WEED_STAMP):
+	@command -v go >/dev/null || { echo "the local S3 store needs Go (1.26.6 or newer) to build SeaweedFS"; exit 1; }
+	mkdir -p .tools/bin
+	dir=$$(go mod download -json $(WEED_MODULE)@$(WEED_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir" && cd "$$dir" && go build -trimpath -ldflags "-s -w" -o $(CURDIR)/.tools/bin/weed ./weed
+	rm -f .tools/weed-*.installed
 	touch $@
 
 # The browser tests (tests/read/test_serve_page.py) drive Debian's chromium through its
@@ -78,6 +101,13 @@ kafka-start: setup  ## the local broker on 127.0.0.1:9092
 kafka-stop: setup  ## stop it
 	$(BIN)/meterlake kafka stop
 
+s3-start: setup  ## the local S3 store on 127.0.0.1:8333, bucket meterlake
+	$(BIN)/meterlake s3 start
+
+s3-stop: setup  ## stop it
+	$(BIN)/meterlake s3 stop
+
 clean:  ## remove the lake, broker data and build outputs (not the venv or jars)
 	-$(BIN)/meterlake kafka stop
-	rm -rf lake .kafka build
+	-$(BIN)/meterlake s3 stop
+	rm -rf lake .kafka .s3 build

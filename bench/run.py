@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, env, feed, live, queries, timing
+from bench import baseline, env, feed, live, objectstore, queries, timing
 from meterlake.core.config import PROJECT_ROOT, Config, load_config
 from meterlake.tools.generate import MonthSpec
 
 log = logging.getLogger("bench")
 
 PHASES = ("publish", "catchup", "memory", "live", "queries", "served", "throughput", "scale",
-          "fleet", "writers", "profile")
+          "fleet", "writers", "profile", "objectstore")
 
 
 @dataclass(frozen=True)
@@ -415,6 +415,10 @@ class Bench:
         self.out["compaction"] = compare_compaction(
             self.spark, self.data / "compaction", appends=self.plan.compaction_appends)
 
+    def phase_objectstore(self) -> None:
+        """The month with the lake on the local S3 store vs local disk (bench/objectstore.py)."""
+        self.out["objectstore"] = objectstore.measure(self)
+
     def phase_profile(self) -> None:
         """The Python silver step (silver.bucket): CPU per message and per meter."""
         from bench.profile import judge_profile
@@ -663,6 +667,7 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
         row("10 silver CPU per message (Python step)", pr["per_message_cpu_us"], "us", 7.7,
             _ratio(pr["per_message_cpu_us"], 7.7), None, None,
             f"one meter's {pr['messages']:,} readings in one call")
+    rows += objectstore.summary_rows(out)
     return rows
 
 
@@ -724,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(results / "lakes", ignore_errors=True)
     shutil.rmtree(results / "kafka", ignore_errors=True)
-    config = feed.bench_config(load_config(), results)
+    config = objectstore.with_store(feed.bench_config(load_config(), results), results)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     bench = Bench(plan=plan, results=results, config=config)
     bench.json_path = results / f"bench-{stamp}.json"

@@ -20,6 +20,7 @@ A batch without pieces commits nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -96,7 +97,8 @@ class GoldWriter:
 def check_layout(config: Config) -> None:
     """A lake whose gold was written by one query per table (before 2026-12) has the
     old checkpoints and unpartitioned tables: it is rebuilt from silver, not mixed."""
-    old = [name for name in OLD_CHECKPOINTS if config.checkpoint(name).exists()]
+    old = [name for name in OLD_CHECKPOINTS
+           if isinstance(where := config.checkpoint(name), Path) and where.exists()]
     if old:
         gold = config.table_path(old[0]).parent
         raise MeterlakeError(

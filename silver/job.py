@@ -216,7 +216,7 @@ def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQu
     for table, (schema, comment) in TABLES.items():
         ensure_table(spark, config.table_path(table), schema, comment)
     buckets = config.streams.meter_buckets
-    pin_layout(config.checkpoint("silver"), "silver", {"meter_buckets": buckets})
+    pin_layout(config.checkpoint("silver"), "silver", {"meter_buckets": buckets}, config.storage)
     step = judged(silver_rules(config), buckets)
     rows = read_messages(spark, config).transform(step)
     return start_stream(rows, "silver", config, write_silver_batch(config), once)

@@ -1,7 +1,8 @@
-"""Shared fixtures: one Kafka broker and one SparkSession per test session.
+"""Shared fixtures: one Kafka broker and one SparkSession per test session, and the
+local S3 store (SeaweedFS) when a test puts its lake there.
 
-The broker runs on free loopback ports with its data in a temporary folder,
-so the suite never touches a developer's broker on 9092.
+The broker and the store run on free loopback ports with their data in a temporary
+folder, so the suite never touches a developer's broker on 9092 or store on 8333.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from meterlake.core.config import Config, load_config
+from meterlake.core.location import Location, ObjectPath
 from meterlake.core.net import free_port
+from meterlake.core.storage import export
 from meterlake.infra import broker as kafka_broker
+from meterlake.infra import objectstore
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +29,11 @@ def base_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
     broker = replace(config.broker, home=home, port=free_port(), controller_port=free_port())
     kafka = replace(config.kafka, bootstrap=f"{broker.host}:{broker.port}")
     spark = replace(config.spark, shuffle_partitions=2)
-    return replace(config, broker=broker, kafka=kafka, spark=spark)
+    # the store is started only for the tests that use it (s3_store); the Spark
+    # session is told where it will be
+    s3 = replace(config.s3, home=tmp_path_factory.mktemp("s3"), port=free_port())
+    storage = replace(config.storage, endpoint=objectstore.endpoint(s3))
+    return replace(config, broker=broker, kafka=kafka, spark=spark, s3=s3, storage=storage)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +42,31 @@ def kafka(base_config: Config):
     kafka_broker.start(base_config.broker)
     yield base_config.kafka.bootstrap
     kafka_broker.stop(base_config.broker)
+
+
+@pytest.fixture(scope="session")
+def s3_store(base_config: Config):
+    """The real S3-compatible store (SeaweedFS), started once for the session; delta-rs
+    in this process gets the [storage] settings, as the command line gives them."""
+    objectstore.start(base_config.s3)
+    export(base_config.storage)
+    yield base_config.s3
+    objectstore.stop(base_config.s3)
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_at(request: pytest.FixtureRequest, tmp_path: Path):
+    """Where a test's lakes live, by parameter: lake_at(name) is a folder under tmp_path, or
+    a fresh folder in the local S3 store's bucket (started then)."""
+    if request.param == "local":
+        return lambda name: tmp_path / name
+    store = request.getfixturevalue("s3_store")
+    run = f"tests/{uuid.uuid4().hex[:12]}"
+
+    def on_store(name: str) -> Location:
+        return ObjectPath(store.bucket, f"{run}/{name}")
+
+    return on_store
 
 
 @pytest.fixture(scope="session")

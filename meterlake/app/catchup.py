@@ -17,8 +17,8 @@ the layer, meterlake.app.pipeline) has read: task metrics in Spark's status stor
 which grow as tasks end. A month fits in one micro-batch, so without the
 second part the count would jump from 0 to all at the end.
 
-Only local checkpoints and tables are read; elsewhere the total is unknown and
-the progress shows rows and rate without an ETA.
+Checkpoints and tables are read where they are: on local disk, or on the object
+store of the lake (`LakeFiles`, with the `[storage]` settings).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.core.checkpoints import is_local
-from meterlake.core.config import Config
+from meterlake.core.config import Config, StorageConf
+from meterlake.core.location import Location, ObjectPath
+from meterlake.core.storage import filesystem, names_in
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -51,19 +51,50 @@ RUNNING_FLOOR = 0.01  # a running stage counts once it has read this share of th
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _batches(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+class LakeFiles:
+    """The few files progress reads (a checkpoint's offsets, a Delta log's commits), on
+    local disk or, with `storage`'s settings, on the lake's object store."""
+
+    def __init__(self, storage: StorageConf | None = None) -> None:
+        self.storage = storage
+        self._store = None
+
+    def _on_store(self):
+        if self._store is None:
+            if self.storage is None:
+                raise ValueError("a lake on an object store needs its [storage] settings")
+            self._store = filesystem(self.storage)
+        return self._store
+
+    def numbers(self, folder: Location) -> list[int]:
+        """The numbered files in a folder, in order."""
+        if isinstance(folder, ObjectPath):
+            names = names_in(self.storage, folder) if self.storage else []
+        else:
+            names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        return sorted(int(name) for name in names if name.isdigit())
+
+    def text(self, path: Location) -> str | None:
+        """A file's text; None when there is none."""
+        if isinstance(path, ObjectPath):
+            try:
+                with self._on_store().open_input_stream(f"{path.bucket}/{path.key}") as f:
+                    return bytes(f.read()).decode("utf-8")
+            except FileNotFoundError:
+                return None
+        return path.read_text(encoding="utf-8") if path.exists() else None
 
 
-def source_offset(checkpoint: Path) -> str | None:
+LOCAL = LakeFiles()
+
+
+def source_offset(checkpoint: Location, files: LakeFiles = LOCAL) -> str | None:
     """The source offset (JSON text) where the checkpoint's last finished micro-batch
     ended; None for a new checkpoint. A one-source query: its offsets file's last line."""
-    committed = _batches(checkpoint / "commits")
+    committed = files.numbers(checkpoint / "commits")
     if not committed:
         return None
-    text = (checkpoint / "offsets" / str(committed[-1])).read_text(encoding="utf-8")
+    text = files.text(checkpoint / "offsets" / str(committed[-1])) or ""
     lines = [line for line in text.lstrip("\x00").split("\n") if line]
     return lines[-1] if len(lines) > 2 else None
 
@@ -103,16 +134,16 @@ def rows_added(commit_lines: Iterable[str]) -> int:
     return rows
 
 
-def delta_rows_from(table: Path, version: int) -> int:
-    """Rows the commits of a local Delta table added from `version` on."""
+def delta_rows_from(table: Location, version: int, files: LakeFiles = LOCAL) -> int:
+    """Rows the commits of a Delta table added from `version` on."""
     rows = 0
-    while (commit := table / "_delta_log" / f"{version:020d}.json").exists():
-        rows += rows_added(commit.read_text(encoding="utf-8").splitlines())
+    while (commit := files.text(table / "_delta_log" / f"{version:020d}.json")) is not None:
+        rows += rows_added(commit.splitlines())
         version += 1
     return rows
 
 
-def delta_table_rows(table: Path) -> int:
+def delta_table_rows(table: Location) -> int:
     from deltalake import DeltaTable
 
     if not DeltaTable.is_deltatable(str(table)):
@@ -134,9 +165,8 @@ def source_of(config: Config, layer: str) -> str:
 def query_waiting(config: Config, layer: str, query: str) -> int | None:
     """Rows `query` of `layer` has yet to read; None when it cannot be told."""
     checkpoint = config.checkpoint(query)
-    if not is_local(checkpoint):
-        return None
-    offset = source_offset(Path(checkpoint))
+    files = LakeFiles(config.storage)
+    offset = source_offset(checkpoint, files)
     source = source_of(config, layer)
     if source == KAFKA:
         from meterlake.tools.publish import topic_offsets
@@ -146,11 +176,9 @@ def query_waiting(config: Config, layer: str, query: str) -> int | None:
         reached = {int(p): int(o) for p, o in json.loads(offset or "{}").get(topic, {}).items()}
         return kafka_waiting(reached, oldest, end)
     table = config.table_path(source)
-    if not is_local(table):
-        return None
     if offset is None:
-        return delta_table_rows(Path(table))
-    return delta_rows_from(Path(table), delta_first_unread(offset))
+        return delta_table_rows(table)
+    return delta_rows_from(table, delta_first_unread(offset), files)
 
 
 def layer_waiting(config: Config, layer: str, query: StreamingQuery) -> int | None:

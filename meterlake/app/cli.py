@@ -10,10 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import on_object_store
+from meterlake.core.storage import export, unreachable
 
 log = logging.getLogger("meterlake")
 
@@ -54,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
     kafka = sub.add_parser("kafka", parents=[common], help="the local Kafka broker")
     kafka.add_argument("action", choices=("start", "stop", "status"))
+
+    s3 = sub.add_parser("s3", parents=[common], help="the local S3-compatible store "
+                        "(then --lake s3://meterlake/NAME)")
+    s3.add_argument("action", choices=("start", "stop", "status"))
 
     gen = sub.add_parser("generate", parents=[common], help="a synthetic month of readings")
     gen.add_argument("--out", required=True, help="output file (timestamp;sensor_id;energy)")
@@ -147,20 +154,33 @@ def _config(args: argparse.Namespace) -> Config:
         "kafka.bootstrap": getattr(args, "bootstrap", None),
         "spark.verbose": True if getattr(args, "verbose", False) else None,
     }
-    return load_config(getattr(args, "conf", None), getattr(args, "settings", None) or (),
-                       options)
+    config = load_config(getattr(args, "conf", None), getattr(args, "settings", None) or (),
+                         options)
+    if on_object_store(config.lake):
+        export(config.storage)  # delta-rs (and DuckDB through it) read these
+    return config
+
+
+def _local_server(server: ModuleType, conf: object, action: str, name: str) -> None:
+    """start / stop / status of a local server (the Kafka broker, the S3 store)."""
+    if action == "start":
+        print(server.start(conf).describe())
+    elif action == "stop":
+        print(f"{name} stopped" if server.stop(conf) else f"{name} was not running")
+    else:
+        print(server.status(conf).describe())
 
 
 def _kafka(config: Config, args: argparse.Namespace) -> None:
     from meterlake.infra import broker
 
-    if args.action == "start":
-        print(broker.start(config.broker).describe())
-    elif args.action == "stop":
-        stopped = broker.stop(config.broker)
-        print("kafka broker stopped" if stopped else "kafka broker was not running")
-    else:
-        print(broker.status(config.broker).describe())
+    _local_server(broker, config.broker, args.action, "kafka broker")
+
+
+def _s3(config: Config, args: argparse.Namespace) -> None:
+    from meterlake.infra import objectstore
+
+    _local_server(objectstore, config.s3, args.action, "s3 store")
 
 
 def _generate(config: Config, args: argparse.Namespace) -> None:
@@ -244,7 +264,8 @@ def _report(config: Config, args: argparse.Namespace) -> None:
     from meterlake.read.report import render_report
 
     try:
-        print(f"wrote {render_report(config.lake.resolve(), Path(args.out))}")
+        lake = config.lake.resolve() if isinstance(config.lake, Path) else config.lake
+        print(f"wrote {render_report(lake, Path(args.out))}")
     except CellExecutionError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "a cell failed"
         raise MeterlakeError(f"the report notebook failed: {first}") from None
@@ -252,6 +273,7 @@ def _report(config: Config, args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "kafka": _kafka,
+    "s3": _s3,
     "generate": _generate,
     "publish": _publish,
     "run": _run,
@@ -282,8 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("py4j").setLevel(logging.CRITICAL)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_not_from_py4j)
+    config = None
     try:
-        COMMANDS[args.command](_config(args), args)
+        config = _config(args)
+        COMMANDS[args.command](config, args)
     except MeterlakeError as exc:
         print(f"meterlake: error: {exc}", file=sys.stderr)
         return 1
@@ -296,6 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # delta-rs' errors of an object store that does not answer
+        gone = config and on_object_store(config.lake) and unreachable(config.storage, str(exc))
+        if not gone:
+            raise
+        print(f"meterlake: error: {gone}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,6 +16,8 @@ from meterlake.core.checkpoints import CheckpointLock, damaged_message, guard
 from meterlake.core.compaction import Compactor, compact_due
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import on_object_store
+from meterlake.core.storage import unreachable
 from meterlake.read import validation
 from silver.job import start_silver
 
@@ -106,6 +108,8 @@ def explain_failure(query: str, error: str, config: Config | None = None) -> str
     raised = _RAISED_HERE.search(text)
     if raised:
         return raised.group(1).strip()
+    if config and on_object_store(config.lake) and (gone := unreachable(config.storage, text)):
+        return f"{query} failed: {gone}: each query resumes from its checkpoint"
     if _DATA_LOSS.search(text):
         where = ""
         if found := _LOST_RANGE.search(text):
@@ -141,8 +145,13 @@ def _await(queries: list[StreamingQuery], config: Config | None = None) -> None:
         except StreamingQueryException as exc:
             for other in queries:
                 other.stop()
-            text = f"{exc}\n{getattr(exc, '_stackTrace', '') or ''}"
-            raise MeterlakeError(explain_failure(query.name or "query", text, config)) from None
+            raise failure(query.name, exc, config) from None
+
+
+def failure(query: str | None, exc: BaseException, config: Config | None) -> MeterlakeError:
+    """A failed query's exception (and its JVM stack trace) as one line."""
+    text = f"{exc}\n{getattr(exc, '_stackTrace', '') or ''}"
+    return MeterlakeError(explain_failure(query or "query", text, config))
 
 
 def check_layers(layers: list[str]) -> list[str]:
@@ -229,6 +238,8 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
     each query between two of its micro-batches, a second Ctrl-C at once
     (meterlake.app.stopping). Their tables' small files are compacted on a schedule beside
     them (meterlake.core.compaction)."""
+    from pyspark.errors import StreamingQueryException
+
     from meterlake.app.stopping import Interrupts, stop_between_triggers
 
     locks: list[CheckpointLock] = []
@@ -253,6 +264,10 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
                         report_at = time.monotonic() + REPORT_EVERY_S
             except KeyboardInterrupt:  # not in the main thread: no Interrupts there
                 echo(STOPPING)
+            except StreamingQueryException as exc:  # a query failed: one line
+                stop_between_triggers(queries, now=lambda: True)
+                failed = next((q.name for q in queries if q.exception()), None)
+                raise failure(failed, exc, config) from None
             except BaseException:
                 stop_between_triggers(queries, now=lambda: True)
                 raise

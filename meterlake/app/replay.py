@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from meterlake.app.pipeline import run_once
-from meterlake.core.catalog import LAYERS
+from meterlake.core.catalog import LAYER_TABLES, LAYERS
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 
@@ -22,7 +22,7 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
 
     if not readings.exists():
         raise MeterlakeError(f"no such file: {readings}")
-    if config.lake.exists() and any(config.lake.iterdir()):
+    if not lake_is_empty(config):
         raise MeterlakeError(f"{config.lake} is not empty: replay into a fresh --lake")
     topic = f"{config.kafka.topic}-replay-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     config = replace(config, kafka=replace(config.kafka, topic=topic))
@@ -38,6 +38,16 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
         replay_in_steps(build_session(config), config, readings, step, echo=echo)
     show_answers(config, echo=echo)
     return config
+
+
+def lake_is_empty(config: Config) -> bool:
+    """No file in a local lake; no Delta table in one on an object store."""
+    if isinstance(config.lake, Path):
+        return not (config.lake.exists() and any(config.lake.iterdir()))
+    from deltalake import DeltaTable
+
+    return not any(DeltaTable.is_deltatable(str(config.table_path(table)))
+                   for tables in LAYER_TABLES.values() for table in tables)
 
 
 def show_answers(config: Config, echo=print) -> None:
@@ -62,15 +72,16 @@ def demo(config: Config) -> None:
     from meterlake.tools.generate import MonthSpec, write_readings
 
     print(broker.start(config.broker).describe())
-    data = config.lake.parent / "demo-month.csv"
+    local = config.lake if isinstance(config.lake, Path) else None
+    data = (local.parent if local else Path(".")) / "demo-month.csv"
     started = time.monotonic()
     count = write_readings(MonthSpec(), data)
     print(
         f"generated {count:,} readings (11 meters, February 2024) into {data} "
         f"in {time.monotonic() - started:.1f} s"
     )
-    if config.lake.exists():
-        shutil.rmtree(config.lake)
+    if local and local.exists():
+        shutil.rmtree(local)
     replay(config, data)
     print(f"\nthe answers as a live page: meterlake serve --lake {config.lake}"
           "  ->  http://127.0.0.1:8050/")

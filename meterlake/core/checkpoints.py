@@ -7,9 +7,11 @@ Spark checks none of this across processes, so before a query starts:
 - `lock`: an exclusive `flock` on `<checkpoint>/.meterlake.lock`, held by the
   process that runs the query until the query ends. A second instance on the
   same checkpoint fails at once with the holder's pid and host; the kernel
-  releases the lock when the holder dies, even by `kill -9`. Local (and
-  POSIX-locking shared) file systems only: on an object store (`s3a://`, ...)
-  there is no lock, and the scheduler must run one instance.
+  releases the lock when the holder dies, even by `kill -9`. A checkpoint on an
+  object store (`s3a://`, ...) cannot be locked there: its lock is a local file
+  named after the checkpoint's URI (`<tmp>/meterlake-locks/`), which holds one
+  query per checkpoint on this machine; two machines on one object-store lake are
+  not detected (docs/deployment.md: one driver per lake).
 - `validate`: the files Spark reads on restart (`metadata`, the latest two
   `offsets/N`, the latest `commits/N`) have Spark's format, else one clear
   error naming the damaged file.
@@ -25,10 +27,12 @@ offsets a micro-batch was planned to read, to find offsets Kafka no longer had.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,28 +40,39 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import Location, ObjectPath
+from meterlake.core.storage import filesystem, names_in
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from meterlake.core.config import Config
+    from meterlake.core.config import Config, StorageConf
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".meterlake.lock"
 
 
-def is_local(path: Path | str) -> bool:
+def is_local(path: Location | str) -> bool:
     text = str(path)
     return "://" not in text or text.startswith("file:")
 
 
-def _local_path(path: Path | str) -> Path:
+def _local_path(path: Location | str) -> Path:
     text = str(path)
     return Path(text.removeprefix("file://").removeprefix("file:"))
 
 
 # --------------------------------------------------------------------------- one writer
+
+
+def lock_file(checkpoint: Location) -> Path:
+    """The file whose flock is the checkpoint's lock: in the checkpoint's folder, or for
+    a checkpoint on an object store, under this machine's temporary folder."""
+    if is_local(checkpoint):
+        return (_local_path(checkpoint) / LOCK_NAME).resolve()
+    digest = hashlib.sha256(str(checkpoint).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / "meterlake-locks" / f"{digest}.lock"
 
 
 @dataclass
@@ -92,21 +107,14 @@ class CheckpointLock:
                 os.close(held.fd)
 
 
-def lock(checkpoint: Path, query: str) -> CheckpointLock | None:
+def lock(checkpoint: Location, query: str) -> CheckpointLock | None:
     """Take the checkpoint's lock, or MeterlakeError naming who holds it.
 
-    Re-entrant within a process. None for checkpoints on object stores, which
-    cannot be locked this way."""
-    if not is_local(checkpoint):
-        log.warning(
-            "checkpoint %s is not on a local file system: it cannot be locked, so make sure "
-            "only one `meterlake run` uses it",
-            checkpoint,
-        )
-        return None
-    folder = _local_path(checkpoint)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = (folder / LOCK_NAME).resolve()
+    Re-entrant within a process. A checkpoint on an object store is locked through a
+    local file named after its URI (one machine's queries only)."""
+    folder = _local_path(checkpoint) if is_local(checkpoint) else checkpoint
+    path = lock_file(checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with _HELD_GUARD:
         if path in _HELD:
             _HELD[path].count += 1
@@ -166,7 +174,7 @@ def _check_log_file(path: Path, kind: str) -> None:
                 _json_line(line, "a source offsets line")
 
 
-def validate(checkpoint: Path, query: str) -> None:
+def validate(checkpoint: Location, query: str) -> None:
     """MeterlakeError, naming the file, if a file Spark reads on restart is damaged."""
     if not is_local(checkpoint):
         return
@@ -193,7 +201,7 @@ def validate(checkpoint: Path, query: str) -> None:
         raise MeterlakeError(damaged_message(query, checkpoint, f"{path} {why}"))
 
 
-def damaged_message(query: str, checkpoint: Path | str, detail: str) -> str:
+def damaged_message(query: str, checkpoint: Location | str, detail: str) -> str:
     return (
         f"the {query} query's checkpoint is damaged: {detail}. Restore {checkpoint} from a "
         f"backup, or start {query} over: delete the checkpoint and the tables it writes"
@@ -203,12 +211,17 @@ def damaged_message(query: str, checkpoint: Path | str, detail: str) -> str:
 # --------------------------------------------------------------------------- in step
 
 
-def is_fresh(checkpoint: Path) -> bool:
-    """True when Spark has planned no batch in this checkpoint yet (local paths only)."""
+def is_fresh(checkpoint: Location, storage: StorageConf | None = None) -> bool:
+    """True when Spark has planned no batch in this checkpoint yet (on an object store:
+    listed with `storage`'s settings)."""
+    if isinstance(checkpoint, ObjectPath):
+        if storage is None:
+            raise ValueError(f"{checkpoint} is on an object store: its [storage] is needed")
+        return not any(name.isdigit() for name in names_in(storage, checkpoint / "offsets"))
     return not _batch_files(_local_path(checkpoint) / "offsets")
 
 
-def _holds_rows(path: Path) -> bool:
+def _holds_rows(path: Location) -> bool:
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
@@ -224,10 +237,9 @@ def _holds_rows(path: Path) -> bool:
 def check_in_step(config: Config, query: str, tables: tuple[str, ...]) -> None:
     """MeterlakeError if a fresh checkpoint would write into tables that already hold rows."""
     checkpoint = config.checkpoint(query)
-    if not is_local(checkpoint) or not is_fresh(checkpoint):
+    if not is_fresh(checkpoint, config.storage):
         return
-    full = [t for t in tables if is_local(config.table_path(t)) and _holds_rows(
-        _local_path(config.table_path(t)))]
+    full = [t for t in tables if _holds_rows(config.table_path(t))]
     if full:
         raise MeterlakeError(
             f"the {query} query has no checkpoint ({checkpoint} is new or empty) but "
@@ -256,19 +268,19 @@ def guard(config: Config, query: str, tables: tuple[str, ...]) -> CheckpointLock
 LAYOUT_NAME = ".meterlake.layout.json"
 
 
-def pin_layout(checkpoint: Path, query: str, layout: dict[str, object]) -> None:
+def pin_layout(
+    checkpoint: Location, query: str, layout: dict[str, object], storage: StorageConf | None = None
+) -> None:
     """Hold a stateful query's checkpoint to the layout of its state (how the state
     is keyed, e.g. silver's meter_buckets): written with a fresh checkpoint, checked
     on every start. State keyed another way would be read as no state at all, every
     meter starting over, so a mismatch is one clear error instead. A checkpoint with
     batches but no layout file comes from a meterlake whose state had another layout.
-    Local checkpoints only (like `lock`)."""
-    if not is_local(checkpoint):
-        return
-    folder = _local_path(checkpoint)
-    path = folder / LAYOUT_NAME
-    if path.is_file():
-        pinned = json.loads(path.read_text(encoding="utf-8"))
+    On an object store the file is read and written with `storage`'s settings."""
+    pinned_text = _read_small(checkpoint / LAYOUT_NAME, storage)
+    folder = checkpoint if isinstance(checkpoint, ObjectPath) else _local_path(checkpoint)
+    if pinned_text is not None:
+        pinned = json.loads(pinned_text)
         changed = {k: (pinned.get(k), v) for k, v in layout.items() if pinned.get(k) != v}
         if changed:
             said = "; ".join(f"{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items())
@@ -278,14 +290,40 @@ def pin_layout(checkpoint: Path, query: str, layout: dict[str, object]) -> None:
                 "the tables it writes"
             )
         return
-    if not is_fresh(checkpoint):
+    if not is_fresh(checkpoint, storage):
         raise MeterlakeError(
             f"the {query} query's checkpoint {folder} holds state from an older meterlake "
             f"(one state row per sensor); start {query} over: delete the checkpoint and the "
             "tables it writes, then run again (bronze keeps every message)"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(layout, sort_keys=True) + "\n", encoding="utf-8")
+    _write_small(checkpoint / LAYOUT_NAME, json.dumps(layout, sort_keys=True) + "\n", storage)
+
+
+def _read_small(path: Location, storage: StorageConf | None) -> str | None:
+    """A small file of a checkpoint, local or on the store; None when absent."""
+    if isinstance(path, ObjectPath):
+        assert storage is not None, f"{path} is on an object store: its [storage] is needed"
+        from pyarrow import fs  # type: ignore[import-untyped]
+
+        store = filesystem(storage)
+        where = f"{path.bucket}/{path.key}"
+        if store.get_file_info(where).type == fs.FileType.NotFound:
+            return None
+        with store.open_input_stream(where) as stream:
+            return bytes(stream.read()).decode("utf-8")
+    local = _local_path(path)
+    return local.read_text(encoding="utf-8") if local.is_file() else None
+
+
+def _write_small(path: Location, text: str, storage: StorageConf | None) -> None:
+    if isinstance(path, ObjectPath):
+        assert storage is not None, f"{path} is on an object store: its [storage] is needed"
+        with filesystem(storage).open_output_stream(f"{path.bucket}/{path.key}") as stream:
+            stream.write(text.encode("utf-8"))
+        return
+    local = _local_path(path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- offsets

@@ -24,12 +24,12 @@ a tag in the commit's userMetadata instead: it is still read, once per table.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs, no py.typed
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
+from meterlake.core.location import Location
 from meterlake.core.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class QueryId:
     The application ids of a query's exactly-once writes are made from it (here, and
     gold's): a new checkpoint is a new application, whose batch 0 is not the old one's."""
 
-    def __init__(self, checkpoint: Path) -> None:
+    def __init__(self, checkpoint: Location) -> None:
         self.checkpoint = checkpoint
         self._id: str | None = None
 
@@ -97,7 +97,7 @@ class BatchAppender:
     """The appends of one streaming query (its checkpoint) to its Delta tables; the
     application id is `prefix` + the checkpoint's query id (QueryId)."""
 
-    def __init__(self, checkpoint: Path, prefix: str = "") -> None:
+    def __init__(self, checkpoint: Location, prefix: str = "") -> None:
         self.checkpoint, self.prefix = checkpoint, prefix
         self.query = QueryId(checkpoint)
         self._tables: dict[str, DeltaTable] = {}  # table path -> the table, open

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from meterlake.core import catalog
 from meterlake.core.config import Config
+from meterlake.core.location import on_object_store
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,9 +47,17 @@ def small_files(path: str) -> int:
 
 
 def compact(spark: SparkSession, path: str) -> None:
-    """OPTIMIZE (bin-packing) through delta-spark."""
+    """OPTIMIZE (bin-packing) through delta-spark; on an object store through delta-rs,
+    whose commit is a conditional put like the streams' appends (delta-spark's S3 log
+    store writes a commit unconditionally, which could replace an append's commit of
+    the same version there)."""
     from delta.tables import DeltaTable
 
+    if on_object_store(path):
+        from deltalake import DeltaTable as Log
+
+        Log(path).optimize.compact(target_size=COMPACTED_FILE_BYTES)
+        return
     spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(COMPACTED_FILE_BYTES))
     DeltaTable.forPath(spark, path).optimize().executeCompaction()
 

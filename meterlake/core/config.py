@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import Location, location
 from meterlake.core.progress import EVERY_S
 
 if TYPE_CHECKING:
@@ -57,7 +58,19 @@ ENVIRONMENT = {
 
 
 DATA_LOSS_POLICIES = ("fail", "record")
+CREDENTIAL_MODES = ("environment", "anonymous")
+CONDITIONAL_PUTS = ("etag", "none")
 SILVER_SOURCES = ("kafka", "bronze")
+
+
+def check_choices(section: str, conf: object, **choices: tuple[str, ...]) -> None:
+    """MeterlakeError unless each named setting of `conf` is one of its choices."""
+    for name, allowed in choices.items():
+        if getattr(conf, name) not in allowed:
+            raise MeterlakeError(
+                f"config [{section}] {name}: {getattr(conf, name)!r} is not one of "
+                f"{', '.join(repr(p) for p in allowed)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,41 @@ class BrokerConf:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    start_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class StorageConf:
+    """`[storage]`: how to reach the object store of a lake at s3://... (unused for a
+    local lake). The defaults reach the store `meterlake s3 start` runs."""
+
+    endpoint: str = "http://127.0.0.1:8333"  # "" = AWS S3 itself (by region)
+    region: str = "us-east-1"
+    path_style: bool = True  # http://host/bucket/key; false: http://bucket.host/key
+    # "environment": AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN)
+    # from the environment when set, else unsigned requests (the local store's
+    # default); "anonymous": always unsigned.
+    credentials: str = "environment"
+    # "etag": the store honours If-None-Match on PUT (AWS S3, SeaweedFS, MinIO, ...),
+    # so a Delta commit cannot overwrite another's; "none": it does not, and the lake
+    # must have one writer (delta-rs's unsafe rename).
+    conditional_put: str = "etag"
+    connect_timeout_s: float = 5.0  # a store that does not answer: an error this soon
+
+    def __post_init__(self) -> None:
+        check_choices("storage", self, credentials=CREDENTIAL_MODES,
+                      conditional_put=CONDITIONAL_PUTS)
+
+
+@dataclass(frozen=True)
+class ObjectStoreConf:
+    """The local S3-compatible store (`meterlake s3 ...`, meterlake.infra.objectstore)."""
+
+    home: Path = Path(".s3")
+    host: str = "127.0.0.1"
+    port: int = 8333
+    bucket: str = "meterlake"
+    volume_size_mb: int = 256
     start_timeout_s: float = 60.0
 
 
@@ -129,13 +177,8 @@ class StreamsConf:
     compact_min_files: int = 50
 
     def __post_init__(self) -> None:
-        for name, allowed in (("on_data_loss", DATA_LOSS_POLICIES),
-                              ("silver_source", SILVER_SOURCES)):
-            if getattr(self, name) not in allowed:
-                raise MeterlakeError(
-                    f"config [streams] {name}: {getattr(self, name)!r} is not one of "
-                    f"{', '.join(repr(p) for p in allowed)}"
-                )
+        check_choices("streams", self, on_data_loss=DATA_LOSS_POLICIES,
+                      silver_source=SILVER_SOURCES)
         if self.meter_buckets < 1:
             raise MeterlakeError(
                 f"config [streams] meter_buckets: {self.meter_buckets} is not a positive count"
@@ -173,16 +216,18 @@ class ReadConf:
 
 @dataclass(frozen=True)
 class Config:
-    lake: Path = Path("lake")
+    lake: Location = Path("lake")
     kafka: KafkaConf = KafkaConf()
     broker: BrokerConf = BrokerConf()
+    storage: StorageConf = StorageConf()
+    s3: ObjectStoreConf = ObjectStoreConf()
     spark: SparkConf = SparkConf()
     streams: StreamsConf = StreamsConf()
     semantics: SemanticsConf = SemanticsConf()
     progress: ProgressConf = ProgressConf()
     read: ReadConf = ReadConf()
 
-    def table_path(self, table: str) -> Path:
+    def table_path(self, table: str) -> Location:
         """Where a Delta table lives: <lake>/<layer>/<table>."""
         for layer, tables in LAYER_TABLES.items():
             if table in tables:
@@ -190,7 +235,7 @@ class Config:
         known = ", ".join(t for ts in LAYER_TABLES.values() for t in ts)
         raise MeterlakeError(f"unknown table {table!r}; known: {known}")
 
-    def checkpoint(self, query: str) -> Path:
+    def checkpoint(self, query: str) -> Location:
         """Every streaming query has its own checkpoint: <lake>/_checkpoints/<query>."""
         return self.lake / "_checkpoints" / query
 
@@ -202,7 +247,7 @@ class Config:
             kafka = replace(kafka, topic=topic)
         if bootstrap:
             kafka = replace(kafka, bootstrap=bootstrap)
-        return replace(self, lake=Path(lake) if lake else self.lake, kafka=kafka)
+        return replace(self, lake=location(lake) if lake else self.lake, kafka=kafka)
 
 
 _Conf = TypeVar("_Conf", bound="DataclassInstance")
@@ -225,6 +270,8 @@ def _section(
 SECTIONS: dict[str, type[DataclassInstance]] = {
     "kafka": KafkaConf,
     "broker": BrokerConf,
+    "storage": StorageConf,
+    "s3": ObjectStoreConf,
     "spark": SparkConf,
     "streams": StreamsConf,
     "semantics": SemanticsConf,
@@ -356,11 +403,13 @@ def load_config(
             data = _put(data, name, f"option {name}", value)
     base = conf_path.parent
     return Config(
-        lake=Path(data.get("lake", {}).get("root", "lake")),
+        lake=location(data.get("lake", {}).get("root", "lake")),
         kafka=_section(
             data, "kafka", KafkaConf, client=lambda d: {k: str(v) for k, v in d.items()}
         ),
         broker=_section(data, "broker", BrokerConf, home=Path),
+        storage=_section(data, "storage", StorageConf),
+        s3=_section(data, "s3", ObjectStoreConf, home=Path),
         spark=_section(data, "spark", SparkConf, conf=lambda d: {k: str(v) for k, v in d.items()}),
         streams=_section(data, "streams", StreamsConf),
         semantics=_section(

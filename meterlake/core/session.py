@@ -23,8 +23,10 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from meterlake.core import storage
 from meterlake.core.config import CONF_DIR, PROJECT_ROOT, Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import on_object_store
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,7 +37,14 @@ LOG4J2_VERBOSE = CONF_DIR / "log4j2-verbose.properties"
 # user. Spark's launcher always starts the JVM with --add-modules=jdk.incubator.vector
 # (org.apache.spark.launcher.JavaModuleOptions), and the JVM then warns at start;
 # no JVM option turns that warning off.
-JVM_NOISE = ("WARNING: Using incubator modules: ",)
+# The AWS SDK bundle (s3a, .jars/s3) shades an slf4j 1.x without a binding, which says
+# so on stderr the first time the SDK logs; the SDK's own logs then go nowhere.
+JVM_NOISE = (
+    "WARNING: Using incubator modules: ",
+    'SLF4J: Failed to load class "org.slf4j.impl.StaticLoggerBinder"',
+    "SLF4J: Defaulting to no-operation (NOP) logger implementation",
+    "SLF4J: See http://www.slf4j.org/codes.html#StaticLoggerBinder",
+)
 
 
 def jars_dir() -> Path:
@@ -52,6 +61,21 @@ def spark_jars() -> list[str]:
         raise MeterlakeError(f"Spark jars missing in {folder}: run `make setup` "
                              "(or set METERLAKE_JARS to the folder it filled)")
     return [str(j) for j in jars]
+
+
+def s3_classpath(config: Config) -> str | None:
+    """Hadoop's s3a (hadoop-aws and the AWS SDK bundle, .jars/s3) for the driver's and
+    executors' class path: there, not on spark.jars, so no copy of the 686 MB bundle is
+    fetched by each executor (a standalone cluster's hosts need the folder at the same
+    path). None when `make setup` did not install them; an error when the lake is on an
+    object store then."""
+    folder = jars_dir() / "s3"
+    if any(folder.glob("hadoop-aws-*.jar")):
+        return str(folder / "*")
+    if on_object_store(config.lake):
+        raise MeterlakeError(f"the s3a jars are missing in {folder}: run `make setup` "
+                             "(a lake on an object store needs them)")
+    return None
 
 
 def spark_settings(config: Config) -> dict[str, str]:
@@ -94,6 +118,12 @@ def spark_settings(config: Config) -> dict[str, str]:
     }
     if s.ui:
         settings["spark.ui.host"] = "127.0.0.1"
+    classpath = s3_classpath(config)
+    if classpath:
+        # any lake on s3a://, whatever this session's own lake (tests switch lakes)
+        settings["spark.driver.extraClassPath"] = classpath
+        settings["spark.executor.extraClassPath"] = classpath
+        settings.update(storage.spark_settings(config.storage))
     settings.update(s.conf)
     return settings
 

@@ -1,10 +1,11 @@
 """Creating Delta tables up front, so downstream streams can start on an empty lake.
 
-A local table is looked up and created with delta-rs, reading and writing its log
+A table is looked up and created with delta-rs, reading and writing its log
 directly: through Spark, creating one took 2.7-3.6 s on a loaded 2-core machine and
 checking an existing one about 1 s, paid by every layer at every start (nine tables
-for a run). Tables on other filesystems go through Spark, which has their
-credentials."""
+for a run). On an object store delta-rs has the `[storage]` settings from the
+environment (meterlake.core.storage.export) and commits with a conditional put;
+where delta-rs cannot read a table, Spark does it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.core.checkpoints import is_local, read_text
+from meterlake.core.checkpoints import read_text
+from meterlake.core.location import Location
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -29,7 +31,7 @@ TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "false"}
 
 def _local_properties(location: str, schema: StructType, comment: str,
                       partitioned_by: tuple[str, ...]) -> dict[str, str]:
-    """The properties of the local table at location, opened with delta-rs, or created
+    """The properties of the table at location, opened with delta-rs, or created
     empty by it when there is none (no Spark job: a few ms against about 1 s to check a
     table and 3 s to create one on 2 cores). DeltaError when delta-rs cannot read it."""
     from deltalake import DeltaTable as Log
@@ -67,22 +69,21 @@ def _spark_properties(spark: SparkSession, location: str, schema: StructType, co
 
 def ensure_table(
     spark: SparkSession,
-    path: Path,
+    path: Location,
     schema: StructType,
     comment: str,
     partitioned_by: tuple[str, ...] = (),
 ) -> None:
     """Create an empty Delta table at path with schema and TABLE_PROPERTIES, unless it
     exists; a table created before a property was added gets it set. A local table is
-    looked up and created by delta-rs; Spark does it elsewhere, or where delta-rs
-    cannot read the table."""
+    looked up and created by delta-rs; Spark does it where delta-rs cannot read the
+    table."""
     from deltalake.exceptions import DeltaError
 
-    location = str(path.resolve()) if "://" not in str(path) else str(path)
+    location = str(path.resolve()) if isinstance(path, Path) else str(path)
     have = None
-    if is_local(location):
-        with contextlib.suppress(DeltaError):
-            have = _local_properties(location, schema, comment, partitioned_by)
+    with contextlib.suppress(DeltaError):
+        have = _local_properties(location, schema, comment, partitioned_by)
     if have is None:
         have = _spark_properties(spark, location, schema, comment, partitioned_by)
     missing = {k: v for k, v in TABLE_PROPERTIES.items() if have.get(k) != v}
@@ -92,7 +93,7 @@ def ensure_table(
         spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES ({pairs})")
 
 
-def checkpoint_query_id(spark: SparkSession, checkpoint: Path) -> str:
+def checkpoint_query_id(spark: SparkSession, checkpoint: Location) -> str:
     """The id Spark wrote into a checkpoint's metadata file (its first line).
 
     A fresh checkpoint gets a fresh id, so idempotent Delta writes keyed on it

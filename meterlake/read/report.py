@@ -45,6 +45,8 @@ from matplotlib.ticker import MaxNLocator
 from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.config import PROJECT_ROOT, Config, load_config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import Location, on_object_store
+from meterlake.core.storage import export
 from meterlake.read import lake as lakeio
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ def lake_config(lake: str | Path, config: Config | None = None) -> Config:
     the working directory, as everywhere (conf/meterlake.toml), so the notebook's kernel,
     which runs in notebooks/, is given the lake the caller meant."""
     base = config if config is not None else load_config()
+    if on_object_store(lake):
+        return base.with_overrides(lake=str(lake))
     return base.with_overrides(lake=str(Path(lake).expanduser().resolve()))
 
 
@@ -685,7 +689,9 @@ def export_html(nb: nbformat.NotebookNode, title: str = "meterlake energy report
     return body
 
 
-def render_report(lake: Path, out: Path, notebook: Path = NOTEBOOK, timeout: int = 600) -> Path:
+def render_report(
+    lake: Location, out: Path, notebook: Path = NOTEBOOK, timeout: int = 600
+) -> Path:
     """Execute the report notebook against `lake` and write it as one HTML file to `out`."""
     config = lake_config(lake)
     require_lake(config)
@@ -711,7 +717,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nbclient.exceptions import CellExecutionError
 
     try:
-        lake = load_config(options={"lake.root": args.lake}).lake
+        config = load_config(options={"lake.root": args.lake})
+        if on_object_store(config.lake):
+            export(config.storage)  # delta-rs here and in the notebook's kernel
+        lake = config.lake
         out = render_report(lake, Path(args.out), timeout=args.timeout)
     except MeterlakeError as exc:
         print(f"meterlake report: {exc}", file=sys.stderr)

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 
 from meterlake.app import catchup
 from meterlake.app.catchup import (
+    LakeFiles,
     delta_first_unread,
     delta_rows_from,
     kafka_waiting,
     rows_added,
     source_offset,
 )
+from meterlake.core.location import Location, ObjectPath
 from meterlake.core.progress import Progress, bar, bar_line, duration, eta, rate, status_line
+from meterlake.core.storage import filesystem
 
 
 def test_rate_is_items_per_second_so_far() -> None:
@@ -174,32 +176,44 @@ def test_a_commit_adds_the_records_of_its_data_changing_files() -> None:
     assert rows_added(lines) == 290
 
 
-def write_log(folder: Path, name: str, lines: list[str]) -> None:
+def write_log(folder: Location, name: str, lines: list[str], storage=None) -> None:
+    """A log file, in a local folder or (with the store's settings) on the store."""
+    text = "\n".join(lines) + "\n"
+    if isinstance(folder, ObjectPath):
+        where = folder / name
+        with filesystem(storage).open_output_stream(f"{where.bucket}/{where.key}") as out:
+            out.write(text.encode())
+        return
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("\n".join(lines) + "\n")
+    (folder / name).write_text(text)
 
 
-def test_rows_of_a_table_from_a_version_on(tmp_path: Path) -> None:
-    log = tmp_path / "bronze" / "_delta_log"
-    write_log(log, f"{0:020d}.json", [json.dumps({"commitInfo": {"operation": "CREATE"}})])
-    write_log(log, f"{1:020d}.json", [add(100), add(50)])
-    write_log(log, f"{2:020d}.json", [add(150, False)])  # OPTIMIZE
-    write_log(log, f"{3:020d}.json", [add(7)])
-    assert delta_rows_from(tmp_path / "bronze", 0) == 157
-    assert delta_rows_from(tmp_path / "bronze", 2) == 7
-    assert delta_rows_from(tmp_path / "bronze", 4) == 0
+def test_rows_of_a_table_from_a_version_on(base_config, lake_at) -> None:
+    """A table on local disk, and on the local S3 store."""
+    table, files = lake_at("bronze"), LakeFiles(base_config.storage)
+    log = table / "_delta_log"
+    commits = [[json.dumps({"commitInfo": {"operation": "CREATE"}})], [add(100), add(50)],
+               [add(150, False)], [add(7)]]  # the third: OPTIMIZE, no data change
+    for version, lines in enumerate(commits):
+        write_log(log, f"{version:020d}.json", lines, base_config.storage)
+    assert delta_rows_from(table, 0, files) == 157
+    assert delta_rows_from(table, 2, files) == 7
+    assert delta_rows_from(table, 4, files) == 0
 
 
-def test_the_source_offset_is_the_last_finished_batchs_end(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "silver"
-    assert source_offset(checkpoint) is None  # new checkpoint
+def test_the_source_offset_is_the_last_finished_batchs_end(base_config, lake_at) -> None:
+    storage = base_config.storage
+    checkpoint, files = lake_at("silver"), LakeFiles(storage)
+    assert source_offset(checkpoint, files) is None  # new checkpoint
     meta = json.dumps({"batchWatermarkMs": 0})
-    write_log(checkpoint / "offsets", "0", ["v1", meta, '{"reservoirVersion":2,"index":-1}'])
-    write_log(checkpoint / "offsets", "1", ["v1", meta, '{"reservoirVersion":5,"index":-1}'])
-    assert source_offset(checkpoint) is None  # batch 0 planned, never finished
-    write_log(checkpoint / "commits", "0", ["v1", "{}"])
+    write_log(checkpoint / "offsets", "0", ["v1", meta, '{"reservoirVersion":2,"index":-1}'],
+              storage)
+    write_log(checkpoint / "offsets", "1", ["v1", meta, '{"reservoirVersion":5,"index":-1}'],
+              storage)
+    assert source_offset(checkpoint, files) is None  # batch 0 planned, never finished
+    write_log(checkpoint / "commits", "0", ["v1", "{}"], storage)
     # batch 1 was planned but not finished: it runs again from batch 0's end
-    assert source_offset(checkpoint) == '{"reservoirVersion":2,"index":-1}'
+    assert source_offset(checkpoint, files) == '{"reservoirVersion":2,"index":-1}'
 
 
 class Finished:

@@ -171,7 +171,12 @@ def _publish(config, lines: list[str]) -> None:
     assert (result.sent, result.skipped) == (len(lines), 0)
 
 
-def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config, tmp_path) -> None:
+def test_small_cases_equal_the_oracle_whatever_the_batches(
+    spark, kafka, config, tmp_path, lake_at
+) -> None:
+    """On a local lake, and on one in the local S3 store (checkpoints, RocksDB state,
+    delta-rs commits and DuckDB's reads all through the store)."""
+    config = replace(config, lake=lake_at("lake"))
     lines = case_lines(tmp_path)
     readings = tmp_path / "all.csv"
     readings.write_text("\n".join(lines) + "\n")
@@ -191,7 +196,7 @@ def test_small_cases_equal_the_oracle_whatever_the_batches(spark, kafka, config,
 
     # the same stream cut into three catch-ups
     topic = replace(config.kafka, topic=f"{config.kafka.topic}-cut")
-    cut = replace(config, lake=tmp_path / "cut", kafka=topic)
+    cut = replace(config, lake=lake_at("cut"), kafka=topic)
     third = len(lines) // 3
     parts = [lines[:third], lines[third : 2 * third], lines[2 * third :]]
     for part in parts:

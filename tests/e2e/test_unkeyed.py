@@ -53,8 +53,16 @@ def _publish(config, lines: list[str], partition_of) -> None:
     assert (result.sent, result.skipped) == (len(lines), 0)
 
 
-@pytest.mark.parametrize("spread", [round_robin, sticky_chunks])
-def test_small_cases_unkeyed_equal_the_oracle(spark, kafka, config, tmp_path, spread) -> None:
+@pytest.mark.parametrize(
+    ("spread", "lake_at"),
+    [(round_robin, "local"), (sticky_chunks, "local"), (round_robin, "s3")],
+    indirect=["lake_at"],
+)
+def test_small_cases_unkeyed_equal_the_oracle(
+    spark, kafka, config, tmp_path, spread, lake_at
+) -> None:
+    """Round robin and sticky chunks on a local lake; round robin on the local S3 store."""
+    config = replace(config, lake=lake_at("lake"))
     lines = _lines(tmp_path)
     path = tmp_path / "all.csv"
     path.write_text("\n".join(lines))
@@ -68,7 +76,7 @@ def test_small_cases_unkeyed_equal_the_oracle(spark, kafka, config, tmp_path, sp
     assert any(line.startswith("silver: ") and "quarantined (" in line for line in said)
 
     # the same stream in three catch-ups: three micro-batches
-    cut = replace(config, lake=tmp_path / "cut",
+    cut = replace(config, lake=lake_at("cut"),
                   kafka=replace(config.kafka, topic=f"{config.kafka.topic}-cut"))  # fmt: skip
     third = len(lines) // 3
     parts = [lines[:third], lines[third : 2 * third], lines[2 * third :]]

@@ -10,10 +10,12 @@ fails fast with one clear line and that no gold row is ever doubled.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from meterlake.app.pipeline import run_once
 from meterlake.core import checkpoints
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.location import location
+from meterlake.core.storage import filesystem
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
@@ -75,23 +79,33 @@ def _txn_app_ids(table: Path) -> list[str]:
 # --------------------------------------------------------------------------- no Spark
 
 
-def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holder(tmp_path):
-    checkpoint = tmp_path / "_checkpoints" / "bronze"
+@pytest.mark.parametrize("where", ["local", "object store"])
+def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holder(
+    tmp_path, where
+):
+    """On an object store the lock is a local file named after the checkpoint's URI:
+    the same behaviour, for the processes of one machine."""
+    if where == "local":
+        checkpoint = location(tmp_path / "_checkpoints" / "bronze")
+    else:
+        checkpoint = location(f"s3://bucket/{tmp_path.name}/_checkpoints/bronze")
+        assert checkpoints.lock_file(checkpoint) != checkpoints.lock_file(
+            location(f"s3://bucket/{tmp_path.name}/_checkpoints/silver"))
+    take = (
+        "from meterlake.core.checkpoints import lock; "
+        "from meterlake.core.location import location; "
+        f"lock(location({str(checkpoint)!r}), 'bronze')"
+    )
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; "
-            "from meterlake.core.checkpoints import lock; "
-            f"lock(Path({str(checkpoint)!r}), 'bronze'); print('held', flush=True); "
-            "time.sleep(120)",
-        ],
+        [sys.executable, "-c", f"import time; {take}; print('held', flush=True); "
+         "time.sleep(120)"],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(MeterlakeError, match=rf"in use by pid {holder.pid} on "):
+        held_by = f"{re.escape(str(checkpoint))} is in use by pid {holder.pid} on "
+        with pytest.raises(MeterlakeError, match=held_by):
             checkpoints.lock(checkpoint, "bronze")
         holder.kill()  # kill -9: the kernel releases the lock
         holder.wait()
@@ -104,18 +118,9 @@ def test_a_checkpoint_lock_is_exclusive_across_processes_and_dies_with_its_holde
         holder.kill()
         holder.wait()
     # released: another process can take it
-    other = subprocess.run(
-        [sys.executable, "-c", "from pathlib import Path; "
-         "from meterlake.core.checkpoints import lock; "
-         f"lock(Path({str(checkpoint)!r}), 'bronze')"],
-        capture_output=True, text=True, check=False,
-    )
+    other = subprocess.run([sys.executable, "-c", take], capture_output=True, text=True,
+                           check=False)
     assert other.returncode == 0, other.stderr
-
-
-def test_an_object_store_checkpoint_is_not_locked_and_says_so(caplog):
-    assert checkpoints.lock("s3a://bucket/lake/_checkpoints/bronze", "bronze") is None
-    assert "cannot be locked" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -155,20 +160,52 @@ def test_a_damaged_checkpoint_file_is_named_in_one_line(tmp_path, file, content,
     assert f"{checkpoint / file} {why}" in message
 
 
-def test_a_fresh_checkpoint_refuses_to_write_into_a_table_with_rows(config):
+def test_a_fresh_checkpoint_refuses_to_write_into_a_table_with_rows(config, lake_at):
+    """On a local lake, and on one on the store (the checkpoint listed there)."""
     from deltalake import write_deltalake
 
+    config = replace(config, lake=lake_at("lake"))
     path = config.table_path("day_energy")
     write_deltalake(str(path), _one_gold_row(), mode="append")
     with pytest.raises(MeterlakeError, match="day_energy already holds rows: starting over would"):
         checkpoints.check_in_step(config, "day_energy", ("day_energy",))
-    offsets = config.checkpoint("day_energy") / "offsets"
-    offsets.mkdir(parents=True)
-    (offsets / "0").write_text(GOOD_OFFSETS)
+    offset = config.checkpoint("day_energy") / "offsets" / "0"
+    if isinstance(offset, Path):
+        offset.parent.mkdir(parents=True)
+        offset.write_text(GOOD_OFFSETS)
+    else:
+        store = filesystem(config.storage)
+        with store.open_output_stream(f"{offset.bucket}/{offset.key}") as out:
+            out.write(GOOD_OFFSETS.encode())
     checkpoints.check_in_step(config, "day_energy", ("day_energy",))  # in step: fine
-    shutil.rmtree(offsets)
+    if isinstance(offset, Path):
+        offset.unlink()
+    else:
+        store.delete_file(f"{offset.bucket}/{offset.key}")
     write_deltalake(str(path), _one_gold_row().slice(0, 0), mode="overwrite")
     checkpoints.check_in_step(config, "day_energy", ("day_energy",))  # empty table: fine
+
+
+def test_silver_state_keeps_the_layout_it_was_written_with(config, lake_at):
+    """The meter buckets are pinned in a fresh silver checkpoint (local, or on the
+    store); another count, or a checkpoint with batches from before the pin (state
+    keyed per sensor), is one clear error, never state read as empty."""
+    config = replace(config, lake=lake_at("lake"))
+    checkpoint = config.checkpoint("silver")
+    checkpoints.pin_layout(checkpoint, "silver", {"meter_buckets": 32}, config.storage)
+    checkpoints.pin_layout(checkpoint, "silver", {"meter_buckets": 32}, config.storage)
+    with pytest.raises(MeterlakeError, match=r"meter_buckets was 32, now 64\): set it back"):
+        checkpoints.pin_layout(checkpoint, "silver", {"meter_buckets": 64}, config.storage)
+    older = config.checkpoint("silver-older")
+    offset = older / "offsets" / "0"
+    if isinstance(offset, Path):
+        offset.parent.mkdir(parents=True)
+        offset.write_text(GOOD_OFFSETS)
+    else:
+        with filesystem(config.storage).open_output_stream(f"{offset.bucket}/{offset.key}") as out:
+            out.write(GOOD_OFFSETS.encode())
+    with pytest.raises(MeterlakeError, match="holds state from an older meterlake"):
+        checkpoints.pin_layout(older, "silver", {"meter_buckets": 32}, config.storage)
 
 
 def _one_gold_row():

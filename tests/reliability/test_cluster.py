@@ -8,6 +8,9 @@ cluster reading a replicated Kafka cluster, all on loopback.
   pyspark's own spark-class); the driver is `python -m meterlake run --once` with
   `[spark] master = "spark://127.0.0.1:PORT"` from its config file, jars through
   spark.jars as always, the executors' Python the venv's (PYSPARK_PYTHON).
+- The lake on the local S3 store (SeaweedFS, the session's): driver and executors
+  share nothing but the store (tables, checkpoints, RocksDB state through s3a and
+  delta-rs), as on machines that share no disk.
 - A small month (3 meters x 29 days, 15-minute cadence) published with the CLI to
   the three brokers: bronze holds every offset of the six partitions once, and
   gold equals the oracle (`oracle/`). Both workers ran an executor of the
@@ -25,6 +28,7 @@ from dataclasses import replace
 
 import pytest
 
+from meterlake.core.location import ObjectPath
 from meterlake.core.net import children, free_port, pid_alive
 from meterlake.infra import broker, sparkcluster
 from meterlake.infra.broker import ClusterConf
@@ -86,11 +90,11 @@ def _listeners(pids: set[int]) -> dict[int, list[str]]:
     return found
 
 
-@pytest.mark.slow(minutes=1.7)
+@pytest.mark.slow(minutes=2.2)
 @pytest.mark.spark  # its own cluster and brokers, not the session's
 @pytest.mark.kafka
 def test_the_pipeline_on_a_spark_cluster_over_three_brokers_equals_the_oracle(
-    kafka_cluster, spark_cluster, config, tmp_path
+    kafka_cluster, spark_cluster, s3_store, config, tmp_path
 ):
     spark_conf, seen = spark_cluster
     readings = tmp_path / "month.csv"
@@ -99,6 +103,7 @@ def test_the_pipeline_on_a_spark_cluster_over_three_brokers_equals_the_oracle(
 
     config = replace(
         config,
+        lake=ObjectPath(s3_store.bucket, f"tests/{tmp_path.name}/lake"),
         kafka=replace(config.kafka, bootstrap=kafka_cluster.bootstrap, partitions=PARTITIONS),
         spark=replace(config.spark, master=spark_conf.url),
     )
@@ -110,7 +115,8 @@ def test_the_pipeline_on_a_spark_cluster_over_three_brokers_equals_the_oracle(
     assert len({leader for leader, _, _ in layout.values()}) > 1  # leaders spread out
 
     conf = write_conf(
-        tmp_path / "meterlake.toml", config, spark__conf=spark_conf.executor_settings("512m"))
+        tmp_path / "meterlake.toml", config, spark__conf=spark_conf.executor_settings("512m"),
+        storage={"endpoint": config.storage.endpoint})
     published = cli(["publish", "--filename", str(readings), "--speedup", "0"], conf)
     assert published.returncode == 0, published.stderr[-2000:]
 
