@@ -33,6 +33,7 @@ GOLD_KEYS = {
     "day_energy": (["sensor_id", "day"], "energy_kwh"),
     "halfhour_energy": (["sensor_id", "period_start"], "energy_kwh"),
     "day_cost": (["sensor_id", "day"], "cost_eur"),
+    "month_plan_cost": (["sensor_id", "month", "plan"], "cost_eur"),
 }
 PIECE_KEY = ["sensor_id", "interval_start", "interval_end", "period_start", "sign"]
 FAST_STREAMS = {  # live-mode triggers short enough for a test

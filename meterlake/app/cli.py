@@ -18,6 +18,7 @@ from meterlake.core.errors import MeterlakeError
 log = logging.getLogger("meterlake")
 
 VIEWS = ("q1", "q2", "q3", "q4")
+MORE_VIEWS = ("plans", "health")  # meterlake.read.questions
 FORMATS = ("table", "csv", "json")
 
 
@@ -84,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="catch up on everything, then exit")
 
     query = sub.add_parser("query", parents=[common], help="the sorted view of one question")
-    query.add_argument("view", choices=VIEWS)
+    query.add_argument("view", choices=VIEWS + MORE_VIEWS)
     query.add_argument("--format", choices=FORMATS, default="table")
     when = query.add_mutually_exclusive_group()
     when.add_argument("--version", type=int, help="gold table version (time travel)")
@@ -192,6 +193,13 @@ def _run(config: Config, args: argparse.Namespace) -> None:
 def _query(config: Config, args: argparse.Namespace) -> None:
     from meterlake.read.lake import print_result, query_view
 
+    if args.view in MORE_VIEWS:
+        from meterlake.read.questions import query_more
+
+        if args.at is not None or args.sensor:
+            raise MeterlakeError(f"query {args.view}: --at and --sensor are for q1..q4")
+        print_result(query_more(config, args.view, args.version, args.as_of), args.format)
+        return
     result = query_view(
         config,
         args.view,

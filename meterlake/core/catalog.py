@@ -31,6 +31,8 @@ CATALOG: tuple[Table, ...] = (
     Table("day_energy", "gold", "gold", False, "q2", "kWh per sensor and day"),
     Table("halfhour_energy", "gold", "gold", False, "q3", "kWh per sensor and half hour"),
     Table("day_cost", "gold", "gold", False, "q4", "EUR per sensor and day"),
+    Table("month_plan_cost", "gold", "gold", False, None,
+          "EUR per sensor, month and tariff plan (view: plans)"),
 )
 LAYERS = ("bronze", "silver", "gold")
 

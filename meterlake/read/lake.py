@@ -58,6 +58,7 @@ from meterlake.core import catalog
 from meterlake.core.catalog import GOLD_TABLES, VIEW_TABLES
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.read.plan_views import create_more_views
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -466,6 +467,7 @@ def connect_tables(config: Config, tables: dict[str, DeltaTable]) -> duckdb.Duck
         for name, table in tables.items():
             con.register(name, arrow_source(table))
         create_views(con, config.semantics.zone, tables)
+        create_more_views(con, config, tables)  # plans, health
     except BaseException:
         con.close()
         raise
