@@ -163,3 +163,20 @@ def test_bad_conf_is_one_error_naming_the_file_and_key(
     text = str(raised.value)
     assert text.startswith(f"{path}: ") and "\n" not in text
     assert message in text
+
+
+def test_run_with_a_bad_plan_prints_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    from meterlake.core.config import CONF_DIR
+    from tests.reliability_helpers import cli
+
+    path = broken(tmp_path, 'default = "su-tri-diario"', 'default = "nope"')
+    lake = tmp_path / "lake"
+    result = cli(["--lake", str(lake), "--set", f"semantics.tariff={path}", "run", "--once"],
+                 CONF_DIR / "meterlake.toml", timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"meterlake: error: {path}: contracts.default: unknown plan 'nope' (plans: "
+        "su-tri-diario, erse-simples, erse-bi-diario, erse-bi-semanal, erse-tri-diario, "
+        "erse-tri-semanal)"
+    ]
+    assert not lake.exists()  # no table, no checkpoint: nothing started
