@@ -23,7 +23,7 @@ def test_the_writers_write_exactly_the_catalog_tables() -> None:
     assert catalog.QUERY_TABLES == {
         "bronze": ("bronze",),
         "silver": ("readings", "silver", "quarantine"),
-        "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost"),
+        "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost", "month_plan_cost"),
     }
 
 
