@@ -156,6 +156,13 @@ class SemanticsConf:
 
 
 @dataclass(frozen=True)
+class HealthConf:
+    # `query health`: a meter is silent when its latest reading is more than this many
+    # of its usual intervals (the median between its readings) behind "now"
+    silent_cadences: float = 4.0
+
+
+@dataclass(frozen=True)
 class ProgressConf:
     every_s: float = EVERY_S  # not on a terminal: a plain progress line this often
 
@@ -169,6 +176,7 @@ class Config:
     streams: StreamsConf = StreamsConf()
     semantics: SemanticsConf = SemanticsConf()
     progress: ProgressConf = ProgressConf()
+    health: HealthConf = HealthConf()
 
     def table_path(self, table: str) -> Path:
         """Where a Delta table lives: <lake>/<layer>/<table>."""
@@ -217,6 +225,7 @@ SECTIONS: dict[str, type[DataclassInstance]] = {
     "streams": StreamsConf,
     "semantics": SemanticsConf,
     "progress": ProgressConf,
+    "health": HealthConf,
 }
 _LAKE_DEFAULTS: dict[str, object] = {"root": "lake"}
 
@@ -358,4 +367,5 @@ def load_config(
             tariff=lambda p: base / p,
         ),
         progress=_section(data, "progress", ProgressConf),
+        health=_section(data, "health", HealthConf),
     )

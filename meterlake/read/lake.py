@@ -58,7 +58,7 @@ from meterlake.core import catalog
 from meterlake.core.catalog import GOLD_TABLES, VIEW_TABLES
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read.plan_views import create_more_views
+from meterlake.read.more_views import create_more_views
 
 if TYPE_CHECKING:
     import pandas as pd

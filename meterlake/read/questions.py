@@ -1,4 +1,4 @@
-"""`meterlake query plans|health`: the views of meterlake.read.plan_views, answered.
+"""`meterlake query plans|health`: the views of meterlake.read.more_views, answered.
 
 Like `query q1..q4` (meterlake.read.lake.query_view), but over the views' own tables:
 `plans` reads gold's month_plan_cost (time travel by version or instant), `health`
@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.read.lake import COST_NOTE, Result, connect, fetch, zone_of
-from meterlake.read.plan_views import MORE_VIEW_TABLES
+from meterlake.read.more_views import MORE_VIEW_TABLES
 
 NOTES = {
     "plans": (
@@ -22,8 +22,13 @@ NOTES = {
         "contract's cost minus this plan's",
         COST_NOTE,
     ),
-    "health": (),
+    "health": (
+        "today = the local date of the latest accepted reading of any meter; gaps and "
+        "cadence in seconds; silent = no reading for more than [health] silent_cadences "
+        "x the meter's cadence",
+    ),
 }
+DECIMALS = {"plans": 4, "health": 0}
 
 
 def query_more(
@@ -40,4 +45,4 @@ def query_more(
             )
     with closing(connect(config, version, as_of, tables)) as con:
         result = fetch(con, f"SELECT * FROM {view}", zone_of(config))
-    return Result(result.columns, result.rows, decimals=None, notes=NOTES[view])
+    return Result(result.columns, result.rows, decimals=DECIMALS[view], notes=NOTES[view])

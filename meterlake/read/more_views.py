@@ -1,6 +1,6 @@
 """The views beyond the four answers, as SQL over the registered tables: `plans` (each
 meter's month so far under every tariff plan, gold's month_plan_cost) and `health`
-(each meter's readings today, from silver's readings and quarantine).
+(each meter's readings today, from silver's readings and quarantine, at query time).
 
 Each view is created only when its tables are registered; it reads only them and the
 small tables of the conf it needs (the contracts; the health settings). Kept apart
@@ -73,6 +73,73 @@ ORDER BY p.sensor_id, round(p.cost_eur, 9), p.plan
 """
 
 
+def health_view_sql(zone: str, silent_cadences: float) -> str:
+    """Per meter with accepted readings: its latest reading (`last_reading`), its usual
+    interval (`cadence_s`, the median between consecutive readings), today's readings
+    (local date of "now", the latest accepted reading of any meter), the longest stretch
+    of today without a reading (`longest_gap_today_s`: from local midnight to the first,
+    between readings, from the last to now), the quarantine rows of its readings today
+    by reason (rows whose event time is today), and `silent`: no reading for more than
+    `silent_cadences` x cadence_s before now (now being another meter's reading, the
+    others have reported since). Silent meters first, then by sensor."""
+    z = _literal(zone)
+    return f"""
+WITH clock AS (
+    SELECT max(event_time) AS now, CAST(timezone({z}, max(event_time)) AS DATE) AS today
+    FROM readings
+),
+day_start AS (
+    SELECT now, today, timezone({z}, CAST(today AS TIMESTAMP)) AS midnight FROM clock
+),
+meters AS (
+    SELECT sensor_id, max(event_time) AS last_reading, median(gap_s) AS cadence_s
+    FROM (SELECT sensor_id, event_time, epoch(event_time) - epoch(lag(event_time)
+                 OVER (PARTITION BY sensor_id ORDER BY event_time)) AS gap_s
+          FROM readings)
+    GROUP BY sensor_id
+),
+today_readings AS (
+    SELECT r.sensor_id, r.event_time FROM readings AS r, day_start AS d WHERE r.day = d.today
+),
+today_points AS (
+    SELECT sensor_id, event_time AS t FROM today_readings
+    UNION ALL SELECT m.sensor_id, d.midnight FROM meters AS m, day_start AS d
+    UNION ALL SELECT m.sensor_id, d.now FROM meters AS m, day_start AS d
+),
+today_gaps AS (
+    SELECT sensor_id, max(gap_s) AS longest_gap_today_s
+    FROM (SELECT sensor_id, epoch(t) - epoch(lag(t) OVER (PARTITION BY sensor_id ORDER BY t))
+                 AS gap_s
+          FROM today_points)
+    GROUP BY sensor_id
+),
+by_reason AS (
+    SELECT q.sensor_id, q.reason, count(*) AS n
+    FROM quarantine AS q, day_start AS d
+    WHERE q.sensor_id IS NOT NULL AND CAST(timezone({z}, q.event_time) AS DATE) = d.today
+    GROUP BY q.sensor_id, q.reason
+),
+quarantined AS (
+    SELECT sensor_id, sum(n) AS quarantined_today,
+           string_agg(reason || ' ' || n, ', ' ORDER BY reason) AS quarantined_by_reason
+    FROM by_reason GROUP BY sensor_id
+)
+SELECT m.sensor_id, m.last_reading, m.cadence_s,
+       (SELECT count(*) FROM today_readings AS t WHERE t.sensor_id = m.sensor_id)
+           AS readings_today,
+       g.longest_gap_today_s,
+       coalesce(q.quarantined_today, 0) AS quarantined_today,
+       coalesce(q.quarantined_by_reason, '') AS quarantined_by_reason,
+       coalesce(epoch(d.now) - epoch(m.last_reading) > {float(silent_cadences)} * m.cadence_s,
+                false) AS silent
+FROM meters AS m
+CROSS JOIN day_start AS d
+JOIN today_gaps AS g ON g.sensor_id = m.sensor_id
+LEFT JOIN quarantined AS q ON q.sensor_id = m.sensor_id
+ORDER BY silent DESC, m.sensor_id
+"""
+
+
 def create_more_views(
     con: duckdb.DuckDBPyConnection, config: Config, tables: Iterable[str]
 ) -> list[str]:
@@ -83,4 +150,8 @@ def create_more_views(
             con.register(name, table)
         con.execute(f"CREATE OR REPLACE TEMP VIEW plans AS {plans_view_sql(config.semantics.zone)}")
         created.append("plans")
+    if set(MORE_VIEW_TABLES["health"]) <= present:
+        body = health_view_sql(config.semantics.zone, config.health.silent_cadences)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW health AS {body}")
+        created.append("health")
     return created
