@@ -22,12 +22,13 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from meterlake.core.errors import MeterlakeError
+
+if TYPE_CHECKING:  # numpy only for the columnar lookups: the conf loads without it
+    import numpy as np
 
 SLOTS_PER_DAY = 48
 HALF_HOUR_US = 1_800_000_000
@@ -132,6 +133,8 @@ class Tariff:
 
     def plans_of(self, sensor_ids: np.ndarray) -> np.ndarray:
         """The contracted plan of each of many sensor ids (object array)."""
+        import numpy as np
+
         if not self.contracts:
             return np.full(len(sensor_ids), self.default, dtype=np.int64)
         unique, which = np.unique(sensor_ids.astype(str), return_inverse=True)
@@ -141,6 +144,8 @@ class Tariff:
     def prices(self, periods: np.ndarray, plans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Band names and prices of many (period start µs, plan) pairs, each distinct
         pair looked up once."""
+        import numpy as np
+
         count = len(self.plans)
         keys = periods // HALF_HOUR_US * count + plans
         unique, which = np.unique(keys, return_inverse=True)
