@@ -116,9 +116,13 @@ How each rule is expressed
    (local date), ``month``, half-hour slot of the day, and whether summer time
    is in force (the offset is above the smaller of the zone's offsets on
    1 January and 1 July of that year), joined to the table built from the
-   TOML: the tariff effective on the local date, its winter or summer
-   schedule, slot -> band and price. ``cost_eur = kwh * price`` (energy term
-   only).
+   TOML: for every plan, its prices effective on the local date, its cycle's
+   winter or summer schedule (a weekly cycle: the weekday, Saturday or Sunday one,
+   from ``isodow``), slot -> band and price. A piece takes its sensor's contracted
+   plan (``[contracts]``: the meter's override, else the default);
+   ``cost_eur = kwh * price`` (energy term only). ``month_plan_cost`` prices every
+   piece under every plan, summed per sensor, month and plan; the view ``plans``
+   takes the current month, with ``contracted`` and ``saving_eur``.
 
 5. Gold and the views, as docs/semantics.md "The clock and the views" says:
    one row per (sensor, month), (sensor, day), (sensor, period), every one
