@@ -137,9 +137,12 @@ class Tariff:
 
         if not self.contracts:
             return np.full(len(sensor_ids), self.default, dtype=np.int64)
-        unique, which = np.unique(sensor_ids.astype(str), return_inverse=True)
+        import pandas as pd  # type: ignore[import-untyped]
+
+        which, unique = pd.factorize(sensor_ids)  # hashing: no sort of the ids
         plans = np.array([self.plan_of(s) for s in unique.tolist()], dtype=np.int64)
-        return plans[which.reshape(-1)]
+        chosen: np.ndarray = plans[np.asarray(which, dtype=np.int64)]
+        return chosen
 
     def prices(self, periods: np.ndarray, plans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Band names and prices of many (period start µs, plan) pairs, each distinct
