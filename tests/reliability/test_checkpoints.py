@@ -20,7 +20,7 @@ import pytest
 
 from meterlake.app.pipeline import run_once
 from meterlake.core import checkpoints
-from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.errors import MeterlakeError
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
@@ -272,7 +272,7 @@ def test_a_fresh_gold_checkpoint_gets_a_fresh_idempotency_id(spark, kafka, confi
 
     # Emptied tables (their logs, and the old transaction ids, stay) + fresh checkpoint:
     # the new query has a new id, so its batch 0 is applied instead of skipped.
-    for name in GOLD_TABLES:
+    for name in LAYER_TABLES["gold"]:
         spark.sql(f"DELETE FROM delta.`{config.table_path(name)}`")
     run_once(spark, config, ["gold"], echo=quiet)
     second_id = json.loads((checkpoint / "metadata").read_text())["id"]
@@ -282,7 +282,7 @@ def test_a_fresh_gold_checkpoint_gets_a_fresh_idempotency_id(spark, kafka, confi
 
     # Checkpoint and tables deleted: gold is written again from silver.
     shutil.rmtree(checkpoint)
-    for name in GOLD_TABLES:
+    for name in LAYER_TABLES["gold"]:
         shutil.rmtree(config.table_path(name))
     run_once(spark, config, ["gold"], echo=quiet)
     assert_gold_equals_oracle(config, oracle)
