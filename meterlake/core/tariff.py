@@ -215,7 +215,7 @@ def parse_cycle(name: str, entry: Any, where: str) -> Cycle:
             slots[(season, "daily")] = parse_slots(entry[season], f"{where}.{season}")
             continue
         for day_type in DAY_TYPES:
-            if day_type not in entry[season]:
+            if not isinstance(entry[season], dict) or day_type not in entry[season]:
                 raise MeterlakeError(f"{where}.{season}.{day_type}: missing")
             key = f"{where}.{season}.{day_type}"
             slots[(season, day_type)] = parse_slots(entry[season][day_type], key)
@@ -243,8 +243,11 @@ def _price_period(
             )
         if isinstance(price, bool) or not isinstance(price, int | float) or not price >= 0:
             raise MeterlakeError(f"{where}.{band}: price {price!r} must be a number >= 0 (EUR/kWh)")
-    for band in sorted(cycle.bands - set(prices)):
-        raise MeterlakeError(f"{where}: no price for band {band!r} of cycle {cycle.name!r}")
+    unpriced = sorted(cycle.bands - set(prices))
+    if unpriced:
+        raise MeterlakeError(
+            f"{where}: no price for band {unpriced[0]!r} of cycle {cycle.name!r}"
+        )
     if "effective_from" not in term:
         raise MeterlakeError(f"{where}.effective_from: missing")
     start = _date(term["effective_from"], f"{where}.effective_from")
@@ -268,6 +271,8 @@ def parse_plan(name: str, entry: Any, cycles: dict[str, Cycle], where: str) -> P
     dated: list[tuple[TariffPeriod, date | None, str]] = []
     for i, term in enumerate(terms):
         key = f"{where}.prices[{i}]"
+        if not isinstance(term, dict):
+            raise MeterlakeError(f"{key}: expected a table ([[{where}.prices]])")
         cycle_name = term.get("cycle", entry.get("cycle"))
         if cycle_name not in cycles:
             raise MeterlakeError(
