@@ -18,7 +18,7 @@ from meterlake.core.errors import MeterlakeError
 log = logging.getLogger("meterlake")
 
 VIEWS = ("q1", "q2", "q3", "q4")
-MORE_VIEWS = ("plans", "health")  # meterlake.read.questions
+MORE_VIEWS = ("plans", "bill", "health")  # meterlake.read.questions
 FORMATS = ("table", "csv", "json")
 
 

@@ -16,10 +16,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from meterlake.core.bill import load_bill_terms
 from meterlake.core.config import Config
 from meterlake.core.tariff import load_tariff
 
-MORE_VIEW_TABLES = {"plans": ("month_plan_cost",), "health": ("readings", "quarantine")}
+MORE_VIEW_TABLES = {
+    "plans": ("month_plan_cost",),
+    "bill": ("month_plan_cost", "month_energy"),
+    "health": ("readings", "quarantine"),
+}
 
 
 def _literal(text: str) -> str:
@@ -44,6 +49,71 @@ def _contract_tables(path: str, zone: str, mtime_ns: int) -> dict[str, pa.Table]
             schema=pa.schema([("sensor_id", pa.string()), ("plan", pa.string())]),
         ),
     }
+
+
+def bill_tables(config: Config) -> dict[str, pa.Table]:
+    """The conf's bill terms: `bill_terms` (one row) and `bill_power` (sensor_id, kva)."""
+    terms = load_bill_terms(Path(config.semantics.tariff))
+    return {
+        "bill_terms": pa.table({
+            "default_kva": [terms.power_kva], "vat_reduced": [terms.vat_reduced],
+            "vat_standard": [terms.vat_standard],
+            "reduced_kwh_per_30_days": [terms.vat_reduced_kwh_per_30_days],
+            "reduced_max_kva": [terms.vat_reduced_max_kva],
+            "power_reduced_max_kva": [terms.vat_power_reduced_max_kva],
+        }),
+        "bill_charges": pa.table({"kva": [k for k, _ in terms.power_eur_per_day],
+                                  "eur_per_day": [e for _, e in terms.power_eur_per_day]}),
+        "bill_power": pa.table(
+            {"sensor_id": [s for s, _ in terms.meters], "kva": [k for _, k in terms.meters]},
+            schema=pa.schema([("sensor_id", pa.string()), ("kva", pa.float64())]),
+        ),
+    }  # fmt: skip
+
+
+def bill_view_sql(zone: str) -> str:
+    """The bill of the current month so far, per meter of `plans`: energy term (the
+    contracted plan's cost), power term (days of the month so far, today included, x
+    the daily charge of the meter's kVA), VAT (energy: the reduced rate on the first
+    reduced_kwh_per_30_days x days / 30 kWh when kVA <= reduced_max_kva, at the
+    meter's average price so far, the standard rate on the rest; power: reduced when
+    kVA <= power_reduced_max_kva) and the total."""
+    return f"""
+WITH clock AS (
+    SELECT CAST(timezone({_literal(zone)}, max(as_of)) AS DATE) AS today FROM month_plan_cost
+),
+meter AS (
+    SELECT p.sensor_id, p.cost_eur AS energy_eur, e.energy_kwh,
+           coalesce(b.kva, t.default_kva) AS power_kva, day(clock.today) AS days, t.*
+    FROM plans AS p
+    CROSS JOIN clock CROSS JOIN bill_terms AS t
+    JOIN month_energy AS e
+      ON e.sensor_id = p.sensor_id
+     AND e.month = CAST(date_trunc('month', clock.today) AS DATE)
+    LEFT JOIN bill_power AS b ON b.sensor_id = p.sensor_id
+    WHERE p.contracted
+),
+terms AS (
+    SELECT m.*, c.eur_per_day * m.days AS power_eur,
+           CASE WHEN m.power_kva <= m.reduced_max_kva
+                THEN least(greatest(m.energy_kwh, 0), m.reduced_kwh_per_30_days * m.days / 30)
+                ELSE 0 END AS reduced_kwh
+    FROM meter AS m JOIN bill_charges AS c ON c.kva = m.power_kva
+),
+taxed AS (
+    SELECT *,
+           CASE WHEN energy_kwh > 0
+                THEN energy_eur * (reduced_kwh * vat_reduced
+                                   + (energy_kwh - reduced_kwh) * vat_standard) / energy_kwh
+                ELSE energy_eur * vat_standard END
+           + power_eur * CASE WHEN power_kva <= power_reduced_max_kva
+                              THEN vat_reduced ELSE vat_standard END AS vat_eur
+    FROM terms
+)
+SELECT sensor_id, days, energy_kwh, power_kva, reduced_kwh AS vat_reduced_kwh, energy_eur,
+       power_eur, vat_eur, energy_eur + power_eur + vat_eur AS total_eur
+FROM taxed ORDER BY sensor_id
+"""
 
 
 def plans_view_sql(zone: str) -> str:
@@ -150,6 +220,12 @@ def create_more_views(
             con.register(name, table)
         con.execute(f"CREATE OR REPLACE TEMP VIEW plans AS {plans_view_sql(config.semantics.zone)}")
         created.append("plans")
+        if set(MORE_VIEW_TABLES["bill"]) <= present:
+            for name, table in bill_tables(config).items():
+                con.register(name, table)
+            body = bill_view_sql(config.semantics.zone)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW bill AS {body}")
+            created.append("bill")
     if set(MORE_VIEW_TABLES["health"]) <= present:
         body = health_view_sql(config.semantics.zone, config.health.silent_cadences)
         con.execute(f"CREATE OR REPLACE TEMP VIEW health AS {body}")

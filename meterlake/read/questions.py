@@ -1,4 +1,4 @@
-"""`meterlake query plans|health`: the views of meterlake.read.more_views, answered.
+"""`meterlake query plans|bill|health`: the views of meterlake.read.more_views, answered.
 
 Like `query q1..q4` (meterlake.read.lake.query_view), but over the views' own tables:
 `plans` reads gold's month_plan_cost (time travel by version or instant), `health`
@@ -22,13 +22,17 @@ NOTES = {
         "contract's cost minus this plan's",
         COST_NOTE,
     ),
+    "bill": (
+        "the current month so far: energy term (the contracted plan), power term (days so "
+        "far x the daily charge), VAT (reduced on the first kWh, [bill] in the tariff file)",
+    ),
     "health": (
         "today = the local date of the latest accepted reading of any meter; gaps and "
         "cadence in seconds; silent = no reading for more than [health] silent_cadences "
         "x the meter's cadence",
     ),
 }
-DECIMALS = {"plans": 4, "health": 0}
+DECIMALS = {"plans": 4, "bill": 4, "health": 0}
 
 
 def query_more(
