@@ -266,7 +266,7 @@ def test_a_fresh_gold_checkpoint_gets_a_fresh_idempotency_id(spark, kafka, confi
 
     # The checkpoint alone is gone: starting over would add everything again.
     shutil.rmtree(checkpoint)
-    with pytest.raises(MeterlakeError, match="day_cost already hold rows"):
+    with pytest.raises(MeterlakeError, match="day_cost, month_plan_cost already hold rows"):
         run_once(spark, config, ["gold"], echo=quiet)
     assert_gold_equals_oracle(config, oracle)
 
