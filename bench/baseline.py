@@ -29,14 +29,14 @@ HALF_HOUR_US = 1_800_000_000
 
 def tariff_frame(spark: SparkSession, config: Config) -> DataFrame:
     """conf/tariff.toml as rows (effective_from, effective_until, season, slot, band, price)."""
-    from silver.tariff import load_tariff
+    from meterlake.core.tariff import load_tariff
 
     tariff = load_tariff(config.semantics.tariff, config.semantics.zone)
     rows = []
     for i, period in enumerate(tariff.periods):
         until = tariff.periods[i + 1].effective_from if i + 1 < len(tariff.periods) else None
         for season in ("winter", "summer"):
-            schedule = getattr(period, season)
+            schedule = period.schedules[(season, "daily")]  # the default plan: a daily cycle
             rows += [
                 (period.effective_from, until, season, slot, band.name, band.price)
                 for slot, band in enumerate(schedule.slots)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
@@ -27,12 +28,15 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from meterlake.core.tariff import Tariff
+
 # The gold key columns, in Spark and as Delta stores them (timestamps in UTC).
 KEY_TYPES: dict[str, tuple[DataType, pa.DataType]] = {
     "sensor_id": (StringType(), pa.string()),
     "month": (DateType(), pa.date32()),
     "day": (DateType(), pa.date32()),
     "period_start": (TimestampType(), pa.timestamp("us", tz="UTC")),
+    "plan": (StringType(), pa.string()),
 }
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 PERIOD_KEYS = ("sensor_id", "month", "day", "period_start")
@@ -46,7 +50,7 @@ class Answer:
     piece_value: str  # the piece column it sums
     comment: str
     partition: str  # the date key the table is partitioned by: a batch rewrites only these
-
+    by_plan: bool = False  # summed from period_sums priced under every plan (priced_by_plans)
 
     @property
     def schema(self) -> StructType:
@@ -99,6 +103,22 @@ class Answer:
                                  added])
 
 
+def priced_by_plans(sums: pa.Table, tariff: Tariff) -> pa.Table:
+    """period_sums rows -> the same rows once per tariff plan, with `plan` and
+    `plan_cost_eur` = kWh x that plan's price of the period (each distinct period and
+    plan looked up once): what each meter's half hours would cost under every plan."""
+    count, rows = len(tariff.plans), sums.num_rows
+    periods = sums["period_start"].cast(pa.int64()).to_numpy()
+    plan = np.repeat(np.arange(count, dtype=np.int64), rows)
+    _, price = tariff.prices(np.tile(periods, count), plan)
+    kwh = np.tile(sums["kwh"].to_numpy(), count)
+    repeated = pa.concat_tables([sums] * count)
+    names = pa.array(np.array(tariff.names, dtype=object)[plan], pa.string())
+    return repeated.append_column("plan", names).append_column(
+        "plan_cost_eur", pa.array(kwh * price, pa.float64())
+    )
+
+
 def period_sums(pieces: DataFrame) -> DataFrame:
     """A batch of pieces -> kWh, cost and latest interval end per sensor and period:
     every answer's key is a part of this one."""
@@ -143,6 +163,16 @@ ANSWERS: dict[str, Answer] = {
             "cost_eur",
             "Q4: energy cost (EUR, energy term only) per sensor and day",
             "day",
+        ),
+        Answer(
+            "month_plan_cost",
+            ("sensor_id", "month", "plan"),
+            "cost_eur",
+            "plan_cost_eur",
+            "Plans compared: energy cost (EUR, energy term only) per sensor and month under"
+            " every tariff plan",
+            "month",
+            by_plan=True,
         ),
     )
 }

@@ -1,4 +1,5 @@
-"""Gold: silver pieces (Delta stream) -> the four answer tables, in one query.
+"""Gold: silver pieces (Delta stream) -> the answer tables, in one query: the four
+answers and the plans compared (each meter's month cost under every tariff plan).
 
 Each micro-batch of pieces is summed once in Spark, per sensor and half-hour period
 (gold.answers.period_sums), and comes to the driver as Arrow: a few rows per sensor
@@ -27,19 +28,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from gold.answers import ANSWERS, Answer, period_sums
+from gold.answers import ANSWERS, Answer, period_sums, priced_by_plans
 from meterlake.core.commits import QueryId
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
+from meterlake.core.tariff import load_tariff
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
 # The checkpoints of the gold layer before it was one query (one per table).
-OLD_CHECKPOINTS = tuple(ANSWERS)
+OLD_CHECKPOINTS = ("month_energy", "day_energy", "halfhour_energy", "day_cost")
 
 
 def add_increments(
@@ -68,6 +70,7 @@ class GoldWriter:
         self.config = config
         self.query = QueryId(config.checkpoint("gold"))
         self.tables: dict[str, DeltaTable] = {}
+        self.tariff = load_tariff(config.semantics.tariff, config.semantics.zone)
 
     def _open(self, name: str) -> DeltaTable:
         table = self.tables.get(name)
@@ -82,13 +85,15 @@ class GoldWriter:
         sums = period_sums(pieces).toArrow()
         if sums.num_rows == 0:
             return
+        by_plan = priced_by_plans(sums, self.tariff)
         for answer in ANSWERS.values():
             app_id = f"{answer.table}-{query_id}"
             try:
                 table = self._open(answer.table)
                 done = table.transaction_version(app_id)
                 if done is None or done < batch_id:
-                    add_increments(table, answer, answer.increments(sums), app_id, batch_id)
+                    rows = by_plan if answer.by_plan else sums
+                    add_increments(table, answer, answer.increments(rows), app_id, batch_id)
             except BaseException:
                 self.tables.pop(answer.table, None)  # reopened from the log next time
                 raise

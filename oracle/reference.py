@@ -116,9 +116,13 @@ How each rule is expressed
    (local date), ``month``, half-hour slot of the day, and whether summer time
    is in force (the offset is above the smaller of the zone's offsets on
    1 January and 1 July of that year), joined to the table built from the
-   TOML: the tariff effective on the local date, its winter or summer
-   schedule, slot -> band and price. ``cost_eur = kwh * price`` (energy term
-   only).
+   TOML: for every plan, its prices effective on the local date, its cycle's
+   winter or summer schedule (a weekly cycle: the weekday, Saturday or Sunday one,
+   from ``isodow``), slot -> band and price. A piece takes its sensor's contracted
+   plan (``[contracts]``: the meter's override, else the default);
+   ``cost_eur = kwh * price`` (energy term only). ``month_plan_cost`` prices every
+   piece under every plan, summed per sensor, month and plan; the view ``plans``
+   takes the current month, with ``contracted`` and ``saving_eur``.
 
 5. Gold and the views, as docs/semantics.md "The clock and the views" says:
    one row per (sensor, month), (sensor, day), (sensor, period), every one
@@ -151,7 +155,7 @@ from meterlake.core.config import SemanticsConf, load_config
 from oracle import sql
 from oracle.sql import HALF_HOUR_US
 
-__all__ = ["OracleResult", "compute_answers", "tariff_rows"]
+__all__ = ["OracleResult", "compute_answers", "contract_rows", "tariff_rows"]
 
 # The walk is given the bad readings and this many after each (and more
 # where that is not enough).
@@ -172,11 +176,13 @@ class OracleResult:
     day_energy: pd.DataFrame  # sensor_id, day, energy_kwh, as_of
     halfhour_energy: pd.DataFrame  # sensor_id, day, period_start, energy_kwh
     day_cost: pd.DataFrame  # sensor_id, day, cost_eur, as_of
+    month_plan_cost: pd.DataFrame  # sensor_id, month, plan, cost_eur, as_of
     now: pd.Timestamp | None  # the latest as_of; None when there are no pieces
     q1: pd.DataFrame  # sensor_id, energy_kwh (current month)
     q2: pd.DataFrame  # sensor_id, energy_kwh (current day)
     q3: pd.DataFrame  # period_start (local time, with offset), one column per sensor
     q4: pd.DataFrame  # sensor_id, cost_eur (current day)
+    plans: pd.DataFrame  # sensor_id, plan, cost_eur, contracted, saving_eur (current month)
 
 
 # --------------------------------------------------------------------------- tariff
@@ -190,41 +196,76 @@ def _minute_of_day(clock: str) -> int:
     return value
 
 
-def tariff_rows(path: str | Path) -> list[tuple[date, date | None, str, int, str, float]]:
-    """The tariff file as a lookup table, checked.
+_DAY_TYPES = ("weekday", "saturday", "sunday")
 
-    One row per tariff, season and half-hour slot of the local day (0-47):
-    ``(effective_from, effective_until, season, slot, band, price)``;
-    ``effective_until`` is the next tariff's start (exclusive) or None.
+
+def _day_bands(spans: dict[str, list[str]], where: str) -> dict[int, str]:
+    """{band: ["HH:MM-HH:MM", ...]} -> slot (0-47) -> band, covering the day once."""
+    bands: dict[int, str] = {}
+    for band, intervals in spans.items():
+        for interval in intervals:
+            first, last = (_minute_of_day(x) for x in interval.split("-"))
+            if last <= first:
+                last += 1440
+            for slot in range(first // 30, last // 30):
+                if slot % 48 in bands:
+                    raise ValueError(f"{where} slot {slot % 48} in two bands")
+                bands[slot % 48] = band
+    if len(bands) != 48:
+        raise ValueError(f"{where} schedule does not cover the day")
+    return bands
+
+
+def tariff_rows(
+    path: str | Path,
+) -> list[tuple[str, date, date | None, str, str, int, str, float]]:
+    """The tariff file's plans as a lookup table, checked.
+
+    One row per plan, price entry, season, day type (weekday, saturday, sunday: a
+    daily cycle gives the same bands to all three) and half-hour slot of the local
+    day (0-47): ``(plan, effective_from, effective_until, season, day_type, slot,
+    band, price)``; ``effective_until`` is the plan's next entry's start (exclusive)
+    or None.
     """
     data = tomllib.loads(Path(path).read_text())
-    tariffs = sorted(data.get("tariff", []), key=lambda t: str(t["effective_from"]))
-    starts = [date.fromisoformat(str(t["effective_from"])) for t in tariffs]
-    if not tariffs or len(set(starts)) != len(starts):
-        raise ValueError(f"{path}: no tariff, or two starting on the same day")
-    rows = []
-    for i, tariff in enumerate(tariffs):
-        until = starts[i + 1] if i + 1 < len(tariffs) else None
-        for season in ("winter", "summer"):
-            bands: dict[int, str] = {}
-            for band, intervals in tariff[season].items():
-                if band not in tariff["prices"]:
-                    raise ValueError(f"{path}: band {band!r} has no price")
-                for interval in intervals:
-                    first, last = (_minute_of_day(x) for x in interval.split("-"))
-                    if last <= first:
-                        last += 1440
-                    for slot in range(first // 30, last // 30):
-                        if slot % 48 in bands:
-                            raise ValueError(f"{path}: {season} slot {slot % 48} in two bands")
-                        bands[slot % 48] = band
-            if len(bands) != 48:
-                raise ValueError(f"{path}: the {season} schedule does not cover the day")
-            rows += [
-                (starts[i], until, season, slot, band, float(tariff["prices"][band]))
-                for slot, band in sorted(bands.items())
-            ]
+    cycles, rows = data.get("cycles", {}), []
+    if not data.get("plans"):
+        raise ValueError(f"{path}: no plans")
+    for plan, entry in data["plans"].items():
+        terms = sorted(entry["prices"], key=lambda t: str(t["effective_from"]))
+        starts = [date.fromisoformat(str(t["effective_from"])) for t in terms]
+        if len(set(starts)) != len(starts):
+            raise ValueError(f"{path}: plan {plan} has two prices starting on the same day")
+        for i, term in enumerate(terms):
+            until = starts[i + 1] if i + 1 < len(terms) else None
+            cycle = cycles[term.get("cycle", entry.get("cycle"))]
+            for season in ("winter", "summer"):
+                for day_type in _DAY_TYPES:
+                    spans = cycle[season] if cycle.get("kind", "daily") == "daily" \
+                        else cycle[season][day_type]
+                    bands = _day_bands(spans, f"{path}: {plan} {season} {day_type}")
+                    for band in set(bands.values()):
+                        if band not in term or term[band] < 0:
+                            raise ValueError(f"{path}: {plan}: band {band!r} has no price")
+                    rows += [
+                        (plan, starts[i], until, season, day_type, slot, band,
+                         float(term[band]))
+                        for slot, band in sorted(bands.items())
+                    ]  # fmt: skip
     return rows
+
+
+def contract_rows(path: str | Path) -> tuple[str, list[tuple[str, str]]]:
+    """The default plan and the (sensor_id, plan) overrides of the tariff file."""
+    data = tomllib.loads(Path(path).read_text())
+    contracts = data.get("contracts", {})
+    plans = list(data["plans"])
+    default = contracts.get("default", plans[0])
+    overrides = list(contracts.get("meters", {}).items())
+    for plan in [default, *(p for _, p in overrides)]:
+        if plan not in plans:
+            raise ValueError(f"{path}: unknown plan {plan!r}")
+    return default, overrides
 
 
 def _epoch_us(moment: datetime) -> int:
@@ -296,10 +337,18 @@ def _load_settings(
         },
     )
     con.execute(
-        """CREATE TABLE tariff (effective_from DATE, effective_until DATE, season VARCHAR,
-                                slot INTEGER, band VARCHAR, price DOUBLE)"""
+        """CREATE TABLE tariff (plan VARCHAR, effective_from DATE, effective_until DATE,
+                                season VARCHAR, day_type VARCHAR, slot INTEGER, band VARCHAR,
+                                price DOUBLE)"""
     )
-    con.executemany("INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff))
+    con.executemany(
+        "INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff)
+    )
+    default, overrides = contract_rows(semantics.tariff)
+    con.execute("CREATE TABLE contract_default AS SELECT $plan::VARCHAR AS plan", {"plan": default})
+    con.execute("CREATE TABLE contract_override (sensor_id VARCHAR, plan VARCHAR)")
+    if overrides:
+        con.executemany("INSERT INTO contract_override VALUES (?, ?)", overrides)
 
 
 def _check_periods(con: duckdb.DuckDBPyConnection, zone: str) -> None:
@@ -395,9 +444,11 @@ def compute_answers(
         day_energy=_utc(gold["day_energy"], "as_of"),
         halfhour_energy=_utc(gold["halfhour_energy"], "period_start"),
         day_cost=_utc(gold["day_cost"], "as_of"),
+        month_plan_cost=_utc(gold["month_plan_cost"], "as_of"),
         now=pd.Timestamp(now_row[0]).tz_convert("UTC") if now_row else None,
         q1=views["q1"],
         q2=views["q2"],
         q3=q3,
         q4=views["q4"],
+        plans=views["plans"],
     )

@@ -402,7 +402,8 @@ PIECES = [
     """
     CREATE TABLE periods AS
     SELECT p.period_us, make_timestamp(p.period_us)::TIMESTAMPTZ AS period_start,
-           p.day, date_trunc('month', p.day)::DATE AS month, p.offset_us, t.band, t.price
+           p.day, date_trunc('month', p.day)::DATE AS month, p.offset_us, pl.plan, t.band,
+           t.price
     FROM (
         SELECT *,
                offset_us > least(
@@ -412,21 +413,35 @@ PIECES = [
         FROM (
             SELECT period_us, local_start::DATE AS day,
                    (hour(local_start) * 60 + minute(local_start)) // 30 AS slot,
+                   CASE isodow(local_start) WHEN 6 THEN 'saturday' WHEN 7 THEN 'sunday'
+                        ELSE 'weekday' END AS day_type,
                    epoch_us(local_start) - period_us AS offset_us, zone
             FROM (SELECT period_us, zone,
                          timezone(zone, make_timestamp(period_us)::TIMESTAMPTZ) AS local_start
                   FROM (SELECT DISTINCT period_us FROM raw_pieces), cfg)
         )
     ) p
+    CROSS JOIN (SELECT DISTINCT plan FROM tariff) pl
     LEFT JOIN tariff t
-        ON t.effective_from <= p.day AND (t.effective_until IS NULL OR p.day < t.effective_until)
-       AND t.season = CASE WHEN p.summer THEN 'summer' ELSE 'winter' END AND t.slot = p.slot
+        ON t.plan = pl.plan
+       AND t.effective_from <= p.day AND (t.effective_until IS NULL OR p.day < t.effective_until)
+       AND t.season = CASE WHEN p.summer THEN 'summer' ELSE 'winter' END
+       AND t.day_type = p.day_type AND t.slot = p.slot
+    """,
+    # Each sensor's contracted plan: its override, else the default.
+    """
+    CREATE TABLE contracts AS
+    SELECT s.sensor_id, coalesce(o.plan, d.plan) AS plan
+    FROM (SELECT DISTINCT sensor_id FROM raw_pieces) s
+    CROSS JOIN contract_default d
+    LEFT JOIN contract_override o USING (sensor_id)
     """,
     """
     CREATE TABLE pieces AS
     SELECT r.sensor_id, p.period_start, p.day, p.month, r.kwh, p.band, p.price,
            r.kwh * p.price AS cost_eur, make_timestamp(r.as_of_us)::TIMESTAMPTZ AS as_of
-    FROM raw_pieces r JOIN periods p USING (period_us)
+    FROM raw_pieces r JOIN contracts c USING (sensor_id)
+    JOIN periods p ON p.period_us = r.period_us AND p.plan = c.plan
     """,
 ]
 
@@ -447,6 +462,13 @@ GOLD = {
     "day_cost": """
         SELECT sensor_id, day, sum(cost_eur) AS cost_eur, max(as_of) AS as_of
         FROM pieces GROUP BY sensor_id, day ORDER BY sensor_id, day
+    """,
+    # Every piece priced under every plan, summed per sensor, month and plan.
+    "month_plan_cost": """
+        SELECT r.sensor_id, p.month, p.plan, sum(r.kwh * p.price) AS cost_eur,
+               make_timestamp(max(r.as_of_us))::TIMESTAMPTZ AS as_of
+        FROM raw_pieces r JOIN periods p USING (period_us)
+        GROUP BY r.sensor_id, p.month, p.plan ORDER BY r.sensor_id, p.month, p.plan
     """,
 }
 
@@ -494,4 +516,13 @@ VIEWS = {
              ORDER BY round(day_kwh, 9) DESC, sensor_id DESC""",
     "q4": """SELECT sensor_id, day_cost AS cost_eur FROM view_sensors
              ORDER BY round(day_cost, 9) DESC, sensor_id DESC""",
+    # The month so far under every plan; saving = the contract's cost - this plan's.
+    "plans": """
+        SELECT m.sensor_id, m.plan, m.cost_eur, m.plan = c.plan AS contracted,
+               mine.cost_eur - m.cost_eur AS saving_eur
+        FROM month_plan_cost m JOIN clock k ON m.month = k.month
+        JOIN contracts c ON c.sensor_id = m.sensor_id
+        JOIN month_plan_cost mine
+          ON mine.sensor_id = m.sensor_id AND mine.month = m.month AND mine.plan = c.plan
+        ORDER BY m.sensor_id, round(m.cost_eur, 9), m.plan""",
 }

@@ -40,11 +40,11 @@ from meterlake.core.commits import BatchAppender
 from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
+from meterlake.core.tariff import load_tariff
 from silver.bucket import STATE_DDL, judge_buckets
 from silver.judge import NO_SENSOR, SilverRules
 from silver.message import CANONICAL, parse_timestamp
 from silver.stored import OUTPUT_DDL, decode
-from silver.tariff import load_tariff
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from meterlake.core.tariff import Tariff
 from silver.message import MessageRules, Reading, Rejection, parse_message, read_canonical
 from silver.meter import MeterRules, Window, judge, place_repeated
 from silver.runs import judge_run, run_breaks, run_end
 from silver.split import Piece
-from silver.tariff import Tariff
 
 NO_SENSOR = ""  # the group of messages without a readable sensor id
 

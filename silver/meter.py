@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from meterlake.core.tariff import Tariff
 from silver.message import Reading
 from silver.split import Piece, split_at_half_hours
-from silver.tariff import Tariff
 
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR

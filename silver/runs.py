@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from meterlake.core.tariff import HALF_HOUR_US, Tariff
 from silver.meter import MeterRules, Window, plausible, trim
 from silver.split import spread
-from silver.tariff import HALF_HOUR_US, Tariff
 
 
 def follows(t0, e0, t1, e1, max_power_kw: float):
@@ -74,7 +74,8 @@ def split_intervals(
     """split_at_half_hours (sign +1) of many intervals: the pieces in the same order,
     as columns, and the interval of each piece. sensor_id: one for all intervals, or
     one per interval (many meters at once, silver.bucket). Interval j touches the periods from
-    the one holding t0[j] to the one holding t1[j] - 1 (half_hour_spans)."""
+    the one holding t0[j] to the one holding t1[j] - 1 (half_hour_spans). Band and price:
+    the meter's contracted plan, looked up once per distinct (plan, period)."""
     first = t0 - t0 % HALF_HOUR_US
     last = (t1 - 1) - (t1 - 1) % HALF_HOUR_US
     count = (last - first) // HALF_HOUR_US + 1
@@ -85,13 +86,15 @@ def split_intervals(
     end = np.minimum(period + HALF_HOUR_US, t1[interval])
     delta = np.maximum(e1 - e0, 0.0)[interval]
     kwh = spread(delta, start, end, (t1 - t0)[interval])
-    periods, which = np.unique(period, return_inverse=True)
-    bands = [tariff.band_at(p) for p in periods.tolist()]
-    price = np.array([band.price for band in bands], dtype=np.float64)[which]
+    if isinstance(sensor_id, np.ndarray):  # each meter priced by its own contract
+        plan = tariff.plans_of(sensor_id)[interval]
+    else:
+        plan = np.full(len(period), tariff.plan_of(sensor_id), dtype=np.int64)
+    band, price = tariff.prices(period, plan)
     return interval, {
         "sensor_id": sensor_id[interval] if isinstance(sensor_id, np.ndarray) else sensor_id,
         "period_start_us": period,
-        "band": np.array([band.name for band in bands], dtype=object)[which],
+        "band": band,
         "price": price,
         "kwh": kwh,
         "cost_eur": kwh * price,

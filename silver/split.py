@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from silver.tariff import HALF_HOUR_US, Tariff
+from meterlake.core.tariff import HALF_HOUR_US, Tariff
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,9 @@ def split_at_half_hours(
     delta = max(e1 - e0, 0.0)
     length = t1_us - t0_us
     pieces = []
+    plan = tariff.plan_of(sensor_id)  # the meter's contract
     for period, start, end in half_hour_spans(t0_us, t1_us):
-        band = tariff.band_at(period)
+        band = tariff.band_at(period, plan)
         kwh = spread(delta, start, end, length, sign)
         pieces.append(
             Piece(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from meterlake.core.config import PROJECT_ROOT
+from meterlake.core.tariff import Tariff, load_tariff
 from silver.message import parse_timestamp
-from silver.tariff import Tariff, load_tariff
 
 ZONE = "Europe/Lisbon"
 TARIFF_FILE = PROJECT_ROOT / "conf" / "tariff.toml"

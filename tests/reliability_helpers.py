@@ -28,12 +28,13 @@ from meterlake.read.lake import connect
 from oracle import OracleResult
 
 TOLERANCE = 1e-9
-GOLD_KEYS = {
+ANSWER_KEYS = {  # the four answers: sums of the silver pieces
     "month_energy": (["sensor_id", "month"], "energy_kwh"),
     "day_energy": (["sensor_id", "day"], "energy_kwh"),
     "halfhour_energy": (["sensor_id", "period_start"], "energy_kwh"),
     "day_cost": (["sensor_id", "day"], "cost_eur"),
 }
+GOLD_KEYS = {**ANSWER_KEYS, "month_plan_cost": (["sensor_id", "month", "plan"], "cost_eur")}
 PIECE_KEY = ["sensor_id", "interval_start", "interval_end", "period_start", "sign"]
 FAST_STREAMS = {  # live-mode triggers short enough for a test
     "bronze": "1 second",

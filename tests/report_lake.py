@@ -61,10 +61,13 @@ SCHEMAS = {
     "day_cost": pa.schema([("sensor_id", pa.string()), ("day", pa.date32()),
                            ("cost_eur", pa.float64()), ("as_of", INSTANT),
                            ("updated_at", INSTANT)]),
+    "month_plan_cost": pa.schema([("sensor_id", pa.string()), ("month", pa.date32()),
+                                  ("plan", pa.string()), ("cost_eur", pa.float64()),
+                                  ("as_of", INSTANT), ("updated_at", INSTANT)]),
 }
 LAYER = {"bronze": "bronze", "readings": "silver", "silver": "silver", "quarantine": "silver",
          "month_energy": "gold", "day_energy": "gold", "halfhour_energy": "gold",
-         "day_cost": "gold"}
+         "day_cost": "gold", "month_plan_cost": "gold"}
 
 PRICES = {"ponta": 0.2400, "cheias": 0.1741, "vazio": 0.1072, "super_vazio": 0.1072}
 # Winter schedule, (band, first half hour, end half hour) in half hours since midnight.

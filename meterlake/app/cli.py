@@ -21,6 +21,8 @@ from meterlake.core.storage import export, unreachable
 log = logging.getLogger("meterlake")
 
 VIEWS = ("q1", "q2", "q3", "q4", "q3_long")  # q3_long: q3 in long form, for scripts
+MORE_VIEWS = ("plans", "bill", "health")  # meterlake.read.questions
+PROJECTION = "projection"  # meterlake.read.projection
 FORMATS = ("table", "csv", "json")
 
 
@@ -91,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="catch up on everything, then exit")
 
     query = sub.add_parser("query", parents=[common], help="the sorted view of one question")
-    query.add_argument("view", choices=VIEWS)
+    query.add_argument("view", choices=(*VIEWS, *MORE_VIEWS, PROJECTION))
     query.add_argument("--format", choices=FORMATS, default="table")
     when = query.add_mutually_exclusive_group()
     when.add_argument("--version", type=int, help="gold table version (time travel)")
@@ -212,6 +214,20 @@ def _run(config: Config, args: argparse.Namespace) -> None:
 def _query(config: Config, args: argparse.Namespace) -> None:
     from meterlake.read.lake import print_result, query_view
 
+    if args.view in (*MORE_VIEWS, PROJECTION):
+        if args.at is not None or args.sensor:
+            raise MeterlakeError(f"query {args.view}: --at and --sensor are for q1..q4")
+        if args.view == PROJECTION:
+            from meterlake.read.projection import query_projection
+
+            if args.version is not None or args.as_of is not None:
+                raise MeterlakeError("query projection: the projection is of gold as it is now")
+            print_result(query_projection(config), args.format)
+            return
+        from meterlake.read.questions import query_more
+
+        print_result(query_more(config, args.view, args.version, args.as_of), args.format)
+        return
     result = query_view(
         config,
         args.view,

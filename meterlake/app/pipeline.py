@@ -280,7 +280,9 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
 
 def run(config: Config, layers: list[str], once: bool) -> None:
     from meterlake.core.session import build_session
+    from meterlake.core.tariff import load_tariff
 
+    load_tariff(config.semantics.tariff, config.semantics.zone)  # bad plans: nothing starts
     if "bronze" in layers or ("silver" in layers and config.streams.silver_source == "kafka"):
         from meterlake.tools.publish import ensure_broker_reachable, ensure_topic
 

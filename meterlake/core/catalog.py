@@ -31,6 +31,8 @@ CATALOG: tuple[Table, ...] = (
     Table("day_energy", "gold", "gold", False, "q2", "kWh per sensor and day"),
     Table("halfhour_energy", "gold", "gold", False, "q3", "kWh per sensor and half hour"),
     Table("day_cost", "gold", "gold", False, "q4", "EUR per sensor and day"),
+    Table("month_plan_cost", "gold", "gold", False, None,
+          "EUR per sensor, month and tariff plan (view: plans)"),
 )
 LAYERS = ("bronze", "silver", "gold")
 
@@ -48,5 +50,7 @@ def names(*, layer: str | None = None, query: str | None = None,
 
 LAYER_TABLES = {layer: names(layer=layer) for layer in LAYERS}
 QUERY_TABLES = {query: names(query=query) for query in LAYERS}  # one query per layer
-GOLD_TABLES = LAYER_TABLES["gold"]
+# The tables of the four answers (q1..q4): what the page, its timeline and the report
+# follow. The gold layer (LAYER_TABLES["gold"]) also holds month_plan_cost.
+GOLD_TABLES = tuple(t.name for t in CATALOG if t.layer == "gold" and t.answers)
 VIEW_TABLES = {t.answers: t.name for t in CATALOG if t.answers}  # each view reads one table

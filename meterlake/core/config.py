@@ -199,6 +199,13 @@ class SemanticsConf:
 
 
 @dataclass(frozen=True)
+class HealthConf:
+    # `query health`: a meter is silent when its latest reading is more than this many
+    # of its usual intervals (the median between its readings) behind "now"
+    silent_cadences: float = 4.0
+
+
+@dataclass(frozen=True)
 class ProgressConf:
     every_s: float = EVERY_S  # not on a terminal: a plain progress line this often
 
@@ -226,6 +233,7 @@ class Config:
     semantics: SemanticsConf = SemanticsConf()
     progress: ProgressConf = ProgressConf()
     read: ReadConf = ReadConf()
+    health: HealthConf = HealthConf()
 
     def table_path(self, table: str) -> Location:
         """Where a Delta table lives: <lake>/<layer>/<table>."""
@@ -277,6 +285,7 @@ SECTIONS: dict[str, type[DataclassInstance]] = {
     "semantics": SemanticsConf,
     "progress": ProgressConf,
     "read": ReadConf,
+    "health": HealthConf,
 }
 _LAKE_DEFAULTS: dict[str, object] = {"root": "lake"}
 
@@ -421,4 +430,5 @@ def load_config(
         ),
         progress=_section(data, "progress", ProgressConf),
         read=_section(data, "read", ReadConf),
+        health=_section(data, "health", HealthConf),
     )

@@ -63,6 +63,7 @@ from meterlake.core.config import Config, ReadConf
 from meterlake.core.errors import MeterlakeError
 from meterlake.read import halfhours
 from meterlake.read.halfhours import HalfHours
+from meterlake.read.more_views import create_more_views
 from meterlake.read.sqltext import clock_sql, sql_string
 
 if TYPE_CHECKING:
@@ -475,6 +476,7 @@ def connect_tables(
         with memory_guard(config, "the views"):
             create_views(con, config.semantics.zone, tables,
                          config.read.sql_q3_max_sensors if wide_q3 else None)
+            create_more_views(con, config, tables)  # plans, health
     except BaseException:
         con.close()
         raise

@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
-from meterlake.core.catalog import LAYER_TABLES
+from meterlake.core.catalog import GOLD_TABLES, LAYER_TABLES
 from meterlake.core.config import PROJECT_ROOT, Config, load_config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location, on_object_store
@@ -95,7 +95,7 @@ def _present(config: Config, table: str) -> bool:
 
 def require_lake(config: Config) -> None:
     """Fail with one clear line unless the lake has its gold tables."""
-    missing = [t for t in LAYER_TABLES["gold"] if not _present(config, t)]
+    missing = [t for t in GOLD_TABLES if not _present(config, t)]  # the four answers
     if missing:
         raise MeterlakeError(
             f"no lake to report on at {config.lake} (missing {', '.join(missing)}): "

@@ -19,11 +19,12 @@ def test_every_table_lives_under_its_layer() -> None:
 
 def test_the_writers_write_exactly_the_catalog_tables() -> None:
     assert tuple(SILVER_SCHEMAS) == catalog.names(layer="silver")
-    assert tuple(ANSWERS) == catalog.GOLD_TABLES
+    assert tuple(ANSWERS) == catalog.LAYER_TABLES["gold"]
+    assert catalog.GOLD_TABLES == ("month_energy", "day_energy", "halfhour_energy", "day_cost")
     assert catalog.QUERY_TABLES == {
         "bronze": ("bronze",),
         "silver": ("readings", "silver", "quarantine"),
-        "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost"),
+        "gold": ("month_energy", "day_energy", "halfhour_energy", "day_cost", "month_plan_cost"),
     }
 
 

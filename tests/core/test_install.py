@@ -21,7 +21,7 @@ import json
 from dataclasses import replace
 from meterlake.core.config import CONF_DIR, load_config
 from meterlake.core.session import LOG4J2, LOG4J2_VERBOSE
-from silver.tariff import load_tariff
+from meterlake.core.tariff import load_tariff
 
 config = load_config()
 load_tariff(config.semantics.tariff, config.semantics.zone)

@@ -144,3 +144,25 @@ def test_period_sums_add_the_pieces_of_a_batch_per_sensor_and_period(spark) -> N
     totals = dict(zip(month["sensor_id"].to_pylist(), month["energy_kwh"].to_pylist(),
                       strict=True))
     assert totals == pytest.approx({"X": 0.70, "Y": 1.0})
+
+
+def test_month_plan_cost_prices_the_batch_under_every_plan() -> None:
+    """X: 1.75 kWh in vazio periods of Saturday night and Sunday 00:00; Y: -0.1 kWh (a
+    retraction) in Sunday 08:30, cheias on the daily cycle, vazio on a weekly Sunday."""
+    from gold.answers import priced_by_plans
+    from tests.helpers import tariff
+
+    plans = tariff()
+    priced = priced_by_plans(SUMS, plans)
+    assert priced.num_rows == SUMS.num_rows * len(plans.names)
+    month = ANSWERS["month_plan_cost"].increments(priced)
+    got = {(s, p): c for s, p, c in zip(*(month[k].to_pylist() for k in (
+        "sensor_id", "plan", "cost_eur")), strict=True)}  # fmt: skip
+    assert len(got) == 2 * len(plans.names)
+    assert got[("X", "su-tri-diario")] == pytest.approx(1.75 * 0.1072, abs=1e-12)
+    assert got[("X", "erse-simples")] == pytest.approx(1.75 * 0.16, abs=1e-12)
+    assert got[("X", "erse-tri-diario")] == pytest.approx(1.75 * 0.105, abs=1e-12)
+    assert got[("Y", "su-tri-diario")] == pytest.approx(-0.01741, abs=1e-12)
+    assert got[("Y", "erse-tri-semanal")] == pytest.approx(-0.0105, abs=1e-12)
+    assert got[("Y", "erse-bi-diario")] == pytest.approx(-0.02, abs=1e-12)
+    assert set(month["month"].to_pylist()) == {date(2024, 2, 1)}

@@ -497,7 +497,8 @@ def test_tariff_schedules_must_cover_the_day_once(tmp_path):
     path.write_text(text)
     with pytest.raises(ValueError, match="does not cover the day"):
         reference.tariff_rows(path)
-    assert len(reference.tariff_rows(SEMANTICS.tariff)) == 2 * 48
+    seed = [r for r in reference.tariff_rows(SEMANTICS.tariff) if r[0] == "su-tri-diario"]
+    assert len(seed) == 2 * 3 * 48  # seasons x day types (a daily cycle: the same) x slots
 
 
 # --------------------------------------------------------------------------- properties

@@ -22,7 +22,7 @@ import pytest
 
 from meterlake.app.pipeline import run_once
 from meterlake.core import checkpoints
-from meterlake.core.catalog import GOLD_TABLES
+from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import location
 from meterlake.core.storage import filesystem
@@ -303,13 +303,13 @@ def test_a_fresh_gold_checkpoint_gets_a_fresh_idempotency_id(spark, kafka, confi
 
     # The checkpoint alone is gone: starting over would add everything again.
     shutil.rmtree(checkpoint)
-    with pytest.raises(MeterlakeError, match="day_cost already hold rows"):
+    with pytest.raises(MeterlakeError, match="day_cost, month_plan_cost already hold rows"):
         run_once(spark, config, ["gold"], echo=quiet)
     assert_gold_equals_oracle(config, oracle)
 
     # Emptied tables (their logs, and the old transaction ids, stay) + fresh checkpoint:
     # the new query has a new id, so its batch 0 is applied instead of skipped.
-    for name in GOLD_TABLES:
+    for name in LAYER_TABLES["gold"]:
         spark.sql(f"DELETE FROM delta.`{config.table_path(name)}`")
     run_once(spark, config, ["gold"], echo=quiet)
     second_id = json.loads((checkpoint / "metadata").read_text())["id"]
@@ -319,7 +319,7 @@ def test_a_fresh_gold_checkpoint_gets_a_fresh_idempotency_id(spark, kafka, confi
 
     # Checkpoint and tables deleted: gold is written again from silver.
     shutil.rmtree(checkpoint)
-    for name in GOLD_TABLES:
+    for name in LAYER_TABLES["gold"]:
         shutil.rmtree(config.table_path(name))
     run_once(spark, config, ["gold"], echo=quiet)
     assert_gold_equals_oracle(config, oracle)

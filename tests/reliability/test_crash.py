@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlake.core.catalog import GOLD_TABLES, QUERY_TABLES
+from meterlake.core.catalog import LAYER_TABLES, QUERY_TABLES
 from meterlake.core.net import free_port
 from meterlake.infra import broker as kafka_broker
 from meterlake.tools.generate import MonthSpec, write_readings
@@ -166,7 +166,7 @@ def _window(config, aim: str, table: str, batch: int | None, adds: int) -> bool:
     if batch is None or not adds or batch_committed(config, QUERY_OF[table], batch):
         return False
     if aim == "gold":
-        return table in GOLD_TABLES
+        return table in LAYER_TABLES["gold"]
     return aim == f"silver:{table}"
 
 

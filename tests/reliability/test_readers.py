@@ -21,7 +21,7 @@ import pytest
 
 from gold.job import ensure_gold_tables
 from meterlake.app.pipeline import start_layer
-from meterlake.core.catalog import GOLD_TABLES, LAYERS
+from meterlake.core.catalog import LAYER_TABLES, LAYERS
 from meterlake.read.lake import query_view, read_only_sql
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
@@ -96,7 +96,7 @@ def test_duckdb_readers_never_fail_nor_see_half_a_commit_while_gold_updates(
     stop, reads = threading.Event(), Reads()
     reader = threading.Thread(target=read_in_a_loop, args=(live, stop, reads), daemon=True)
     ensure_gold_tables(spark, config)
-    for table in GOLD_TABLES:  # a Delta checkpoint every other commit
+    for table in LAYER_TABLES["gold"]:  # a Delta checkpoint every other commit
         spark.sql(f"ALTER TABLE delta.`{config.table_path(table)}` "
                   "SET TBLPROPERTIES ('delta.checkpointInterval' = '2')")
     try:

@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 import silver.judge
 from meterlake.core.config import load_config
+from meterlake.core.tariff import HALF_HOUR_US
 from silver.job import silver_rules
 from silver.judge import judge_messages
 from silver.message import parse_timestamp
 from silver.meter import Window, trim
-from silver.tariff import HALF_HOUR_US
 
 RULES = silver_rules(load_config())  # the configured zone, limits and tariff
 NOW_US = parse_timestamp("2030-01-01 00:00:00", RULES.zone)

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meterlake.core.tariff import HALF_HOUR_US
 from silver.judge import SilverRules, judge_messages
 from silver.meter import MeterRules, Window, judge
 from silver.split import split_at_half_hours
-from silver.tariff import HALF_HOUR_US
 from tests.helpers import ZONE, tariff, us
 
 TARIFF = tariff()

@@ -26,7 +26,7 @@ from oracle import compute_answers
 from silver.judge import SilverRules, judge_messages
 from silver.meter import Window
 from tests.helpers import ZONE, tariff
-from tests.reliability_helpers import GOLD_KEYS
+from tests.reliability_helpers import ANSWER_KEYS
 
 LATENESS_US = 3600 * 10**6
 SILVER = SilverRules(ZONE, 0, 10**18, LATENESS_US, 50.0, tariff())
@@ -105,7 +105,7 @@ def stream_gold(batches: list[list[dict]]) -> dict[str, dict]:
     piece_value = {"energy_kwh": "kwh", "cost_eur": "cost_eur"}
     return {
         table: pieces.groupby(keys)[piece_value[value]].sum().to_dict()
-        for table, (keys, value) in GOLD_KEYS.items()
+        for table, (keys, value) in ANSWER_KEYS.items()
     }
 
 
@@ -119,7 +119,7 @@ def oracle_gold(readings: list[tuple[str, int, float]], folder: Path) -> dict[st
     path.write_text("\n".join(lines))
     result = compute_answers(path, load_config().semantics)
     gold = {}
-    for table, (keys, value) in GOLD_KEYS.items():
+    for table, (keys, value) in ANSWER_KEYS.items():
         frame = getattr(result, table).copy()
         for key in keys:
             if key in ("month", "day"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from meterlake.core.errors import MeterlakeError
-from silver.tariff import parse_schedule
+from meterlake.core.tariff import parse_schedule
 from tests.helpers import tariff, us
 
 PRICES = {"ponta": 0.24, "cheias": 0.1741, "vazio": 0.1072, "super_vazio": 0.1072}
