@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from silver.judge import NO_SENSOR, Rows, SilverRules, judge_readings
+from silver.judge import Rows, SilverRules, judge_readings
 from silver.message import Reading, Rejection, parse_message, repeats_after_us
 from silver.meter import Window, place_repeated
 from silver.runs import follows, split_intervals
@@ -213,12 +213,22 @@ def judge_bucket(
     kept_meter = [stored_code[untouched], code[whole]]
     kept_ts = [windows.ts_us[untouched], w_ts]
     kept_energy = [windows.energy[untouched], w_energy]
-    for meter in np.flatnonzero(broken).tolist():
-        mine = np.flatnonzero(code == meter)
-        window = Window(windows.ts_us[stored_code == meter].tolist(),
-                        windows.energy[stored_code == meter].tolist())
-        readings = [(int(src[k]), Reading(ids[meter], int(ts[k]), float(energy[k]),
-                                          int(repeat[k]))) for k in mine]  # fmt: skip
+    # A meter's readings are contiguous in judging order, its window in the state:
+    # both sliced, not searched, per meter.
+    meters = np.flatnonzero(broken)
+    firsts, lasts = np.searchsorted(code, meters), np.searchsorted(code, meters, side="right")
+    window_end = np.cumsum(windows.counts)
+    slot = dict(zip(stored.tolist(), range(len(stored)), strict=True))
+    for meter, first_k, last_k in zip(meters.tolist(), firsts.tolist(), lasts.tolist(),
+                                      strict=True):  # fmt: skip
+        at = slot.get(meter)
+        held = slice(window_end[at] - windows.counts[at], window_end[at]) if at is not None else (
+            slice(0, 0))  # fmt: skip
+        window = Window(windows.ts_us[held].tolist(), windows.energy[held].tolist())
+        readings = [
+            (int(src[k]), Reading(ids[meter], int(ts[k]), float(energy[k]), int(repeat[k])))
+            for k in range(first_k, last_k)
+        ]
         readings = place_repeated(window, readings)
         judge_readings(ids[meter], readings, window, meter_rules, out, runs=True)
         kept_meter.append(np.full(len(window.ts_us), meter, dtype=np.int64))
@@ -250,5 +260,3 @@ def judge_buckets(rules: SilverRules):
 
     return judge_bucket_state
 
-
-__all__ = ["NO_SENSOR", "STATE_DDL", "Windows", "judge_bucket", "judge_buckets"]
