@@ -21,6 +21,7 @@ from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location, location
 from meterlake.core.progress import EVERY_S
+from meterlake.core.steps import step_micros
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -175,6 +176,9 @@ class StreamsConf:
     # files; a catch-up compacts at its end.
     compact_every_s: float = 600.0
     compact_min_files: int = 50
+    # Gold's versions: "" one per micro-batch; a step of event time ("1h") one per step,
+    # each batch's increments committed step by step (`--step` of replay and run --once).
+    gold_step: str = ""
 
     def __post_init__(self) -> None:
         check_choices("streams", self, on_data_loss=DATA_LOSS_POLICIES,
@@ -183,6 +187,10 @@ class StreamsConf:
             raise MeterlakeError(
                 f"config [streams] meter_buckets: {self.meter_buckets} is not a positive count"
             )
+        try:
+            step_micros(self.gold_step)
+        except MeterlakeError as exc:
+            raise MeterlakeError(f"config [streams] gold_step: {exc}") from None
 
     def trigger(self, name: str) -> str:
         return str(getattr(self, name))
