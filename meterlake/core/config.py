@@ -269,6 +269,12 @@ def _section(
     unknown = {k for k in raw if k not in known}
     if unknown:
         raise MeterlakeError(f"config [{name}]: unknown setting(s) {', '.join(sorted(unknown))}")
+    # A whole number in the file for a float setting is a float, as its default is and
+    # as --set and the environment give it (`timeout_s = 60` is 60.0).
+    for f in fields(cls):
+        value = raw.get(f.name)
+        if isinstance(_field_default(f), float) and type(value) is int:
+            raw[f.name] = float(value)
     for key, convert in converters.items():
         if key in raw:
             raw[key] = convert(raw[key])
