@@ -134,10 +134,10 @@ class SparkConf:
     ui: bool = False
     # The driver's heap. 1 GB holds a bounded batch ([streams] max_offsets_per_trigger):
     # the month's run --once peaked at 1,117 MB of JVM RSS with it, 1,267-1,700 MB with
-    # 2 GB (G1 grows the heap it may), in the same time (bench/README.md).
+    # 2 GB (G1 grows the heap it may), in the same time (bench/results/2026-12-07/README.md).
     driver_memory: str = "1g"
     # The driver JVM's own options. C1 only: the C2 compiler's threads cost more CPU
-    # than its code saves on 2 cores (bench/README.md). C1 alone gets a 48 MB code
+    # than its code saves on 2 cores (bench/results/2026-12-06/README.md). C1 alone gets a 48 MB code
     # cache, which a live run filled in under a minute ("CodeCache is full. Compiler
     # has been disabled"): it gets the tiered default, 240 MB.
     java_options: str = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
