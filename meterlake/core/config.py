@@ -137,9 +137,9 @@ class SparkConf:
     # 2 GB (G1 grows the heap it may), in the same time (bench/results/2026-12-07/README.md).
     driver_memory: str = "1g"
     # The driver JVM's own options. C1 only: the C2 compiler's threads cost more CPU
-    # than its code saves on 2 cores (bench/results/2026-12-06/README.md). C1 alone gets a 48 MB code
-    # cache, which a live run filled in under a minute ("CodeCache is full. Compiler
-    # has been disabled"): it gets the tiered default, 240 MB.
+    # than its code saves on 2 cores (bench/results/2026-12-06/README.md). C1 alone
+    # gets a 48 MB code cache, which a live run filled in under a minute ("CodeCache is
+    # full. Compiler has been disabled"): it gets the tiered default, 240 MB.
     java_options: str = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     verbose: bool = False  # Spark's and the JVM's own warnings too (`meterlake -v`)
     conf: dict[str, str] = field(default_factory=dict)
