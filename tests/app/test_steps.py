@@ -23,8 +23,8 @@ from meterlake.core.errors import MeterlakeError
 from meterlake.core.steps import parse_step, with_step
 from meterlake.read import lake
 from oracle import compute_answers
+from tests.helpers import TOLERANCE, quiet
 from tests.lake_helpers import month_row, write
-from tests.reliability_helpers import TOLERANCE, quiet
 
 LISBON = ZoneInfo("Europe/Lisbon")
 
