@@ -16,7 +16,7 @@ from typing import NoReturn
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import on_object_store
-from meterlake.core.steps import parse_step, with_step
+from meterlake.core.steps import parse_step
 from meterlake.core.storage import export, unreachable
 
 log = logging.getLogger("meterlake")
@@ -217,6 +217,8 @@ def _run(config: Config, args: argparse.Namespace) -> None:
     if args.step is not None:
         if not args.once:
             raise MeterlakeError("--step is for a catch-up: run --once --step DURATION")
+        from meterlake.app.replay import with_step
+
         config = with_step(config, parse_step(args.step))
     run(config, layers=[x.strip() for x in args.layers.split(",") if x.strip()], once=args.once)
 

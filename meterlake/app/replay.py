@@ -13,7 +13,6 @@ from meterlake.core.catalog import LAYER_TABLES, LAYERS
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.progress import Progress
-from meterlake.core.steps import with_step
 
 
 def replay(config: Config, readings: Path, echo=print, step: timedelta | None = None) -> Config:
@@ -35,6 +34,12 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
     run_once(build_session(config), config, list(LAYERS), echo=echo, progress=Progress)
     show_answers(config, echo=echo)
     return config
+
+
+def with_step(config: Config, step: timedelta) -> Config:
+    """The config with gold committing per `step` of event time (meterlake.core.steps)."""
+    text = f"{step // timedelta(seconds=1)}s"
+    return replace(config, streams=replace(config.streams, gold_step=text))
 
 
 def lake_is_empty(config: Config) -> bool:

@@ -11,14 +11,9 @@ repeated hour is one step.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from meterlake.core.errors import MeterlakeError
-
-if TYPE_CHECKING:
-    from meterlake.core.config import Config
 
 _STEP = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hour|d|day)s?\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "sec": "seconds", "m": "minutes", "min": "minutes",
@@ -36,12 +31,6 @@ def parse_step(text: str) -> timedelta:
     if step < timedelta(minutes=1):
         raise MeterlakeError(f"--step must be at least 1 minute, not {text!r}")
     return step
-
-
-def with_step(config: Config, step: timedelta) -> Config:
-    """The config with gold committing per `step` of event time."""
-    text = f"{step // timedelta(seconds=1)}s"
-    return replace(config, streams=replace(config.streams, gold_step=text))
 
 
 def step_micros(text: str) -> int | None:

@@ -17,10 +17,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from meterlake.app.cli import main
-from meterlake.app.replay import replay
+from meterlake.app.replay import replay, with_step
 from meterlake.core.config import load_config
 from meterlake.core.errors import MeterlakeError
-from meterlake.core.steps import parse_step, with_step
+from meterlake.core.steps import parse_step
 from meterlake.read import lake
 from oracle import compute_answers
 from tests.helpers import TOLERANCE, quiet
