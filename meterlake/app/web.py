@@ -52,10 +52,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from meterlake.app.panels import MORE_VIEWS, Missing, more_view, panels_document
-from meterlake.core.bill import load_bill_terms
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.core.tariff import load_tariff
+from meterlake.core.tariff import check_tariff_file
 from meterlake.read import lake
 from meterlake.read.livegold import BadTravel, LiveGold, NotYet, commit_time
 
@@ -303,13 +302,6 @@ def check_port(host: str, port: int) -> None:
             raise MeterlakeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def check_conf(config: Config) -> None:
-    """The tariff file (plans, contracts, the bill's terms) read and checked: a bad one is
-    one line naming the file and the key, and nothing listens."""
-    load_tariff(config.semantics.tariff, config.semantics.zone)
-    load_bill_terms(config.semantics.tariff)
-
-
 def _server(config: Config, host: str, port: int, gold: LiveGold | None = None,
             on_listening: Callable[[], None] | None = None):
     import uvicorn
@@ -320,7 +312,7 @@ def _server(config: Config, host: str, port: int, gold: LiveGold | None = None,
             if self.started and on_listening is not None:
                 on_listening()
 
-    check_conf(config)
+    check_tariff_file(config.semantics.tariff, config.semantics.zone)  # bad: nothing listens
     check_port(host, port)
     settings = uvicorn.Config(
         build_app(config, gold), host=host, port=port, log_level="warning", access_log=False,
