@@ -28,6 +28,7 @@ from meterlake.read.report import LITERAL_TEXT, ReportFigure, _empty, _figure, _
 from meterlake.read.summaries import bill_ahead, plan_savings
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from pandas.io.formats.style import Styler
 
 ID_CHARS = 20  # as on the page (meterlake/app/page/ids.js)
@@ -94,6 +95,15 @@ def style_health(frame: pd.DataFrame) -> Styler:
                                      else "" for _ in row], axis=1)  # fmt: skip
 
 
+def _meter_axis(ax: Axes, frame: pd.DataFrame, ylabel: str) -> None:
+    """One tick per meter at its own position, its id shortened; the y label and grid."""
+    ax.set_xticks(np.arange(len(frame)), [id_label(s) for s in frame["sensor_id"]],
+                  rotation=30, ha="right", fontsize=8)  # fmt: skip
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
 def plot_savings(frame: pd.DataFrame) -> ReportFigure:
     """Bars: what each meter would have saved this month on its cheapest plan."""
     with rc_context(LITERAL_TEXT):
@@ -102,13 +112,8 @@ def plot_savings(frame: pd.DataFrame) -> ReportFigure:
         if frame.empty:
             _empty(ax, "no plan costs this month")
             return fig
-        positions = np.arange(len(frame))
-        ax.bar(positions, frame["saving_eur"], color="#2a9d8f")
-        ax.set_xticks(positions, [id_label(s) for s in frame["sensor_id"]], rotation=30,
-                      ha="right", fontsize=8)  # fmt: skip
-        ax.set_ylabel("€ saved (energy term)")
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
+        ax.bar(np.arange(len(frame)), frame["saving_eur"], color="#2a9d8f")
+        _meter_axis(ax, frame, "€ saved (energy term)")
     return fig
 
 
@@ -129,13 +134,8 @@ def plot_bill(frame: pd.DataFrame) -> ReportFigure:
             values = frame[column].to_numpy(dtype=float)
             ax.bar(positions, values, bottom=bottom, label=label, color=colour)
             bottom += values
-        ahead = frame["cost_projected_eur"].to_numpy(dtype=float)
-        ax.scatter(positions, ahead, marker="D", color="#e76f51", zorder=3,
-                   label="energy term, projected")  # fmt: skip
-        ax.set_xticks(positions, [id_label(s) for s in frame["sensor_id"]], rotation=30,
-                      ha="right", fontsize=8)  # fmt: skip
-        ax.set_ylabel("€ this month")
+        ax.scatter(positions, frame["cost_projected_eur"].to_numpy(dtype=float), marker="D",
+                   color="#e76f51", zorder=3, label="energy term, projected")  # fmt: skip
+        _meter_axis(ax, frame, "€ this month")
         ax.legend(fontsize=8, loc="upper right")
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
     return fig
