@@ -26,8 +26,9 @@ from tests.browser import chromium  # noqa: E402
 
 OUT = ROOT / "docs" / "panels.png"
 HIDE = """
-for (const id of ["q1", "q2", "q3", "q4", "pick"]) document.getElementById(id).style.display = "none";
-document.getElementById("travel").style.display = "none";
+for (const id of ["q1", "q2", "q3", "q4", "pick", "travel"]) {
+  document.getElementById(id).style.display = "none";
+}
 """
 READY = """return ["plans", "bill", "health"].every((v) =>
     document.getElementById(v).dataset.state === "ready");"""
