@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, env, feed, live, objectstore, queries, timing
+from bench import baseline, env, feed, live, objectstore, queries, steps, timing
 from meterlake.core.config import PROJECT_ROOT, Config, load_config
 from meterlake.tools.generate import MonthSpec
 
 log = logging.getLogger("bench")
 
 PHASES = ("publish", "catchup", "memory", "live", "queries", "served", "throughput", "scale",
-          "fleet", "writers", "profile", "objectstore")
+          "fleet", "writers", "profile", "objectstore", "steps")
 
 
 @dataclass(frozen=True)
@@ -419,6 +419,10 @@ class Bench:
         """The month with the lake on the local S3 store vs local disk (bench/objectstore.py)."""
         self.out["objectstore"] = objectstore.measure(self)
 
+    def phase_steps(self) -> None:
+        """The month replayed plainly and in hourly steps (bench/steps.py)."""
+        self.out["steps"] = steps.measure(self)
+
     def phase_profile(self) -> None:
         """The Python silver step (silver.bucket): CPU per message and per meter."""
         from bench.profile import judge_profile
@@ -668,6 +672,7 @@ def summary_rows(out: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
             _ratio(pr["per_message_cpu_us"], 7.7), None, None,
             f"one meter's {pr['messages']:,} readings in one call")
     rows += objectstore.summary_rows(out)
+    rows += steps.summary_rows(out)
     return rows
 
 

@@ -28,6 +28,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from meterlake.core.steps import step_end_sql
 from meterlake.core.tariff import Tariff
 
 # The gold key columns, in Spark and as Delta stores them (timestamps in UTC).
@@ -40,6 +41,7 @@ KEY_TYPES: dict[str, tuple[DataType, pa.DataType]] = {
 }
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 PERIOD_KEYS = ("sensor_id", "month", "day", "period_start")
+STEP_END = "step_end"  # period_sums in steps: local wall-clock micros the step ends at
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,27 @@ def priced_by_plans(sums: pa.Table, tariff: Tariff) -> pa.Table:
     )
 
 
-def period_sums(pieces: DataFrame) -> DataFrame:
+def period_sums(pieces: DataFrame, step_us: int | None = None, zone: str = "UTC") -> DataFrame:
     """A batch of pieces -> kWh, cost and latest interval end per sensor and period:
-    every answer's key is a part of this one."""
-    return pieces.groupBy(*PERIOD_KEYS).agg(
+    every answer's key is a part of this one. With a step of event time, also per
+    `step_end` (meterlake.core.steps): the step the piece's reading falls in."""
+    keys = [F.col(k) for k in PERIOD_KEYS]
+    if step_us is not None:
+        keys.append(F.expr(step_end_sql("interval_end", zone, step_us)).alias(STEP_END))
+    return pieces.groupBy(*keys).agg(
         F.sum("kwh").alias("kwh"),
         F.sum("cost_eur").alias("cost_eur"),
         F.max("interval_end").alias("as_of"),
     )
+
+
+def in_steps(sums: pa.Table) -> list[pa.Table]:
+    """period_sums rows -> one table per step of event time, in order; all in one
+    when they carry no step."""
+    if STEP_END not in sums.column_names:
+        return [sums]
+    ends = pc.unique(sums[STEP_END]).sort()
+    return [sums.filter(pc.equal(sums[STEP_END], end)) for end in ends]
 
 
 ANSWERS: dict[str, Answer] = {

@@ -1,4 +1,6 @@
-"""Helpers for the reliability tests (tests/reliability/); no fixtures here.
+"""Helpers for the tests that run the pipeline and read its lake back (tests/reliability/,
+and the end-to-end ones); no fixtures here. Kafka, readings files and messages:
+tests/helpers.py.
 
 The lake is read back with delta-rs through DuckDB (`meterlake.read.lake.connect`),
 never with Spark, so the checks work while another process writes and do not
@@ -26,8 +28,8 @@ import pandas as pd
 from meterlake.core.config import PROJECT_ROOT, Config
 from meterlake.read.lake import connect
 from oracle import OracleResult
+from tests.helpers import TOLERANCE
 
-TOLERANCE = 1e-9
 ANSWER_KEYS = {  # the four answers: sums of the silver pieces
     "month_energy": (["sensor_id", "month"], "energy_kwh"),
     "day_energy": (["sensor_id", "day"], "energy_kwh"),
@@ -41,90 +43,6 @@ FAST_STREAMS = {  # live-mode triggers short enough for a test
     "silver": "2 seconds",
     "gold": "3 seconds",
 }
-
-
-
-def quiet(_: str) -> None:
-    """An `echo` for run_once that prints nothing."""
-
-
-# --------------------------------------------------------------------------- Kafka
-
-
-def create_topic(
-    bootstrap: str, topic: str, partitions: int = 3, configs: dict[str, str] | None = None
-) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    try:
-        admin.create_topics(
-            [NewTopic(topic, partitions, 1, topic_configs=configs or {})], timeout_ms=30_000
-        )
-    finally:
-        admin.close()
-
-
-def produce(
-    bootstrap: str,
-    topic: str,
-    messages: Sequence[tuple[bytes | None, bytes | None]],
-    max_request_size: int = 1_048_576,
-) -> list[tuple[int, int]]:
-    """Send raw (key, value) messages in order with acks=all; their (partition, offset)."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_request_size=max_request_size,
-    )
-    try:
-        futures = [producer.send(topic, key=key, value=value) for key, value in messages]
-        producer.flush()
-        metadata = [f.get(timeout=60) for f in futures]
-    finally:
-        producer.close()
-    return [(m.partition, m.offset) for m in metadata]
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
-
-
-# --------------------------------------------------------------------------- files
-
-
-def reading_lines(path: Path) -> list[tuple[str, str, str]]:
-    """A readings file as (timestamp, sensor_id, energy text), in file order."""
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            ts, sensor, energy = line.split(";")
-            rows.append((ts, sensor, energy))
-    return rows
-
-
-def write_readings_file(path: Path, rows: Sequence[tuple[str, str, str | float]]) -> Path:
-    path.write_text("".join(f"{ts};{sensor};{energy}\n" for ts, sensor, energy in rows))
-    return path
-
-
-def reading_message(ts: str, sensor: str, energy: str | float) -> tuple[bytes, bytes]:
-    """What the publisher sends for a file line: key = sensor id, JSON with a float energy."""
-    from meterlake.tools.publish import reading_message as publisher_message
-
-    return publisher_message(ts, sensor, float(energy))
 
 
 # --------------------------------------------------------------------------- the lake

@@ -29,8 +29,8 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from meterlake.core.catalog import GOLD_TABLES
+from tests.lake_helpers import INSTANT
 
-INSTANT = pa.timestamp("us", tz="UTC")
 COORDINATES = [("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),
                ("kafka_timestamp", INSTANT)]
 SCHEMAS = {

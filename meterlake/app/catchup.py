@@ -2,11 +2,11 @@
 
 Waiting, read when the layer's query starts:
 
-- a query reading the topic (bronze; silver too, by default): Kafka's end
-  offsets minus where the checkpoint's last finished micro-batch ended (the
-  oldest offsets Kafka has, for a new checkpoint);
-- a query reading a Delta table (gold reads silver; silver reads bronze with
-  `[streams] silver_source = "bronze"`): the rows the source's commits added
+- a query reading the topic (bronze; silver too with `[streams] silver_source =
+  "kafka"`): Kafka's end offsets minus where the checkpoint's last finished
+  micro-batch ended (the oldest offsets Kafka has, for a new checkpoint);
+- a query reading a Delta table (gold reads silver; silver reads bronze, the
+  default `[streams] silver_source = "bronze"`): the rows the source's commits added
   from the version the checkpoint reached on (the whole table, for a new
   checkpoint). Commits that change no data (OPTIMIZE) add nothing.
 
@@ -14,8 +14,10 @@ Read so far: the input rows of the query's finished micro-batches
 (`StreamingQuery.recentProgress`), plus for a micro-batch still running the
 most records one running Spark stage of the layer's scheduler pool (named like
 the layer, meterlake.app.pipeline) has read: task metrics in Spark's status store,
-which grow as tasks end. A month fits in one micro-batch, so without the
-second part the count would jump from 0 to all at the end.
+which grow as tasks end. A micro-batch is large (up to `[streams]
+max_offsets_per_trigger` Kafka messages, 100,000 by default, or
+`bronze_bytes_per_trigger` of bronze's files: the month is five of them), so
+without the second part the count would move only when a whole batch ends.
 
 Checkpoints and tables are read where they are: on local disk, or on the object
 store of the lake (`LakeFiles`, with the `[storage]` settings).

@@ -16,6 +16,7 @@ from typing import NoReturn
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import on_object_store
+from meterlake.core.steps import parse_step, with_step
 from meterlake.core.storage import export, unreachable
 
 log = logging.getLogger("meterlake")
@@ -91,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="the bronze, silver and gold jobs")
     run.add_argument("--layers", default="bronze,silver,gold")
     run.add_argument("--once", action="store_true", help="catch up on everything, then exit")
+    run.add_argument(
+        "--step",
+        metavar="DURATION",
+        help="with --once: a gold version per step of event time (e.g. 1h, 1d)",
+    )
 
     query = sub.add_parser("query", parents=[common], help="the sorted view of one question")
     query.add_argument("view", choices=(*VIEWS, *MORE_VIEWS, PROJECTION))
@@ -132,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--step",
         metavar="DURATION",
-        help="publish and catch up per step of event time (e.g. 1h, 1d): a gold version each",
+        help="a gold version per step of event time (e.g. 1h, 1d), for query --at",
     )
 
     serve = sub.add_parser(
@@ -208,6 +214,10 @@ def _publish(config: Config, args: argparse.Namespace) -> None:
 def _run(config: Config, args: argparse.Namespace) -> None:
     from meterlake.app.pipeline import run
 
+    if args.step is not None:
+        if not args.once:
+            raise MeterlakeError("--step is for a catch-up: run --once --step DURATION")
+        config = with_step(config, parse_step(args.step))
     run(config, layers=[x.strip() for x in args.layers.split(",") if x.strip()], once=args.once)
 
 
@@ -254,11 +264,7 @@ def _history(config: Config, args: argparse.Namespace) -> None:
 def _replay(config: Config, args: argparse.Namespace) -> None:
     from meterlake.app.replay import replay
 
-    step = None
-    if args.step is not None:
-        from meterlake.app.steps import parse_step
-
-        step = parse_step(args.step)
+    step = None if args.step is None else parse_step(args.step)
     replay(config, Path(args.file), step=step)
 
 

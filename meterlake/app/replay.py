@@ -12,11 +12,13 @@ from meterlake.app.pipeline import run_once
 from meterlake.core.catalog import LAYER_TABLES, LAYERS
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.progress import Progress
+from meterlake.core.steps import with_step
 
 
 def replay(config: Config, readings: Path, echo=print, step: timedelta | None = None) -> Config:
     """A fresh topic and lake, publish --speedup 0, run --once, then the four views;
-    with `step`, publish and run once per step of event time (meterlake.app.steps)."""
+    with `step`, gold leaves a version per step of event time (meterlake.core.steps)."""
     from meterlake.core.session import build_session
     from meterlake.tools.publish import publish_file
 
@@ -27,15 +29,10 @@ def replay(config: Config, readings: Path, echo=print, step: timedelta | None = 
     topic = f"{config.kafka.topic}-replay-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     config = replace(config, kafka=replace(config.kafka, topic=topic))
     echo(f"replaying {readings} through topic {topic} into {config.lake}")
-    if step is None:
-        from meterlake.core.progress import Progress
-
-        publish_file(config, readings, speedup=0)
-        run_once(build_session(config), config, list(LAYERS), echo=echo, progress=Progress)
-    else:
-        from meterlake.app.steps import replay_in_steps
-
-        replay_in_steps(build_session(config), config, readings, step, echo=echo)
+    if step is not None:
+        config = with_step(config, step)
+    publish_file(config, readings, speedup=0)
+    run_once(build_session(config), config, list(LAYERS), echo=echo, progress=Progress)
     show_answers(config, echo=echo)
     return config
 

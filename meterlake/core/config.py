@@ -21,6 +21,7 @@ from meterlake.core.catalog import LAYER_TABLES
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location, location
 from meterlake.core.progress import EVERY_S
+from meterlake.core.steps import step_micros
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -134,12 +135,12 @@ class SparkConf:
     ui: bool = False
     # The driver's heap. 1 GB holds a bounded batch ([streams] max_offsets_per_trigger):
     # the month's run --once peaked at 1,117 MB of JVM RSS with it, 1,267-1,700 MB with
-    # 2 GB (G1 grows the heap it may), in the same time (bench/README.md).
+    # 2 GB (G1 grows the heap it may), in the same time (bench/results/2026-12-07/README.md).
     driver_memory: str = "1g"
     # The driver JVM's own options. C1 only: the C2 compiler's threads cost more CPU
-    # than its code saves on 2 cores (bench/README.md). C1 alone gets a 48 MB code
-    # cache, which a live run filled in under a minute ("CodeCache is full. Compiler
-    # has been disabled"): it gets the tiered default, 240 MB.
+    # than its code saves on 2 cores (bench/results/2026-12-06/README.md). C1 alone
+    # gets a 48 MB code cache, which a live run filled in under a minute ("CodeCache is
+    # full. Compiler has been disabled"): it gets the tiered default, 240 MB.
     java_options: str = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     verbose: bool = False  # Spark's and the JVM's own warnings too (`meterlake -v`)
     conf: dict[str, str] = field(default_factory=dict)
@@ -175,6 +176,9 @@ class StreamsConf:
     # files; a catch-up compacts at its end.
     compact_every_s: float = 600.0
     compact_min_files: int = 50
+    # Gold's versions: "" one per micro-batch; a step of event time ("1h") one per step,
+    # each batch's increments committed step by step (`--step` of replay and run --once).
+    gold_step: str = ""
 
     def __post_init__(self) -> None:
         check_choices("streams", self, on_data_loss=DATA_LOSS_POLICIES,
@@ -183,6 +187,10 @@ class StreamsConf:
             raise MeterlakeError(
                 f"config [streams] meter_buckets: {self.meter_buckets} is not a positive count"
             )
+        try:
+            step_micros(self.gold_step)
+        except MeterlakeError as exc:
+            raise MeterlakeError(f"config [streams] gold_step: {exc}") from None
 
     def trigger(self, name: str) -> str:
         return str(getattr(self, name))
@@ -269,6 +277,12 @@ def _section(
     unknown = {k for k in raw if k not in known}
     if unknown:
         raise MeterlakeError(f"config [{name}]: unknown setting(s) {', '.join(sorted(unknown))}")
+    # A whole number in the file for a float setting is a float, as its default is and
+    # as --set and the environment give it (`timeout_s = 60` is 60.0).
+    for f in fields(cls):
+        value = raw.get(f.name)
+        if isinstance(_field_default(f), float) and type(value) is int:
+            raw[f.name] = float(value)
     for key, convert in converters.items():
         if key in raw:
             raw[key] = convert(raw[key])

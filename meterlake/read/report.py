@@ -415,7 +415,7 @@ def plot_pipeline(rows: Mapping[str, int] | None = None, topic: str = "energy") 
     def count(table: str) -> str:
         return f"{rows[table]:,} rows" if table in rows else ""
 
-    box(0.1, 1.5, 1.5, 1.2, "Kafka", f"topic {topic}\nkeyed by sensor\nJSON readings", "#eeeeee")
+    box(0.1, 1.5, 1.5, 1.2, "Kafka", f"topic {topic}\nJSON readings\nkeyed or not", "#eeeeee")
     box(2.1, 1.5, 1.7, 1.2, "bronze", f"every message as-is\nbytes + offsets\n{count('bronze')}",
         "#e8c39e")
     box(4.4, 2.75, 2.0, 1.2, "silver: readings",
@@ -425,7 +425,7 @@ def plot_pipeline(rows: Mapping[str, int] | None = None, topic: str = "energy") 
     box(4.4, 0.25, 2.0, 1.2, "silver: quarantine",
         f"rejected + anomalies\nwith a reason code\n{count('quarantine')}", "#f5b7b1")
     gold = "\n".join(f"{t}  {count(t)}".rstrip() for t in LAYER_TABLES["gold"])
-    box(7.0, 1.3, 2.3, 1.6, "gold (MERGE)", gold, "#f9e79f")
+    box(7.0, 1.3, 2.3, 1.6, "gold (by partition)", gold, "#f9e79f")
     box(9.7, 1.5, 1.2, 1.2, "DuckDB", "views q1..q4\nsql, history\ntime travel", "#d4efdf")
     arrow(1.6, 2.1, 2.1, 2.1)
     arrow(3.8, 2.3, 4.4, 3.3)
@@ -434,7 +434,7 @@ def plot_pipeline(rows: Mapping[str, int] | None = None, topic: str = "energy") 
     arrow(6.4, 2.1, 7.0, 2.1)
     arrow(9.3, 2.1, 9.7, 2.1)
     ax.text(5.5, 0.05, "Spark Structured Streaming: bronze and silver every 10 s, gold "
-            "energy every 5 min, cost every minute; Delta tables under the lake folder",
+            "(all the answers) every minute; Delta tables under the lake folder",
             ha="center", va="bottom", fontsize=8, color="#555", transform=ax.transData,
             wrap=True)
     return fig

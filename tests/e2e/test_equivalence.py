@@ -21,8 +21,8 @@ from meterlake.read.lake import connect, query_view
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers
-from tests.helpers import clock_change_nights
-from tests.reliability_helpers import TOLERANCE, assert_gold_equals_oracle
+from tests.helpers import TOLERANCE, clock_change_nights
+from tests.reliability_helpers import assert_gold_equals_oracle
 
 ALL = ["bronze", "silver", "gold"]
 

@@ -14,8 +14,8 @@ from meterlake.read.lake import query_view
 from meterlake.read.questions import query_more
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
-from tests.helpers import TARIFF_FILE
-from tests.reliability_helpers import assert_gold_equals_oracle, quiet, write_readings_file
+from tests.helpers import TARIFF_FILE, quiet, write_readings_file
+from tests.reliability_helpers import assert_gold_equals_oracle
 
 # Two meters with the same readings: 1 kWh on Sunday 2024-02-04 09:00-10:00, nothing
 # until Monday 09:00, 1 kWh on Monday 09:00-10:00. W is contracted to the weekly

@@ -34,7 +34,7 @@ from meterlake.read.lake import wall_clock
 from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers
 from tests.browser import chromium, console_errors
-from tests.reliability_helpers import TOLERANCE, quiet
+from tests.helpers import TOLERANCE, quiet
 
 LAYERS = ["bronze", "silver", "gold"]
 WAIT_S = 120  # the longest a page may take to show what gold holds (it polls each second)

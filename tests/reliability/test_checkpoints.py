@@ -29,14 +29,8 @@ from meterlake.core.storage import filesystem
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
-from tests.reliability_helpers import (
-    FAST_STREAMS,
-    assert_gold_equals_oracle,
-    cli,
-    live,
-    quiet,
-    write_conf,
-)
+from tests.helpers import quiet
+from tests.reliability_helpers import FAST_STREAMS, assert_gold_equals_oracle, cli, live, write_conf
 
 ALL = ["bronze", "silver", "gold"]
 SPEC = MonthSpec(meters=2, days=1, cadence_s=300, seed=7)

@@ -35,11 +35,11 @@ from meterlake.infra.broker import ClusterConf
 from meterlake.infra.sparkcluster import SparkClusterConf
 from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
+from tests.helpers import end_offsets
 from tests.reliability_helpers import (
     assert_bronze_is_one_row_per_offset,
     assert_gold_equals_oracle,
     cli,
-    end_offsets,
     is_loopback,
     listening,
     live,

@@ -39,6 +39,7 @@ from meterlake.infra import broker as kafka_broker
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import PublishResult, publish_readings
 from oracle import compute_answers
+from tests.helpers import end_offsets
 from tests.reliability_helpers import (
     FAST_STREAMS,
     DeltaWatch,
@@ -48,7 +49,6 @@ from tests.reliability_helpers import (
     assert_no_duplicate_piece,
     batch_committed,
     commit_file,
-    end_offsets,
     frame,
     kill_broker,
     live,

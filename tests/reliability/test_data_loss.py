@@ -20,19 +20,16 @@ from meterlake.core.errors import MeterlakeError
 from meterlake.read.lake import read_only_sql
 from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
-from tests.reliability_helpers import (
-    assert_gold_equals_oracle,
-    bronze_coordinates,
-    cli,
+from tests.helpers import (
     create_topic,
     end_offsets,
     produce,
     quiet,
     reading_lines,
     reading_message,
-    write_conf,
     write_readings_file,
 )
+from tests.reliability_helpers import assert_gold_equals_oracle, bronze_coordinates, cli, write_conf
 
 SPEC = MonthSpec(meters=3, days=1, cadence_s=600, seed=11)
 LOST = 7  # messages of partition 0 removed from Kafka before bronze read them

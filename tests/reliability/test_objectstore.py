@@ -33,17 +33,16 @@ from meterlake.infra import objectstore
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
+from tests.helpers import end_offsets, quiet
 from tests.reliability.test_crash import Counted, Publisher
 from tests.reliability_helpers import (
     FAST_STREAMS,
     assert_bronze_is_one_row_per_offset,
     assert_gold_equals_oracle,
     assert_no_duplicate_piece,
-    end_offsets,
     is_loopback,
     listening,
     live,
-    quiet,
     write_conf,
 )
 

@@ -22,16 +22,15 @@ from meterlake.read.lake import query_view
 from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
 from silver.message import MessageRules, parse_message
-from tests.reliability_helpers import (
-    assert_gold_equals_oracle,
+from tests.helpers import (
     create_topic,
-    frame,
     produce,
     quiet,
     reading_lines,
     reading_message,
     write_readings_file,
 )
+from tests.reliability_helpers import assert_gold_equals_oracle, frame
 
 SPEC = MonthSpec(meters=4, days=2, cadence_s=120, seed=5)
 MAX_MESSAGE = 3 * 1024 * 1024  # the topic and the producer accept the 1 MB payloads

@@ -28,15 +28,14 @@ from meterlake.app.pipeline import run_once
 from meterlake.read.lake import query_view
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
+from tests.helpers import quiet, write_readings_file
 from tests.reliability_helpers import (
     assert_gold_equals_oracle,
     cli,
     frame,
     gold_tables,
-    quiet,
     with_lake,
     write_conf,
-    write_readings_file,
 )
 
 LISBON = ZoneInfo("Europe/Lisbon")

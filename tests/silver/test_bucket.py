@@ -9,7 +9,6 @@ new meters, and however the stream is cut into batches.
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -23,6 +22,7 @@ from silver.bucket import Windows, judge_bucket, judge_buckets
 from silver.judge import NO_SENSOR, judge_messages
 from silver.meter import Window
 from silver.stored import STORED, decode
+from tests.helpers import reading_value
 from tests.silver.test_judge_runs import NOW_US, RULES, local, streams
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,7 +39,7 @@ def message(sensor: str | None, reading: tuple[int, float] | None, partition: in
     else:
         ts, energy = reading
         stamp = (EPOCH + timedelta(microseconds=ts)).isoformat()  # the instant, exactly
-        value = json.dumps({"timestamp": stamp, "sensor_id": sensor, "energy": energy}).encode()
+        value = reading_value(stamp, sensor, energy)
     return {
         "sensor_key": sensor if reading is not None else NO_SENSOR,
         "key": None, "value": value, "topic": "t", "partition": partition, "offset": offset,

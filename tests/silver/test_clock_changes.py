@@ -9,7 +9,6 @@ night comes in one batch or cut into many, read by the JVM or by Python.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ import pytest
 from oracle import compute_answers
 from silver.bucket import Windows, judge_bucket
 from silver.message import parse_timestamp
-from tests.helpers import ZONE, clock_change_nights, write_lines
+from tests.helpers import ZONE, clock_change_nights, reading_value, write_readings_file
 from tests.silver.test_judge_runs import NOW_US, RULES
 
 NIGHTS = clock_change_nights()
@@ -32,7 +31,7 @@ def frame(sensor: str, rows: list[tuple[str, float]], jvm: bool, seed: int = 0) 
     rnd = random.Random(seed)
     out = []
     for n, (ts, energy) in enumerate(rows):
-        value = json.dumps({"timestamp": ts, "sensor_id": sensor, "energy": energy}).encode()
+        value = reading_value(ts, sensor, energy)
         out.append({
             "sensor_key": sensor, "key": None, "value": value, "topic": "t",
             "partition": rnd.randrange(3), "offset": n, "kafka_ts_us": 0,
@@ -73,7 +72,7 @@ def test_every_reading_of_the_night_is_placed_and_each_half_hour_exact(night, ba
 @pytest.mark.parametrize("night", sorted(NIGHTS))
 def test_the_oracle_places_the_night_the_same_way(tmp_path, night) -> None:
     rows, expected = NIGHTS[night]
-    path = write_lines(tmp_path / "night.csv", [(ts, night, e) for ts, e in rows])
+    path = write_readings_file(tmp_path / "night.csv", [(ts, night, e) for ts, e in rows])
     oracle = compute_answers(path)
     assert oracle.quarantine_counts == {}
     got = {p.strftime("%Y-%m-%d %H:%M"): kwh for p, kwh in
@@ -97,5 +96,5 @@ def test_a_repeated_time_the_register_cannot_place_is_ambiguous_time(tmp_path) -
         parse_timestamp("2024-10-27T01:40:00+01:00", ZONE),
         parse_timestamp("2024-10-27T01:30:00+00:00", ZONE),  # the second 01:30
     ]
-    path = write_lines(tmp_path / "flat.csv", [(ts, "F", e) for ts, e in rows])
+    path = write_readings_file(tmp_path / "flat.csv", [(ts, "F", e) for ts, e in rows])
     assert compute_answers(path).quarantine_counts == {"ambiguous_time": 1}

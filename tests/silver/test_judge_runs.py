@@ -8,7 +8,6 @@ duplicates, jumps and decreases, and however the stream is cut into batches.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from silver.job import silver_rules
 from silver.judge import judge_messages
 from silver.message import parse_timestamp
 from silver.meter import Window, trim
+from tests.helpers import reading_value
 
 RULES = silver_rules(load_config())  # the configured zone, limits and tariff
 NOW_US = parse_timestamp("2030-01-01 00:00:00", RULES.zone)
@@ -57,7 +57,7 @@ def messages(readings: list[tuple[int, float] | None], seed: int = 0) -> pd.Data
         else:
             ts, energy = reading
             stamp = (EPOCH + timedelta(microseconds=ts)).isoformat()  # the instant, exactly
-            value = json.dumps({"timestamp": stamp, "sensor_id": "S", "energy": energy}).encode()
+            value = reading_value(stamp, "S", energy)
         rows.append({
             "key": b"S", "value": value, "topic": "t", "partition": partition,
             "offset": offsets[partition], "kafka_ts_us": 1_706_745_600_000_000,

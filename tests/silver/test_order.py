@@ -25,7 +25,7 @@ from meterlake.core.config import load_config
 from oracle import compute_answers
 from silver.judge import SilverRules, judge_messages
 from silver.meter import Window
-from tests.helpers import ZONE, tariff
+from tests.helpers import ZONE, reading_value, tariff
 from tests.reliability_helpers import ANSWER_KEYS
 
 LATENESS_US = 3600 * 10**6
@@ -60,8 +60,8 @@ def meters(draw) -> list[tuple[str, int, float]]:
 
 def _message(sensor: str, ts_us: int, energy: float, partition: int, offset: int) -> dict:
     stamp = datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
-    value = json.dumps({"timestamp": stamp, "sensor_id": sensor, "energy": energy})
-    return {"key": None, "value": value.encode(), "topic": "t", "partition": partition,
+    value = reading_value(stamp, sensor, energy)
+    return {"key": None, "value": value, "topic": "t", "partition": partition,
             "offset": offset, "kafka_ts_us": None}  # fmt: skip
 
 

@@ -4,7 +4,6 @@ hours the clocks change, or leave the message to Python."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from datetime import datetime, timedelta
@@ -20,13 +19,10 @@ from silver.message import (
     read_canonical,
     repeat_after_us,
 )
+from tests.helpers import reading_value as _message
 
 ZONE = "Europe/Lisbon"
 RULES = MessageRules(ZONE, min_ts_us=-(2**62), max_ts_us=2**62)
-
-
-def _message(ts: str, sensor: str, energy) -> bytes:
-    return json.dumps({"timestamp": ts, "sensor_id": sensor, "energy": energy}).encode()
 
 
 def _timestamps() -> list[str]:
