@@ -311,6 +311,11 @@ COMMANDS = {
 }
 
 
+# Commands that start something (a broker, a topic, queries, a server): a bad tariff
+# file is one line before any of it.
+STARTS = ("run", "replay", "demo", "serve")
+
+
 def _not_from_py4j(record: logging.LogRecord) -> bool:
     return f"{os.sep}py4j{os.sep}" not in record.pathname
 
@@ -331,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = None
     try:
         config = _config(args)
+        if args.command in STARTS:
+            from meterlake.core.tariff import check_tariff_file
+
+            check_tariff_file(config.semantics.tariff, config.semantics.zone)
         COMMANDS[args.command](config, args)
     except MeterlakeError as exc:
         print(f"meterlake: error: {exc}", file=sys.stderr)

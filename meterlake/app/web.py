@@ -8,6 +8,13 @@ Routes (all GET; the server is read-only and listens on loopback by default):
   --format json`, byte for byte, streamed as they are written; `?version=N` or
   `?as_of=TIMESTAMP` travel in time, `?at=TIME` to the version standing at that
   event time (as `query --at`);
+- `/api/plans`, `/api/bill`, `/api/health`, `/api/projection`: the rows of `meterlake
+  query plans|bill|health|projection --format json`; plans, bill and health travel
+  with `?version=N` or `?as_of=TIMESTAMP` (applied to each table they read), not `at`;
+  the projection is live only;
+- `/api/panels`: what the page's panels beyond the four answers show
+  (meterlake.app.panels), live, `?as_of=` or `?at=` (the instant the day_cost
+  version standing then was written), with `?sensor=ID` as for `/api/answers`;
 - `/api/answers`: what the page shows, in one document: of each answer the rows
   of the `[read] page_sensors` largest meters and of those asked for with
   `?sensor=ID` (repeatable), how many there are in all, its table version and
@@ -44,8 +51,10 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from meterlake.app.panels import MORE_VIEWS, Missing, more_view, panels_document
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.tariff import check_tariff_file
 from meterlake.read import lake
 from meterlake.read.livegold import BadTravel, LiveGold, NotYet, commit_time
 
@@ -148,10 +157,40 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
     """The ASGI application over one lake (`gold`: the open tables to serve from)."""
     gold = gold or LiveGold(config)
 
+    def more_json(request: Request, view: str) -> Response:
+        try:
+            when = _travel(request)
+            if when.at is not None:
+                raise BadTravel(f"{view} travels by version or as_of, not at")
+            result = more_view(config, view, when.version, when.as_of)
+        except Missing as exc:
+            return _error(503, str(exc))
+        except BadTravel as exc:
+            return _error(400, str(exc))
+        except MeterlakeError as exc:
+            return _error(500 if when.live else 400, str(exc))
+        return Response(lake.format_json(result), media_type="application/json")
+
+    def panels(request: Request) -> Response:
+        try:
+            when = _travel(request)
+            if when.version is not None:
+                raise BadTravel("the panels travel by as_of or at, not version")
+            as_of = gold.written_at("day_cost", when.at) if when.at is not None else when.as_of
+        except BadTravel as exc:
+            return _error(400, str(exc))
+        except MeterlakeError as exc:
+            return _lake_error(exc)
+        chosen = set(request.query_params.getlist("sensor"))
+        return JSONResponse(panels_document(config, as_of, config.read.page_sensors, chosen))
+
     def view_json(request: Request) -> Response:
         view = request.path_params["view"]
+        if view in MORE_VIEWS:
+            return more_json(request, view)
         if view not in lake.VIEW_TABLES:
-            return _error(404, f"unknown view {view!r}; known: {', '.join(lake.VIEW_TABLES)}")
+            known = ", ".join([*lake.VIEW_TABLES, *MORE_VIEWS])
+            return _error(404, f"unknown view {view!r}; known: {known}")
         try:
             when = _travel(request)
             result = gold.answer(view, when.version, when.as_of, when.at)
@@ -235,6 +274,7 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
     routes = [
         Route("/", index),
         Route("/api/answers", answers),
+        Route("/api/panels", panels),
         Route("/api/version", version),
         Route("/api/timeline", timeline),
         Route("/api/sensors", sensors),
@@ -272,6 +312,7 @@ def _server(config: Config, host: str, port: int, gold: LiveGold | None = None,
             if self.started and on_listening is not None:
                 on_listening()
 
+    check_tariff_file(config.semantics.tariff, config.semantics.zone)  # bad: nothing listens
     check_port(host, port)
     settings = uvicorn.Config(
         build_app(config, gold), host=host, port=port, log_level="warning", access_log=False,
@@ -287,7 +328,7 @@ def serve(config: Config, host: str, port: int, echo=print) -> None:
 
     def listening() -> None:
         echo(f"serving {config.lake} on http://{host}:{port}/  (API: /api/q1 ... /api/q4, "
-             "/api/q3_long); "
+             "/api/q3_long, /api/plans, /api/bill, /api/health, /api/projection); "
              "Ctrl-C stops")
         sys.stdout.flush()
 

@@ -342,3 +342,12 @@ def load_tariff(path: Path, zone: str) -> Tariff:
         return parse_tariff(data, zone)
     except MeterlakeError as exc:
         raise MeterlakeError(f"{path}: {exc}") from None
+
+
+def check_tariff_file(path: Path, zone: str) -> None:
+    """Everything the tariff file holds, checked before anything starts: the cycles, plans
+    and contracts (`load_tariff`) and the bill's terms (meterlake.core.bill)."""
+    from meterlake.core.bill import load_bill_terms
+
+    load_tariff(path, zone)
+    load_bill_terms(path)

@@ -230,6 +230,14 @@ class LiveGold:
                 ("answer", view, chosen), lambda: self._compute(opened, view, chosen)
             )
 
+    def written_at(self, table: str, at: str) -> str:
+        """The instant (`as_of` text) that `table`'s version standing at event time `at`
+        was written: the other tables as they were then."""
+        with self._lock:
+            opened = self._table(table)
+            chosen = self._choose(opened, None, None, at)
+            return commit_time(next(c.timestamp for c in opened.commits if c.version == chosen))
+
     def _compute(self, opened: _OpenTable, view: str, version: int) -> lake.Result:
         if version == opened.version:
             return lake.answer(opened.con, self.config, view, version)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
@@ -161,8 +161,9 @@ def style_answer(found: Answer, rows: int | None = None):
     caption = "<br>".join(found.notes)
     if rows is not None and len(found.frame) > rows:
         caption += f"<br>(the last {rows} of {len(found.frame)} half hours)"
-    return (
-        shown.style.format(f"{{:.{decimals}f}}", na_rep="·")
+    return (  # ids are untrusted text: escaped as HTML (rows, and q3's columns)
+        shown.style.format(f"{{:.{decimals}f}}", na_rep="·", escape="html")
+        .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
         .set_caption(caption)
         .set_table_styles([{"selector": "caption", "props": "caption-side: bottom; "
                             "font-size: 85%; color: #555; text-align: left"}])
@@ -325,7 +326,7 @@ def style_gaps(gaps: pd.DataFrame, rows: int = 5):
     shown = gaps.head(rows).rename(columns=GAP_COLUMNS)
     return shown.style.hide(axis="index").format(
         {"typical spacing": "{:.0f} s", "longest gap": "{:.1f} min",
-         "from": lakeio.wall_clock, "to": lakeio.wall_clock}, na_rep="-")
+         "from": lakeio.wall_clock, "to": lakeio.wall_clock}, na_rep="-", escape="html")
 
 
 def bands_match_q4(bands: pd.DataFrame, q4: pd.DataFrame) -> float:
@@ -337,6 +338,8 @@ def bands_match_q4(bands: pd.DataFrame, q4: pd.DataFrame) -> float:
 
 # --------------------------------------------------------------------------- plots
 
+# Meter ids are untrusted text: drawn with mathtext off, a "$" in an id stays a dollar sign.
+LITERAL_TEXT = {"text.parse_math": False}
 BAND_COLOURS = ("#c0392b", "#e67e22", "#2e86c1", "#1b4f72", "#7f8c8d", "#16a085")
 
 
@@ -351,7 +354,8 @@ class ReportFigure(Figure):
 
     def to_png(self, dpi: int = 110) -> bytes:
         buffer = io.BytesIO()
-        self.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+        with rc_context(LITERAL_TEXT):  # the tick labels (ids) are made while drawing
+            self.savefig(buffer, format="png", dpi=dpi, facecolor="white")
         return buffer.getvalue()
 
     def alt_text(self) -> str:

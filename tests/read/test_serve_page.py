@@ -186,3 +186,157 @@ def _versions(text: str) -> dict[str, int]:
     import json
 
     return {k: int(v) for k, v in json.loads(text).items()}
+
+
+# --------------------------------------------------------------------------- the panels
+# Meter ids are untrusted text: plotly would read these as its own markup (a bold
+# "bold", a link "click"); the long one is the longest id silver accepts (64
+# characters), the 200-character one is quarantined (bad_sensor_id) and shown nowhere.
+BOLD = "<b>bold</b>"
+LINK = '<a href="javascript:alert(1)">click</a>'
+LONG = ("long-meter-" + "0123456789" * 6)[:64]
+TOO_LONG = "x" * 200
+SILENT = "S"  # reports from 06:00 to 08:00 only: silent at noon (4 x its 10-minute cadence)
+ID_CHARS = 20  # meterlake/app/page/ids.js: ids longer than this are shortened
+
+
+def shortened(sensor: str) -> str:
+    return sensor if len(sensor) <= ID_CHARS else sensor[:ID_CHARS - 1] + "…"
+
+
+def hostile_readings() -> list[str]:
+    """2024-02-10, every 10 minutes from 06:00 to 12:00: three meters with hostile ids,
+    one that stops at 08:00, and one whose id is too long."""
+    lines = [f"2024-02-09 23:50:00;{BOLD};500.0"]
+    for i in range(37):
+        ts = f"2024-02-10 {6 + i // 6:02d}:{i % 6 * 10:02d}:00"
+        lines += [f"{ts};{BOLD};{500 + 0.03 * i:.3f}", f"{ts};{LINK};{70 + 0.05 * i:.3f}",
+                  f"{ts};{LONG};{12 + 0.011 * i * i / 10:.4f}"]
+        if i <= 12:
+            lines.append(f"{ts};{SILENT};{300 + 0.2 * i:.3f}")
+    return [*lines, f"2024-02-10 09:00:00;{TOO_LONG};1.0"]
+
+
+READ_PANELS = """
+const cells = (view) => [...document.querySelectorAll(`#${view} tbody tr`)].map((tr) => ({
+  sensor: tr.dataset.sensor, silent: tr.dataset.silent,
+  id: tr.querySelector("span.id").textContent, title: tr.querySelector("span.id").title,
+  width: tr.querySelector("span.id").getBoundingClientRect().width,
+  values: Object.fromEntries([...tr.querySelectorAll("td[data-column]")].map((td) =>
+      [td.dataset.column, td.dataset.value === undefined ? td.textContent : td.dataset.value])),
+  badge: (tr.querySelector(".badge") || {}).textContent,
+}));
+const texts = (selector) => [...document.querySelectorAll(selector)].map((t) => t.textContent);
+const styled = [...document.querySelectorAll("main svg text, main svg tspan")]
+    .filter((t) => /bold|italic/.test(t.getAttribute("style") || ""));
+return {
+  ready: ["plans", "bill", "health"].every((v) =>
+      document.getElementById(v).dataset.state === "ready"),
+  plans: cells("plans"), bill: cells("bill"), health: cells("health"),
+  q1: cells("q1"), q4: cells("q4"),
+  alert: document.querySelector("#health .alert").hidden ? null
+      : document.querySelector("#health .alert").textContent,
+  q3_heads: [...document.querySelectorAll("#q3-table thead th span.id")].map((s) =>
+      [s.textContent, s.title, s.getBoundingClientRect().width]),
+  legend: texts("#q3-chart .legendtext"),
+  ticks: Object.fromEntries(["q4", "plans", "bill"].map((v) =>
+      [v, texts(`#${v}-chart .xtick text`)])),
+  injected: document.querySelectorAll("main a, main b, main svg a").length + styled.length,
+  errors: [...document.querySelectorAll(".panel-error")].filter((p) => !p.hidden)
+      .map((p) => p.textContent),
+};
+"""
+
+HOVER = """
+const [chart, curve, point] = arguments;
+Plotly.Fx.hover(chart, [{curveNumber: curve, pointNumber: point}]);
+return [...document.querySelectorAll(`#${chart} .hoverlayer .hovertext`)]
+    .map((t) => t.textContent).join(" | ");
+"""
+
+
+def test_the_panels_show_the_oracles_plans_bill_and_health_and_ids_as_text(
+    spark, kafka, config, tmp_path: Path
+) -> None:
+    zone = ZoneInfo(config.semantics.zone)
+    lines = hostile_readings()
+    (tmp_path / "hostile.csv").write_text("\n".join(lines) + "\n")
+    oracle = compute_answers(tmp_path / "hostile.csv", config.semantics)
+    assert oracle.quarantine_counts.get("bad_sensor_id") == 1
+    publish_readings(config, lines, speedup=0, progress=False)
+    run_once(spark, config, LAYERS, echo=quiet)
+    meters = sorted([BOLD, LINK, LONG, SILENT])
+    assert sorted(oracle.q1.sensor_id) == meters
+
+    with running(config, "127.0.0.1", free_port()) as url, chromium() as browser:
+        browser.get(url)
+        showing(browser, gold_versions(config), "live")
+        WebDriverWait(browser, WAIT_S, poll_frequency=0.25).until(
+            lambda b: b.execute_script(READ_PANELS)["ready"], "the panels were not drawn")
+        shown = browser.execute_script(READ_PANELS)
+
+        # plans: each meter's contract, the cheapest plan and the saving, as the oracle's
+        plans = oracle.plans
+        want = {}
+        for sensor, mine in plans.groupby("sensor_id", sort=False):
+            cheapest, contract = mine.iloc[0], mine[mine.contracted].iloc[0]
+            want[sensor] = (contract.plan, contract.cost_eur, cheapest.plan, cheapest.cost_eur,
+                            cheapest.saving_eur)
+        got = {row["sensor"]: row["values"] for row in shown["plans"]}
+        assert sorted(got) == meters
+        for sensor, (plan, cost, best, best_cost, saving) in want.items():
+            row = got[sensor]
+            assert (row["contract"], row["cheapest"]) == (plan, best), sensor
+            assert [float(row[c]) for c in ("contract_eur", "cheapest_eur", "saving_eur")] == \
+                pytest.approx([cost, best_cost, saving], abs=TOLERANCE), sensor
+        savings = [want[row["sensor"]][4] for row in shown["plans"]]
+        assert savings == sorted(savings, reverse=True)
+
+        # the bill: the contract's month (the oracle's), 10 days of 6.9 kVA at 0.33 EUR,
+        # VAT: every kWh under 200 x 10 / 30, so 6 % on energy; 23 % on the power term
+        month = dict(zip(oracle.q1.sensor_id, oracle.q1.energy_kwh, strict=True))
+        for row in shown["bill"]:
+            sensor, values = row["sensor"], {k: float(v) for k, v in row["values"].items()}
+            energy_eur, power = want[sensor][1], 10 * 0.33
+            vat = energy_eur * 0.06 + power * 0.23
+            assert [values[c] for c in ("days", "energy_kwh", "energy_eur", "power_eur",
+                                        "vat_eur", "total_eur")] == pytest.approx(
+                [10, month[sensor], energy_eur, power, vat, energy_eur + power + vat],
+                abs=TOLERANCE), sensor
+            assert values["kwh_projected"] > values["energy_kwh"], sensor
+        assert sorted(row["sensor"] for row in shown["bill"]) == meters
+
+        # health: the silent meter stands out; each latest reading is the oracle's
+        last = oracle.readings.groupby("sensor_id")["timestamp"].max()
+        assert shown["alert"] == "1 silent meter"
+        assert shown["health"][0]["sensor"] == SILENT
+        for row in shown["health"]:
+            silent = row["sensor"] == SILENT
+            assert (row["silent"], row["badge"]) == (
+                ("true", "silent") if silent else ("false", "reporting")), row["sensor"]
+            assert row["values"]["last_reading"] == wall_clock(
+                last[row["sensor"]].to_pydatetime(), zone)
+        assert shown["errors"] == []
+
+        # ids as literal text: in every table whole, cut to a width, whole on hover
+        for view in ("q1", "q4", "plans", "bill", "health"):
+            assert sorted(row["id"] for row in shown[view]) == meters, view
+            assert all(row["title"] == row["id"] for row in shown[view]), view
+            width = {row["id"]: row["width"] for row in shown[view]}
+            assert width[LONG] < 200 and width[BOLD] < width[LONG], view
+        assert [h[0] for h in shown["q3_heads"]] == meters
+        assert all(title == text and w < 200 for text, title, w in shown["q3_heads"])
+        # ... and in every chart, shortened (plotly draws them as plain text, no tags)
+        assert sorted(shown["legend"]) == sorted(shortened(s) for s in meters)
+        for view, ticks in shown["ticks"].items():
+            assert sorted(ticks) == sorted(shortened(s) for s in meters), view
+        assert shown["injected"] == 0
+        # the full id on hover
+        q4_order = [row["sensor"] for row in shown["q4"]]
+        assert LONG in browser.execute_script(HOVER, "q4-chart", 0, q4_order.index(LONG))
+        six = 12  # q3's rows are the day's half hours from 00:00: 06:00 is the 13th
+        assert LINK in browser.execute_script(HOVER, "q3-chart", meters.index(LINK), six)
+        plans_order = [row["sensor"] for row in shown["plans"]]
+        assert LINK in browser.execute_script(HOVER, "plans-chart", 0, plans_order.index(LINK))
+        assert TOO_LONG not in browser.page_source
+        assert console_errors(browser) == []

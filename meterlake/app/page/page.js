@@ -41,7 +41,7 @@ function barTable(view, answer, column, decimals) {
   const top = Math.max(0, ...answer.rows.map((r) => r[column]));
   tbody.replaceChildren(...answer.rows.map((row) => {
     const tr = el("tr", { "data-sensor": row.sensor_id, "data-value": String(row[column]) });
-    tr.append(el("td", {}, row.sensor_id), el("td", {}, fixed(row[column], decimals)));
+    tr.append(idCell("td", row.sensor_id), el("td", {}, fixed(row[column], decimals)));
     const bar = el("td", { class: "bar" });
     const fill = el("div");
     fill.style.width = top > 0 ? `${(100 * Math.max(0, row[column])) / top}%` : "0";
@@ -57,7 +57,7 @@ function halfHours(answer) {
   const sensors = answer.columns.slice(1);
   const table = document.getElementById("q3-table");
   const head = el("tr");
-  head.append(el("th", {}, "period"), ...sensors.map((s) => el("th", {}, s)));
+  head.append(el("th", {}, "period"), ...sensors.map((s) => idCell("th", s)));
   table.querySelector("thead").replaceChildren(head);
   table.querySelector("tbody").replaceChildren(...answer.rows.map((row, i) => {
     const tr = el("tr", { "data-period": answer.periods[i] });
@@ -70,7 +70,8 @@ function halfHours(answer) {
     return tr;
   }));
   const traces = sensors.map((s) => ({
-    type: "scatter", mode: "lines+markers", name: s,
+    type: "scatter", mode: "lines+markers", name: plotText(shortId(s)), meta: plotText(s),
+    hovertemplate: "%{meta}<br>%{x}: %{y:.3f} kWh<extra></extra>",
     x: answer.periods.map((p) => p.slice(11)), y: answer.rows.map((r) => r[s]),
   }));
   Plotly.react("q3-chart", traces, {
@@ -98,7 +99,7 @@ function costs(answer, bands) {
   section.querySelector("thead").replaceChildren(head);
   section.querySelector("tbody").replaceChildren(...answer.rows.map((row) => {
     const tr = el("tr", { "data-sensor": row.sensor_id, "data-value": String(row.cost_eur) });
-    tr.append(el("td", {}, row.sensor_id), el("td", {}, fixed(row.cost_eur, 4)));
+    tr.append(idCell("td", row.sensor_id), el("td", {}, fixed(row.cost_eur, 4)));
     for (const b of names) {
       const v = (split[row.sensor_id] ?? {})[b] ?? 0;
       tr.append(el("td", { "data-band": b, "data-value": String(v) }, fixed(v, 4)));
@@ -106,12 +107,14 @@ function costs(answer, bands) {
     return tr;
   }));
   const sensors = answer.rows.map((r) => r.sensor_id);
+  const x = sensors.map(plotText);
+  const bar = { type: "bar", x, customdata: x, hovertemplate: "%{customdata}<br>%{y:.4f} EUR" };
   const traces = names.length
-    ? names.map((b) => ({ type: "bar", name: `${b.replace("_", " ")} (${prices[b].toFixed(4)} EUR/kWh)`, x: sensors,
+    ? names.map((b) => ({ ...bar, name: plotText(`${b.replace("_", " ")} (${prices[b].toFixed(4)} EUR/kWh)`),
       y: sensors.map((s) => (split[s] ?? {})[b] ?? 0) }))
-    : [{ type: "bar", name: "cost", x: sensors, y: answer.rows.map((r) => r.cost_eur) }];
+    : [{ ...bar, name: "cost", y: answer.rows.map((r) => r.cost_eur) }];
   Plotly.react("q4-chart", traces, {
-    barmode: "relative", margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: { type: "category" },
+    barmode: "relative", margin: { t: 10, r: 10, b: 40, l: 50 }, xaxis: idAxis(sensors),
     yaxis: { title: { text: "EUR" } }, legend: { orientation: "h" },
   }, { displayModeBar: false, responsive: true });
   const total = (s) => Object.values(split[s] ?? {}).reduce((a, b) => a + b, 0);
@@ -155,6 +158,7 @@ async function render() {
   if (a.q2) barTable("q2", a.q2, "energy_kwh", 3);
   if (a.q3) halfHours(a.q3);
   if (a.q4) costs(a.q4, doc.bands);
+  await renderPanels(query);
   const shown = Object.fromEntries(Object.entries(a).map(([v, x]) => [x.table, x.version]));
   const mode = document.getElementById("mode");
   const label = state.travel && (state.travel.kind === "at" ? "data at" : "as written at");
@@ -230,7 +234,7 @@ function showPicked() {
   const box = document.getElementById("picked");
   box.replaceChildren(...state.picked.map((s) => {
     const chip = el("button", { type: "button", class: "chip", "data-sensor": s,
-      title: `stop showing ${s}` }, `${s} ×`);
+      title: `stop showing ${s}` }, `${shortId(s)} ×`);
     chip.addEventListener("click", () => {
       state.picked = state.picked.filter((x) => x !== s);
       showPicked();
