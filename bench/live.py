@@ -72,10 +72,10 @@ def check_alive(queries: list[StreamingQuery]) -> None:
 
 def gold_as_of(config: Config) -> dict[str, int]:
     """Per sensor, the latest as_of (µs since the epoch) in gold day_energy, via
-    meterlake.read.lake."""
-    from meterlake.read import lake
+    meterlake.read.connection."""
+    from meterlake.read.connection import connect
 
-    con = lake.connect(config, tables=("day_energy",))
+    con = connect(config, tables=("day_energy",))
     try:
         rows = con.execute(
             "SELECT sensor_id, epoch_us(max(as_of)) FROM day_energy GROUP BY sensor_id"

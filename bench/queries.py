@@ -56,15 +56,16 @@ def _timed(fn, reps: int) -> dict[str, float]:
 
 def on_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
     """Each view through query_view (what `meterlake query` runs: opens its gold table),
-    each ad-hoc query through a fresh lake.connect over the gold tables (as `sql` does)."""
-    from meterlake.read import lake
+    each ad-hoc query through a fresh connection over the gold tables (as `sql` does)."""
+    from meterlake.read.answers import query_view
+    from meterlake.read.connection import connect
 
     out = {}
     for view in VIEWS:
-        out[view] = _timed(lambda v=view: lake.query_view(config, v), reps)
+        out[view] = _timed(lambda v=view: query_view(config, v), reps)
     for name, sql in ADHOC.items():
         def run(sql=sql) -> None:
-            con = lake.connect(config, tables=GOLD)
+            con = connect(config, tables=GOLD)
             try:
                 con.execute(sql).fetchall()
             finally:
@@ -74,13 +75,13 @@ def on_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
 
 
 def on_open_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
-    """The same queries on ONE lake.connect connection reused (tables opened once): the
+    """The same queries on ONE connection reused (tables opened once): the
     scan of the Arrow datasets without the cost of opening the Delta tables; plus the
     cost of opening them alone (`connect`)."""
-    from meterlake.read import lake
+    from meterlake.read.connection import connect
 
-    out = {"connect": _timed(lambda: lake.connect(config, tables=GOLD).close(), reps)}
-    con = lake.connect(config, tables=GOLD)
+    out = {"connect": _timed(lambda: connect(config, tables=GOLD).close(), reps)}
+    con = connect(config, tables=GOLD)
     try:
         for view in VIEWS:
             out[view] = _timed(lambda v=view: con.execute(f"SELECT * FROM {v}").fetchall(), reps)
@@ -96,7 +97,7 @@ def memory_copy(config: Config) -> duckdb.DuckDBPyConnection:
     import duckdb
     from deltalake import DeltaTable
 
-    from meterlake.read import lake
+    from meterlake.read.views import create_views
 
     con = duckdb.connect(":memory:")
     con.execute(f"SET TimeZone = '{config.semantics.zone}'")
@@ -104,7 +105,7 @@ def memory_copy(config: Config) -> duckdb.DuckDBPyConnection:
         con.register("source", DeltaTable(str(config.table_path(table))).to_pyarrow_table())
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM source")
         con.unregister("source")
-    lake.create_views(con, config.semantics.zone, GOLD)
+    create_views(con, config.semantics.zone, GOLD)
     return con
 
 

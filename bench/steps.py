@@ -13,7 +13,7 @@ from typing import Any
 from bench import env, feed
 from meterlake.app.replay import replay
 from meterlake.core.config import Config
-from meterlake.read.lake import commits_of, open_table
+from meterlake.read.travel import commits_of, open_table
 
 STEP = timedelta(hours=1)
 

@@ -2,7 +2,7 @@
 and the end-to-end ones); no fixtures here. Kafka, readings files and messages:
 tests/helpers.py.
 
-The lake is read back with delta-rs through DuckDB (`meterlake.read.lake.connect`),
+The lake is read back with delta-rs through DuckDB (`meterlake.read.connection.connect`),
 never with Spark, so the checks work while another process writes and do not
 depend on the JVM's or Python's time zone. Pipelines that must be killed,
 locked out or run under another TZ run as `python -m meterlake` subprocesses,
@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from meterlake.core.config import PROJECT_ROOT, Config
-from meterlake.read.lake import connect
+from meterlake.read.connection import connect
 from oracle import OracleResult
 from tests.helpers import TOLERANCE
 

@@ -224,7 +224,8 @@ def _run(config: Config, args: argparse.Namespace) -> None:
 
 
 def _query(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.read.lake import print_result, query_view
+    from meterlake.app.output import print_result
+    from meterlake.read.answers import query_view
 
     if args.view in (*MORE_VIEWS, PROJECTION):
         if args.at is not None or args.sensor:
@@ -252,13 +253,15 @@ def _query(config: Config, args: argparse.Namespace) -> None:
 
 
 def _sql(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.read.lake import parse_parameters, print_sql
+    from meterlake.app.output import print_sql
+    from meterlake.read.sandbox import parse_parameters
 
     print_sql(config, args.statement, parse_parameters(args.param), args.format)
 
 
 def _history(config: Config, args: argparse.Namespace) -> None:
-    from meterlake.read.lake import history, print_result
+    from meterlake.app.output import print_result
+    from meterlake.read.history import history
 
     print_result(history(config, args.table), "table")
 

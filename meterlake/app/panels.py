@@ -17,12 +17,14 @@ from typing import Any
 
 from deltalake import DeltaTable
 
+from meterlake.app.output import json_objects
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read import lake
+from meterlake.read.clock import wall_clock, zone_of
 from meterlake.read.more_views import MORE_VIEW_TABLES
 from meterlake.read.projection import query_projection
 from meterlake.read.questions import query_more
+from meterlake.read.result import Result
 from meterlake.read.summaries import bill_ahead, plan_savings
 
 PROJECTION = "projection"
@@ -44,7 +46,7 @@ def _require(config: Config, view: str) -> None:
 
 def more_view(
     config: Config, view: str, version: int | None = None, as_of: str | None = None
-) -> lake.Result:
+) -> Result:
     """The rows of `meterlake query VIEW` for a view beyond the four answers."""
     _require(config, view)
     if view == PROJECTION:
@@ -54,7 +56,7 @@ def more_view(
     return query_more(config, view, version, as_of)
 
 
-def _shown(result: lake.Result, largest: int, chosen: set[str],
+def _shown(result: Result, largest: int, chosen: set[str],
            also: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The first `largest` rows, those of the `chosen` meters, and those whose column
     `also` is true; with how many meters there are."""
@@ -63,13 +65,13 @@ def _shown(result: lake.Result, largest: int, chosen: set[str],
             if i < largest or row[0] in chosen or (flag is not None and row[flag])]  # fmt: skip
     return {
         "columns": result.columns,
-        "rows": lake.json_objects(result.columns, rows),
+        "rows": json_objects(result.columns, rows),
         "sensor_count": len(result.rows),
         "notes": list(result.notes),
     }
 
 
-def _panel(config: Config, view: str, as_of: str | None, errors: dict[str, str]) -> lake.Result:
+def _panel(config: Config, view: str, as_of: str | None, errors: dict[str, str]) -> Result:
     if view == "plans":
         return plan_savings(more_view(config, "plans", as_of=as_of))
     if view == "bill":
@@ -105,8 +107,8 @@ def panels_document(
     return doc
 
 
-def _local_times(config: Config, health: lake.Result) -> lake.Result:
-    """Health with each meter's latest reading as people read it (`lake.wall_clock`)."""
-    zone, at = lake.zone_of(config), health.columns.index("last_reading")
-    rows = [(*row[:at], lake.wall_clock(row[at], zone), *row[at + 1:]) for row in health.rows]
-    return lake.Result(health.columns, rows, notes=health.notes)
+def _local_times(config: Config, health: Result) -> Result:
+    """Health with each meter's latest reading as people read it (`wall_clock`)."""
+    zone, at = zone_of(config), health.columns.index("last_reading")
+    rows = [(*row[:at], wall_clock(row[at], zone), *row[at + 1:]) for row in health.rows]
+    return Result(health.columns, rows, notes=health.notes)

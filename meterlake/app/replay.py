@@ -53,7 +53,8 @@ def lake_is_empty(config: Config) -> bool:
 
 
 def show_answers(config: Config, echo=print) -> None:
-    from meterlake.read.lake import format_result, query_view
+    from meterlake.app.output import format_result
+    from meterlake.read.answers import query_view
 
     titles = {
         "q1": "Q1 energy this month (kWh)",

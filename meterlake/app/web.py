@@ -51,12 +51,16 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from meterlake.app.output import format_json, json_objects, text_chunks
 from meterlake.app.panels import MORE_VIEWS, Missing, more_view, panels_document
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.tariff import check_tariff_file
-from meterlake.read import lake
+from meterlake.read.clock import wall_clock
+from meterlake.read.connection import OutOfMemory
 from meterlake.read.livegold import BadTravel, LiveGold, NotYet, commit_time
+from meterlake.read.result import Result
+from meterlake.read.views import ANSWERS, COST_NOTE, VIEW_TABLES, VIEW_TITLES
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ def _travel(request: Request) -> Travel:
 
 
 def _answer_document(
-    gold: LiveGold, view: str, result: lake.Result, largest: int, chosen: set[str]
+    gold: LiveGold, view: str, result: Result, largest: int, chosen: set[str]
 ) -> dict[str, Any]:
     """What the page draws of one answer: the `largest` meters (q1, q2, q4: the first
     rows of the sorted answer; q3: the most kWh over the day) and the `chosen` ones."""
@@ -121,16 +125,16 @@ def _answer_document(
         rows = [row for i, row in enumerate(result.rows) if i < largest or row[0] in chosen]
     doc: dict[str, Any] = {
         "view": view,
-        "title": lake.VIEW_TITLES[view],
-        "table": lake.VIEW_TABLES[view],
+        "title": VIEW_TITLES[view],
+        "table": VIEW_TABLES[view],
         "version": result.version,
-        "as_of": None if result.as_of is None else lake.wall_clock(result.as_of, zone),
+        "as_of": None if result.as_of is None else wall_clock(result.as_of, zone),
         "columns": columns,
-        "rows": lake.json_objects(columns, rows),
+        "rows": json_objects(columns, rows),
         "sensor_count": count,
     }
     if view == "q3":
-        doc["periods"] = [lake.wall_clock(row[0], zone) for row in rows]
+        doc["periods"] = [wall_clock(row[0], zone) for row in rows]
     return doc
 
 
@@ -150,7 +154,7 @@ def _pieces(chunks: Iterator[str], size: int = STREAM_PIECE_BYTES) -> Iterator[b
 
 
 def _lake_error(exc: MeterlakeError) -> JSONResponse:
-    return _error(503 if isinstance(exc, (NotYet, lake.OutOfMemory)) else 500, str(exc))
+    return _error(503 if isinstance(exc, (NotYet, OutOfMemory)) else 500, str(exc))
 
 
 def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
@@ -169,7 +173,7 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
             return _error(400, str(exc))
         except MeterlakeError as exc:
             return _error(500 if when.live else 400, str(exc))
-        return Response(lake.format_json(result), media_type="application/json")
+        return Response(format_json(result), media_type="application/json")
 
     def panels(request: Request) -> Response:
         try:
@@ -188,8 +192,8 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         view = request.path_params["view"]
         if view in MORE_VIEWS:
             return more_json(request, view)
-        if view not in lake.VIEW_TABLES:
-            known = ", ".join([*lake.VIEW_TABLES, *MORE_VIEWS])
+        if view not in VIEW_TABLES:
+            known = ", ".join([*VIEW_TABLES, *MORE_VIEWS])
             return _error(404, f"unknown view {view!r}; known: {known}")
         try:
             when = _travel(request)
@@ -199,8 +203,8 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         except MeterlakeError as exc:
             return _lake_error(exc)
         if result.cells is None:  # a few rows: one piece
-            return Response(lake.format_json(result), media_type="application/json")
-        return StreamingResponse(_pieces(lake.text_chunks(result, "json")),
+            return Response(format_json(result), media_type="application/json")
+        return StreamingResponse(_pieces(text_chunks(result, "json")),
                                  media_type="application/json")
 
     def answers(request: Request) -> Response:
@@ -213,11 +217,11 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
         doc: dict[str, Any] = {
             "live": when.live,
             "versions": gold.versions(),
-            "cost_note": lake.COST_NOTE,
+            "cost_note": COST_NOTE,
             "answers": {},
             "errors": {},
         }
-        for view in lake.ANSWERS:
+        for view in ANSWERS:
             try:
                 doc["answers"][view] = _answer_document(
                     gold, view, gold.answer(view, when.version, when.as_of, when.at),
@@ -258,7 +262,7 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
             return _error(400, "limit must be a whole number")
         moments = gold.timeline()[-limit:] if limit > 0 else []
         return JSONResponse([
-            {**m, "time": commit_time(m["time"]), "label": lake.wall_clock(m["time"], gold.zone)}
+            {**m, "time": commit_time(m["time"]), "label": wall_clock(m["time"], gold.zone)}
             for m in moments
         ])
 

@@ -11,11 +11,11 @@
 - an answer is computed once per (view, table version) and kept: a Delta
   version never changes, so a cached answer is the answer;
 - time travel (`version=` / `as_of=`) picks the version from the known
-  history with `lake.choose_version`, like `query --version / --as-of`, and
-  opens that version only for a cache miss.
+  history with `meterlake.read.travel.choose_version`, like `query --version /
+  --as-of`, and opens that version only for a cache miss.
 
-The rows come from `lake.answer`, the function behind `meterlake query`, so
-the API serves exactly what the command prints. Nothing here writes.
+The rows come from `meterlake.read.answers.answer`, the function behind `meterlake
+query`, so the API serves exactly what the command prints. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,12 @@ from deltalake.exceptions import DeltaError
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read import lake
+from meterlake.read.answers import answer, version_at_event_time
+from meterlake.read.clock import parse_instant, zone_of
+from meterlake.read.connection import connect_tables
+from meterlake.read.result import Result
+from meterlake.read.travel import Commit, choose_version, commits_of
+from meterlake.read.views import VIEW_TABLES, cost_by_band_sql
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,7 @@ class Bands:
 class _OpenTable:
     name: str
     delta: DeltaTable
-    commits: list[lake.Commit]
+    commits: list[Commit]
     con: duckdb.DuckDBPyConnection
 
     @property
@@ -79,7 +84,7 @@ class _OpenTable:
 
 def weight(value: object) -> int:
     """About how many bytes a kept answer (or band split) holds."""
-    if isinstance(value, lake.Result):
+    if isinstance(value, Result):
         if value.cells is not None:
             return value.cells.values.size * BYTES_PER_MATRIX_CELL
         return len(value.rows) * max(1, len(value.columns)) * BYTES_PER_ROW_CELL
@@ -119,7 +124,7 @@ class LiveGold:
     def __init__(self, config: Config, check_every_s: float = 0.5,
                  cached_answers: int = CACHED_ANSWERS) -> None:
         self.config = config
-        self.zone = lake.zone_of(config)
+        self.zone = zone_of(config)
         self.check_every_s = check_every_s
         self._lock = threading.RLock()
         self._tables: dict[str, _OpenTable] = {}
@@ -153,8 +158,8 @@ class LiveGold:
         if not DeltaTable.is_deltatable(path):
             return
         delta = DeltaTable(path)
-        con = lake.connect_tables(self.config, {name: delta})
-        self._tables[name] = _OpenTable(name, delta, lake.commits_of(delta), con)
+        con = connect_tables(self.config, {name: delta})
+        self._tables[name] = _OpenTable(name, delta, commits_of(delta), con)
 
     def _update(self, opened: _OpenTable) -> None:
         """Load the table's new commits, if any; the answers' connection and the known
@@ -165,9 +170,9 @@ class LiveGold:
         if now == known:
             return
         log.info("%s moved from version %d to %d", opened.name, known, now)
-        new = [c for c in lake.commits_of(opened.delta, limit=now - known)
+        new = [c for c in commits_of(opened.delta, limit=now - known)
                if known < c.version <= now]
-        con = lake.connect_tables(self.config, {opened.name: opened.delta})
+        con = connect_tables(self.config, {opened.name: opened.delta})
         old, opened.con = opened.con, con
         opened.commits = opened.commits + new
         old.close()
@@ -210,21 +215,21 @@ class LiveGold:
             if at is not None:
                 if version is not None or as_of is not None:
                     raise MeterlakeError("give one of version, as_of and at, not two")
-                instant = lake.parse_instant(at, self.zone)
-                return lake.version_at_event_time(self.config, opened.name, instant)
-            when = lake.parse_instant(as_of, self.zone) if as_of is not None else None
-            return lake.choose_version(opened.name, opened.commits, version, when, self.zone)
+                instant = parse_instant(at, self.zone)
+                return version_at_event_time(self.config, opened.name, instant)
+            when = parse_instant(as_of, self.zone) if as_of is not None else None
+            return choose_version(opened.name, opened.commits, version, when, self.zone)
         except MeterlakeError as exc:
             raise BadTravel(str(exc)) from None
 
     def answer(self, view: str, version: int | None = None, as_of: str | None = None,
-               at: str | None = None) -> lake.Result:
-        """The sorted answer of `view` (a `lake.Result`), live or at a version, a time or
+               at: str | None = None) -> Result:
+        """The sorted answer of `view` (a `Result`), live or at a version, a time or
         an event time."""
-        if view not in lake.VIEW_TABLES:
-            raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(lake.VIEW_TABLES)}")
+        if view not in VIEW_TABLES:
+            raise MeterlakeError(f"unknown view {view!r}; known: {', '.join(VIEW_TABLES)}")
         with self._lock:
-            opened = self._table(lake.VIEW_TABLES[view])
+            opened = self._table(VIEW_TABLES[view])
             chosen = self._choose(opened, version, as_of, at)
             return self._cache.get(
                 ("answer", view, chosen), lambda: self._compute(opened, view, chosen)
@@ -238,23 +243,23 @@ class LiveGold:
             chosen = self._choose(opened, None, None, at)
             return commit_time(next(c.timestamp for c in opened.commits if c.version == chosen))
 
-    def _compute(self, opened: _OpenTable, view: str, version: int) -> lake.Result:
+    def _compute(self, opened: _OpenTable, view: str, version: int) -> Result:
         if version == opened.version:
-            return lake.answer(opened.con, self.config, view, version)
+            return answer(opened.con, self.config, view, version)
         with closing(self._connect_at(opened.name, version)) as con:
-            return lake.answer(con, self.config, view, version)
+            return answer(con, self.config, view, version)
 
     def _connect_at(self, name: str, version: int) -> duckdb.DuckDBPyConnection:
         try:
             delta = DeltaTable(str(self.config.table_path(name)), version=version)
         except DeltaError as exc:
             raise BadTravel(f"cannot read {name} version {version}: {exc}") from None
-        return lake.connect_tables(self.config, {name: delta})
+        return connect_tables(self.config, {name: delta})
 
     def bands(self, version: int | None = None, as_of: str | None = None,
               at: str | None = None) -> Bands:
         """q4's cost per sensor split by tariff band, from silver as it was when day_cost
-        wrote the version shown (gold holds totals only; see `lake.cost_by_band_sql`)."""
+        wrote the version shown (gold holds totals only; see `cost_by_band_sql`)."""
         with self._lock:
             opened = self._table("day_cost")
             chosen = self._choose(opened, version, as_of, at)
@@ -272,8 +277,8 @@ class LiveGold:
             return Bands([], version, None)
         day_cost = DeltaTable(str(self.config.table_path("day_cost")), version=version)
         tables = {"silver": silver, "day_cost": day_cost}
-        with closing(lake.connect_tables(self.config, tables)) as con:
-            rows = con.execute(lake.cost_by_band_sql(self.config.semantics.zone)).fetchall()
+        with closing(connect_tables(self.config, tables)) as con:
+            rows = con.execute(cost_by_band_sql(self.config.semantics.zone)).fetchall()
         return Bands([tuple(r) for r in rows], version, silver.version())
 
     def close(self) -> None:

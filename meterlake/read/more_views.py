@@ -4,7 +4,8 @@ meter's month so far under every tariff plan, gold's month_plan_cost) and `healt
 
 Each view is created only when its tables are registered; it reads only them and the
 small tables of the conf it needs (the contracts; the health settings). Kept apart
-from meterlake.read.lake, which calls `create_more_views` after the views q1..q4.
+from the four answers' views (meterlake.read.views); meterlake.read.connection calls
+`create_more_views` after them.
 """
 
 from __future__ import annotations

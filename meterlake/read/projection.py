@@ -20,7 +20,8 @@ import pandas as pd
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.tariff import HALF_HOUR_US, Tariff, load_tariff
-from meterlake.read.lake import Result, connect
+from meterlake.read.connection import connect
+from meterlake.read.result import Result
 
 COLUMNS = ["sensor_id", "kwh_so_far", "kwh_projected", "cost_so_far_eur", "cost_projected_eur"]
 

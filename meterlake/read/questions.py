@@ -1,6 +1,6 @@
 """`meterlake query plans|bill|health`: the views of meterlake.read.more_views, answered.
 
-Like `query q1..q4` (meterlake.read.lake.query_view), but over the views' own tables:
+Like `query q1..q4` (meterlake.read.answers.query_view), but over the views' own tables:
 `plans` reads gold's month_plan_cost (time travel by version or instant), `health`
 silver's readings and quarantine (as they are now).
 """
@@ -13,8 +13,11 @@ from deltalake import DeltaTable
 
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read.lake import COST_NOTE, Result, connect, fetch, zone_of
+from meterlake.read.clock import zone_of
+from meterlake.read.connection import connect, fetch
 from meterlake.read.more_views import MORE_VIEW_TABLES
+from meterlake.read.result import Result
+from meterlake.read.views import COST_NOTE
 
 NOTES = {
     "plans": (

@@ -2,10 +2,10 @@
 
 Two halves:
 
-- data shaping: small pandas frames read from the lake *only* through
-  `meterlake.read.lake` (the sorted views q1..q4, DuckDB over the tables, Delta
-  history and time travel), so the report shows what `meterlake query` shows
-  and never recomputes an answer its own way;
+- data shaping: small pandas frames read from the lake *only* through the read
+  side (the sorted views q1..q4 of `meterlake.read.answers`, DuckDB over the tables
+  of `meterlake.read.connection`, Delta history and time travel), so the report
+  shows what `meterlake query` shows and never recomputes an answer its own way;
 - plotting: each `plot_*` function takes one of those frames and returns a
   matplotlib `Figure` (built without pyplot, so nothing is shown twice and
   nothing global is left behind; the notebook displays the returned figure).
@@ -47,7 +47,12 @@ from meterlake.core.config import PROJECT_ROOT, Config, load_config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location, on_object_store
 from meterlake.core.storage import export
-from meterlake.read import lake as lakeio
+from meterlake.read.answers import query_view
+from meterlake.read.clock import wall_clock
+from meterlake.read.connection import connect
+from meterlake.read.history import history
+from meterlake.read.travel import open_table
+from meterlake.read.views import VIEW_TABLES, cost_by_band_sql
 
 if TYPE_CHECKING:
     import nbformat
@@ -80,14 +85,14 @@ def lake_config(lake: str | Path, config: Config | None = None) -> Config:
 def _frame(
     config: Config, sql: str, tables: Sequence[str], version: int | None = None
 ) -> pd.DataFrame:
-    """One query over the named tables (DuckDB through meterlake.read.lake.connect)."""
-    with closing(lakeio.connect(config, version=version, tables=tables)) as con:
+    """One query over the named tables (DuckDB through meterlake.read.connection.connect)."""
+    with closing(connect(config, version=version, tables=tables)) as con:
         return con.execute(sql).df()
 
 
 def _present(config: Config, table: str) -> bool:
     try:
-        lakeio.open_table(config, table)
+        open_table(config, table)
     except MeterlakeError:
         return False
     return True
@@ -117,7 +122,7 @@ def table_overview(config: Config) -> pd.DataFrame:
                 rows.append((layer, table, 0, None, 0))
                 continue
             count = int(_frame(config, f"SELECT count(*) AS n FROM {table}", (table,))["n"][0])
-            commits = lakeio.history(config, table).to_pandas()
+            commits = history(config, table).to_pandas()
             rows.append((layer, table, count, int(commits["version"].max()), len(commits)))
     return pd.DataFrame(rows, columns=["layer", "table", "rows", "version", "commits"])
 
@@ -136,11 +141,11 @@ class Answer:
 
 def answer(config: Config, view: str, version: int | None = None) -> Answer:
     """The sorted answer of q1..q4 as `meterlake query` gives it; q3 comes pivoted."""
-    result = lakeio.query_view(config, view, version=version)
+    result = query_view(config, view, version=version)
     frame = result.to_pandas()
     if view == "q3" and not frame.empty:
         # the time of day, with the offset only in October's repeated hour
-        frame["period_start"] = [lakeio.wall_clock(t)[11:] for t in frame["period_start"]]
+        frame["period_start"] = [wall_clock(t)[11:] for t in frame["period_start"]]
         frame = frame.set_index("period_start")
         frame.index.name = "period"
     return Answer(view, frame, result.notes)
@@ -186,7 +191,7 @@ def cost_by_band(config: Config) -> pd.DataFrame:
     Rows: sensors, sorted like q4 (total descending, then id descending);
     columns: bands, most expensive first; `frame.attrs["prices"]`: € per kWh.
     """
-    sql = lakeio.cost_by_band_sql(config.semantics.zone)
+    sql = cost_by_band_sql(config.semantics.zone)
     long = _frame(config, sql, ("silver", "day_cost"))
     if long.empty:
         return pd.DataFrame(index=pd.Index([], name="sensor_id"))
@@ -219,8 +224,8 @@ def answer_by_version(config: Config, view: str = "q4", last: int = 24) -> pd.Da
     (the view's local "now" at that version), day (its current day), sensor_id,
     value (kWh or €). A version whose table is empty has one row with no sensor.
     """
-    table = lakeio.VIEW_TABLES[view]
-    commits = lakeio.history(config, table).to_pandas().sort_values("version").tail(last)
+    table = VIEW_TABLES[view]
+    commits = history(config, table).to_pandas().sort_values("version").tail(last)
     value = "cost_eur" if view == "q4" else "energy_kwh"
     rows = []
     for commit in commits.itertuples(index=False):
@@ -244,9 +249,9 @@ def version_summary(by_version: pd.DataFrame) -> pd.DataFrame:
     summary = grouped.agg(committed=("committed", "first"), operation=("operation", "first"),
                           now=("now", "first"), sensors=("sensor_id", "count"),
                           total=("value", "sum"))
-    summary["committed"] = summary["committed"].map(lakeio.wall_clock)
+    summary["committed"] = summary["committed"].map(wall_clock)
     summary["now"] = summary["now"].map(
-        lambda t: lakeio.wall_clock(t) if isinstance(t, pd.Timestamp) else "(empty)")
+        lambda t: wall_clock(t) if isinstance(t, pd.Timestamp) else "(empty)")
     return summary
 
 
@@ -326,7 +331,7 @@ def style_gaps(gaps: pd.DataFrame, rows: int = 5):
     shown = gaps.head(rows).rename(columns=GAP_COLUMNS)
     return shown.style.hide(axis="index").format(
         {"typical spacing": "{:.0f} s", "longest gap": "{:.1f} min",
-         "from": lakeio.wall_clock, "to": lakeio.wall_clock}, na_rep="-", escape="html")
+         "from": wall_clock, "to": wall_clock}, na_rep="-", escape="html")
 
 
 def bands_match_q4(bands: pd.DataFrame, q4: pd.DataFrame) -> float:
@@ -531,7 +536,7 @@ def plot_answer_by_version(by_version: pd.DataFrame, unit: str = "€",
     ax.set_xlim(-0.6 - pad, len(versions) - 0.4 + pad)
     nows = by_version.groupby("version")["now"].first().reindex(versions)
     labels = [
-        f"v{v}\n{lakeio.wall_clock(now)[5:]}" if isinstance(now, pd.Timestamp)
+        f"v{v}\n{wall_clock(now)[5:]}" if isinstance(now, pd.Timestamp)
         else f"v{v}\n(empty)"
         for v, now in zip(versions, nows, strict=True)
     ]

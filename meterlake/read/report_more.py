@@ -20,7 +20,7 @@ from matplotlib import rc_context
 
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read.lake import wall_clock
+from meterlake.read.clock import wall_clock
 from meterlake.read.more_views import MORE_VIEW_TABLES
 from meterlake.read.projection import query_projection
 from meterlake.read.questions import query_more

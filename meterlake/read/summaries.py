@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from meterlake.read.lake import Result
+from meterlake.read.result import Result
 
 SAVING_COLUMNS = ["sensor_id", "contract", "contract_eur", "cheapest", "cheapest_eur",
                   "saving_eur"]  # fmt: skip

@@ -16,7 +16,8 @@ import duckdb
 from deltalake import DeltaTable
 
 from meterlake.core.config import Config, SemanticsConf
-from meterlake.read.lake import arrow_source, open_table
+from meterlake.read.connection import arrow_source
+from meterlake.read.travel import open_table
 
 NO_SENSOR = "(no sensor id)"
 # Anomalies recorded for an accepted reading: not a rejection.

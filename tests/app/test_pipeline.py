@@ -206,7 +206,8 @@ def test_bad_messages_land_in_quarantine_with_their_reason_and_bronze_keeps_all(
 
 
 def test_time_travel_shows_the_answer_before_later_readings(spark, kafka, config) -> None:
-    from meterlake.read.lake import history, query_view
+    from meterlake.read.answers import query_view
+    from meterlake.read.history import history
 
     _send(kafka, config, SMALL)
     run_once(spark, config, ALL, echo=lambda _: None)

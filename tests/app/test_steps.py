@@ -1,4 +1,5 @@
-"""Replay in steps of event time and `query --at` (meterlake.app.steps, lake.version_at_event_time).
+"""Replay in steps of event time and `query --at` (meterlake.core.steps,
+meterlake.read.answers.version_at_event_time).
 
 The cutting and the search are checked on hand-made lines and delta-rs tables;
 one end-to-end case replays a small file through the real broker and Spark in
@@ -21,7 +22,8 @@ from meterlake.app.replay import replay, with_step
 from meterlake.core.config import load_config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.steps import parse_step
-from meterlake.read import lake
+from meterlake.read.answers import query_view
+from meterlake.read.travel import commits_of, open_table
 from oracle import compute_answers
 from tests.helpers import TOLERANCE, quiet
 from tests.lake_helpers import month_row, write
@@ -143,14 +145,14 @@ def three_hours(tmp_path: Path):
     ("2024-02-10 11:30", 2.0), ("2024-02-10 12:00", 3.0), ("2024-03-01 00:00", 3.0),
 ])
 def test_at_picks_the_last_version_standing_at_that_event_time(three_hours, at, kwh):
-    assert lake.query_view(three_hours, "q1", at=at).rows == [("m1", kwh)]
+    assert query_view(three_hours, "q1", at=at).rows == [("m1", kwh)]
 
 
 def test_at_before_the_first_answer_or_with_a_version_is_one_clear_error(three_hours, capsys):
     with pytest.raises(MeterlakeError, match="no answer at 2024-02-10 09:00: its first version"):
-        lake.query_view(three_hours, "q1", at="2024-02-10 09:00")
+        query_view(three_hours, "q1", at="2024-02-10 09:00")
     with pytest.raises(MeterlakeError, match="not two"):
-        lake.query_view(three_hours, "q1", at="2024-02-10 11:00", version=1)
+        query_view(three_hours, "q1", at="2024-02-10 11:00", version=1)
     assert main(["query", "q1", "--lake", str(three_hours.lake), "--at", "yesterday"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read time 'yesterday'" in err[0]
@@ -174,7 +176,7 @@ def test_a_replay_in_hourly_steps_leaves_each_hours_answers(spark, kafka, config
 
     replay(config, readings, echo=quiet, step=timedelta(hours=1))
 
-    versions = [c.version for c in lake.commits_of(lake.open_table(config, "day_cost"))]
+    versions = [c.version for c in commits_of(open_table(config, "day_cost"))]
     assert len(versions) == 1 + 48  # created, then one commit per hour of event time
     for hour in range(1, 49):
         at = datetime(2024, 2, 10) + timedelta(hours=hour)
@@ -182,7 +184,7 @@ def test_a_replay_in_hourly_steps_leaves_each_hours_answers(spark, kafka, config
         before.write_text("\n".join(x for x in lines if x < f"{at:%Y-%m-%d %H}") + "\n")
         oracle = compute_answers(before, config.semantics)
         for view in ("q2", "q1", "q4") if hour % 12 in (1, 2) else ("q2",):
-            got = lake.query_view(config, view, at=f"{at:%Y-%m-%d %H:%M}")
+            got = query_view(config, view, at=f"{at:%Y-%m-%d %H:%M}")
             want = getattr(oracle, view)
             assert [r[0] for r in got.rows] == list(want.iloc[:, 0]), (hour, view)
             assert [r[1] for r in got.rows] == pytest.approx(

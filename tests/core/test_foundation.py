@@ -17,7 +17,9 @@ from meterlake.core.config import PROJECT_ROOT
 from meterlake.core.net import free_port
 from meterlake.core.session import spark_settings, submit_args
 from meterlake.infra import broker
-from meterlake.read.lake import connect, history, read_only_sql
+from meterlake.read.connection import connect
+from meterlake.read.history import history
+from meterlake.read.sandbox import read_only_sql
 from tests.helpers import produce
 
 

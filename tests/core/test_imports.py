@@ -155,10 +155,10 @@ def test_every_package_has_its_row_of_allowed_imports() -> None:
 
 def test_a_violation_names_the_module_and_the_import() -> None:
     graph = {"bronze.job": {"meterlake.core.config", "meterlake.app.cli"},
-             "meterlake.core.config": {"meterlake.read.lake"}}  # fmt: skip
+             "meterlake.core.config": {"meterlake.read.views"}}  # fmt: skip
     assert violations(graph) == [
         "bronze.job imports meterlake.app.cli (bronze may import only meterlake.core)",
-        "meterlake.core.config imports meterlake.read.lake "
+        "meterlake.core.config imports meterlake.read.views "
         "(meterlake.core imports no package)",
     ]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from meterlake.app.pipeline import run_once
-from meterlake.read.lake import connect, query_view
+from meterlake.read.answers import query_view
+from meterlake.read.connection import connect
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers

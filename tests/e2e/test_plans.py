@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from meterlake.app.pipeline import run_once
-from meterlake.read.lake import query_view
+from meterlake.read.answers import query_view
 from meterlake.read.questions import query_more
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers

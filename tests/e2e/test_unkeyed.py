@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from meterlake.app.pipeline import run_once
-from meterlake.read.lake import query_view
+from meterlake.read.answers import query_view
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_file, publish_readings
 from oracle import compute_answers

@@ -24,7 +24,8 @@ from meterlake.app.cli import main
 from meterlake.app.web import build_app, running
 from meterlake.core.config import Config, ReadConf, load_config
 from meterlake.core.net import free_port
-from meterlake.read import lake
+from meterlake.read.answers import query_view
+from meterlake.read.clock import parse_instant, zone_of
 from meterlake.read.livegold import LiveGold
 from tests.browser import chromium, console_errors
 from tests.lake_helpers import fleet_id, write_fleet_gold
@@ -88,13 +89,13 @@ def test_q3_of_5000_meters_answers_in_bounded_memory_with_every_cell_right(fleet
 
 
 def test_q3_long_holds_the_same_cells_one_row_each(fleet):
-    result = lake.query_view(fleet, "q3_long", sensors=[fleet_id(123), fleet_id(9)])
+    result = query_view(fleet, "q3_long", sensors=[fleet_id(123), fleet_id(9)])
     assert result.columns == ["period_start", "sensor_id", "energy_kwh"]
     assert len(result.rows) == 96
     # by period, then sensor: row 2 x 21 + 1 is M000123 at 10:30
     assert result.rows[42][1:] == (fleet_id(9), None)
     assert result.rows[43][1:] == (fleet_id(123), pytest.approx(0.23 + 0.021))
-    assert result.rows[43][0] == lake.parse_instant("2024-02-10 10:30", lake.zone_of(fleet))
+    assert result.rows[43][0] == parse_instant("2024-02-10 10:30", zone_of(fleet))
 
 
 def test_the_page_gets_the_largest_meters_and_the_ones_picked(fleet):

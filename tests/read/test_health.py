@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from meterlake.core.config import Config, HealthConf, load_config
-from meterlake.read.lake import read_only_sql
 from meterlake.read.questions import query_more
+from meterlake.read.sandbox import read_only_sql
 from tests.report_lake import write_table
 
 ZONE_START = datetime(2024, 2, 4, 22, 0, tzinfo=UTC)  # February: Lisbon time is UTC

@@ -1,4 +1,5 @@
-"""meterlake.read.lake: the views, time travel, the SQL sandbox, history and output formats.
+"""The read side (meterlake.read: views, answers, time travel, the SQL sandbox, history)
+and the CLI's output formats (meterlake.app.output).
 
 Small Delta tables are written with delta-rs in a temporary lake; no broker,
 no Spark. Expected answers are computed by hand from docs/semantics.md.
@@ -22,9 +23,16 @@ import pytest
 from deltalake import DeltaTable
 
 from meterlake.app.cli import main
+from meterlake.app.output import format_csv, format_table, print_result
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read import lake
+from meterlake.read import connection
+from meterlake.read.answers import query_view
+from meterlake.read.clock import parse_instant
+from meterlake.read.connection import arrow_source, connect, fetch
+from meterlake.read.history import HISTORY_METRICS, _metric, history
+from meterlake.read.sandbox import lock_down, parse_parameters, read_only_sql
+from meterlake.read.views import COST_NOTE
 from tests.lake_helpers import day_row, halfhour_row, month_row, utc, write
 
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -74,7 +82,7 @@ def february(config: Config) -> Config:
 
 
 def rows(config: Config, view: str, **kw) -> list[tuple]:
-    return lake.query_view(config, view, **kw).rows
+    return query_view(config, view, **kw).rows
 
 
 # ----------------------------------------------------------------------------- views
@@ -97,7 +105,7 @@ def test_q4_is_todays_cost_per_sensor_of_the_month(february):
 
 
 def test_q3_pivots_half_hours_before_now_with_null_where_no_piece(february):
-    result = lake.query_view(february, "q3")
+    result = query_view(february, "q3")
     assert result.columns == ["period_start", "A", 'a"b', "c d"]
     assert result.rows == [
         (utc("2024-02-10 00:00"), None, 0.5, None),
@@ -114,19 +122,19 @@ def test_q3_has_a_column_for_every_sensor_of_the_month_and_none_for_last_months(
         halfhour_row("earlier", "2024-03-01", "2024-03-01 00:00", 1.5, "2024-03-01 00:30"),
         halfhour_row("february", "2024-02-29", "2024-02-29 23:30", 2.0, "2024-03-01 00:00"),
     ])
-    result = lake.query_view(config, "q3")
+    result = query_view(config, "q3")
     assert result.columns == ["period_start", "earlier", "today"]
     assert len(result.rows) == 20  # 00:00 .. 09:30 (winter: UTC is Lisbon time)
     assert result.rows[18] == (utc("2024-03-05 09:00"), None, 0.4)
     assert all(row[1] is None for row in result.rows)
-    long = lake.query_view(config, "q3_long")
+    long = query_view(config, "q3_long")
     assert long.columns == ["period_start", "sensor_id", "energy_kwh"]
     assert len(long.rows) == 40
     assert long.rows[36:38] == [(utc("2024-03-05 09:00"), "earlier", None),
                                 (utc("2024-03-05 09:00"), "today", 0.4)]
-    in_sql = lake.read_only_sql(config, "SELECT * FROM q3_long WHERE energy_kwh IS NOT NULL")
+    in_sql = read_only_sql(config, "SELECT * FROM q3_long WHERE energy_kwh IS NOT NULL")
     assert in_sql.rows == [(utc("2024-03-05 09:00"), "today", 0.4)]
-    wide_sql = lake.read_only_sql(config, "SELECT * FROM q3 WHERE today IS NOT NULL")
+    wide_sql = read_only_sql(config, "SELECT * FROM q3 WHERE today IS NOT NULL")
     assert wide_sql.columns == ["period_start", "earlier", "today"]
     assert wide_sql.rows == [(utc("2024-03-05 09:00"), None, 0.4)]
 
@@ -157,20 +165,20 @@ def test_q3_on_the_25_hour_october_day_has_50_periods(config):
         halfhour_row("m1", "2024-10-27", "2024-10-27 01:30", 2.0, now),  # 01:30+00:00
         halfhour_row("m1", "2024-10-27", "2024-10-27 23:30", 3.0, now),
     ])
-    result = lake.query_view(config, "q3")
+    result = query_view(config, "q3")
     assert len(result.rows) == 50
     # (UTC before subtracting: Python subtracts wall times within one tzinfo)
     starts = [row[0].astimezone(UTC) for row in result.rows]
     assert starts[0] == utc("2024-10-26 23:00") and starts[-1] == utc("2024-10-27 23:30")
     assert all(b - a == timedelta(minutes=30) for a, b in itertools.pairwise(starts))
-    csv_lines = lake.format_csv(result).splitlines()
+    csv_lines = format_csv(result).splitlines()
     assert csv_lines[0] == "period_start,m1"
     assert csv_lines[1] == "2024-10-27 00:00:00+01:00,"
     assert "2024-10-27 01:30:00+01:00,1.0" in csv_lines
     assert "2024-10-27 01:30:00+00:00,2.0" in csv_lines
     assert csv_lines[-1] == "2024-10-27 23:30:00+00:00,3.0"
     # the table shows local wall-clock time, with the offset only in the repeated hour
-    table = lake.format_table(result).splitlines()
+    table = format_table(result).splitlines()
     assert table[2] == "2024-10-27 00:00" + " " * 10 + "NULL"
     assert "2024-10-27 01:00 +01:00   NULL" in table and "2024-10-27 01:30 +00:00  2.000" in table
     assert "2024-10-27 02:00" + " " * 10 + "NULL" in table
@@ -182,23 +190,23 @@ def test_q3_on_the_23_hour_march_day_has_46_periods(config):
     write(config, "halfhour_energy", [
         halfhour_row("m1", "2024-03-31", "2024-03-31 22:30", 1.0, "2024-03-31 22:59"),
     ])
-    result = lake.query_view(config, "q3")
+    result = query_view(config, "q3")
     assert len(result.rows) == 46
     assert result.rows[-1] == (utc("2024-03-31 22:30"), 1.0)
-    assert lake.format_csv(result).splitlines()[-1] == "2024-03-31 23:30:00+01:00,1.0"
+    assert format_csv(result).splitlines()[-1] == "2024-03-31 23:30:00+01:00,1.0"
 
 
 def test_q3_stops_at_the_last_period_starting_before_now(config):
     write(config, "halfhour_energy", [
         halfhour_row("m1", "2024-02-10", "2024-02-10 00:30", 1.0, "2024-02-10 01:00"),
     ])
-    result = lake.query_view(config, "q3")
+    result = query_view(config, "q3")
     # "now" is 01:00: the 01:00 period has not started before it.
     assert [row[0] for row in result.rows] == [utc("2024-02-10 00:00"), utc("2024-02-10 00:30")]
 
 
 def test_views_are_registered_in_sql_too(february):
-    result = lake.read_only_sql(february, "SELECT sensor_id FROM q1")
+    result = read_only_sql(february, "SELECT sensor_id FROM q1")
     assert result.rows == [("m 3",), ("m2",), ("m1",), ('q"4',)]
 
 
@@ -214,8 +222,8 @@ def three_versions(config: Config) -> list[datetime]:
     time.sleep(0.05)
     write(config, "month_energy", [month_row("m1", "2024-02-01", 5.0, "2024-02-01 12:00")],
           mode="overwrite")
-    history = DeltaTable(str(config.table_path("month_energy"))).history()
-    stamps = {h["version"]: datetime.fromtimestamp(h["timestamp"] / 1000, UTC) for h in history}
+    commits = DeltaTable(str(config.table_path("month_energy"))).history()
+    stamps = {h["version"]: datetime.fromtimestamp(h["timestamp"] / 1000, UTC) for h in commits}
     return [stamps[v] for v in range(3)]
 
 
@@ -246,23 +254,23 @@ def test_as_of_without_offset_is_local_time(config, three_versions):
 
 def test_unknown_version_is_an_error_naming_the_versions(config, three_versions):
     with pytest.raises(MeterlakeError, match=r"month_energy has versions 0\.\.2"):
-        lake.query_view(config, "q1", version=3)
+        query_view(config, "q1", version=3)
     with pytest.raises(MeterlakeError, match=r"versions 0\.\.2"):
-        lake.query_view(config, "q1", version=-1)
+        query_view(config, "q1", version=-1)
 
 
 def test_time_before_the_table_existed_is_an_error(config, three_versions):
     with pytest.raises(MeterlakeError, match="month_energy did not exist at 2000-01-01"):
-        lake.query_view(config, "q1", as_of="2000-01-01 00:00:00")
+        query_view(config, "q1", as_of="2000-01-01 00:00:00")
 
 
 def test_unreadable_time_is_an_error(config, three_versions):
     with pytest.raises(MeterlakeError, match="cannot read time"):
-        lake.query_view(config, "q1", as_of="yesterday")
+        query_view(config, "q1", as_of="yesterday")
 
 
 def test_time_travel_reports_the_version_in_the_table_notes(config, three_versions):
-    text = lake.format_table(lake.query_view(config, "q1", version=1))
+    text = format_table(query_view(config, "q1", version=1))
     assert "month_energy version 1" in text
     assert "as of 2024-02-01 11:00 (month_energy version 1)" in text  # local wall clock
 
@@ -276,14 +284,14 @@ def test_time_travel_reports_the_version_in_the_table_notes(config, three_versio
     ("2024-03-31 01:30:00", "2024-03-31 01:30"),  # skipped hour: offset before the switch
 ])
 def test_parse_instant_reads_local_time_or_an_offset(text, expected):
-    assert lake.parse_instant(text, LISBON) == utc(expected)
+    assert parse_instant(text, LISBON) == utc(expected)
 
 
 # ----------------------------------------------------------------------------- output
 
 
 def test_csv_has_the_contract_header_and_full_precision(february, capsys):
-    lake.print_result(lake.query_view(february, "q1"), "csv")
+    print_result(query_view(february, "q1"), "csv")
     assert capsys.readouterr().out.splitlines() == [
         "sensor_id,energy_kwh",
         "m 3,12.5",
@@ -291,12 +299,12 @@ def test_csv_has_the_contract_header_and_full_precision(february, capsys):
         "m1,10.0",
         '"q""4",0.30000000000000004',
     ]
-    lake.print_result(lake.query_view(february, "q4"), "csv")
+    print_result(query_view(february, "q4"), "csv")
     assert capsys.readouterr().out.splitlines()[0] == "sensor_id,cost_eur"
 
 
 def test_q3_csv_header_quotes_sensor_ids_and_leaves_nulls_empty(february, capsys):
-    lake.print_result(lake.query_view(february, "q3"), "csv")
+    print_result(query_view(february, "q3"), "csv")
     assert capsys.readouterr().out.splitlines() == [
         'period_start,A,"a""b",c d',
         "2024-02-10 00:00:00+00:00,,0.5,",
@@ -306,30 +314,30 @@ def test_q3_csv_header_quotes_sensor_ids_and_leaves_nulls_empty(february, capsys
 
 
 def test_json_is_a_list_of_objects_at_full_precision(february, capsys):
-    lake.print_result(lake.query_view(february, "q1"), "json")
+    print_result(query_view(february, "q1"), "json")
     objects = json.loads(capsys.readouterr().out)
     assert objects[1] == {"sensor_id": "m2", "energy_kwh": 10.0 + 4e-10}
     assert objects[3] == {"sensor_id": 'q"4', "energy_kwh": 0.1 + 0.2}
-    lake.print_result(lake.query_view(february, "q3"), "json")
+    print_result(query_view(february, "q3"), "json")
     first = json.loads(capsys.readouterr().out)[0]
     assert first == {"period_start": "2024-02-10 00:00:00+00:00", "A": None, 'a"b': 0.5,
                      "c d": None}
 
 
 def test_table_rounds_kwh_to_3_and_euros_to_4_decimals_with_the_cost_note(february):
-    q1 = lake.format_table(lake.query_view(february, "q1"))
+    q1 = format_table(query_view(february, "q1"))
     assert "12.500" in q1 and "0.300" in q1 and "10.0000000004" not in q1
-    assert lake.COST_NOTE not in q1
-    q4 = lake.format_table(lake.query_view(february, "q4"))
+    assert COST_NOTE not in q1
+    q4 = format_table(query_view(february, "q4"))
     lines = q4.splitlines()
     assert lines[0].split() == ["sensor_id", "cost_eur"]
     assert lines[3] == "m1           0.1235"
     assert "(3 rows)" in lines
-    assert lake.COST_NOTE in lines
+    assert COST_NOTE in lines
 
 
 def test_table_shows_null_and_aligns_columns(february):
-    lines = lake.format_table(lake.query_view(february, "q3")).splitlines()
+    lines = format_table(query_view(february, "q3")).splitlines()
     assert lines[:5] == [
         'period_start          A    a"b    c d',
         "----------------  -----  -----  -----",
@@ -341,16 +349,16 @@ def test_table_shows_null_and_aligns_columns(february):
 
 
 def test_result_to_pandas(february):
-    frame = lake.query_view(february, "q1").to_pandas()
+    frame = query_view(february, "q1").to_pandas()
     assert list(frame.columns) == ["sensor_id", "energy_kwh"]
     assert frame["energy_kwh"].tolist() == [12.5, 10.0 + 4e-10, 10.0, 0.1 + 0.2]
 
 
 def answers_csv(config: Config) -> str:
     sql = "SELECT as_of, day FROM day_energy ORDER BY 1, 2"
-    results = [lake.query_view(config, "q3"), lake.query_view(config, "q2"),
-               lake.read_only_sql(config, sql)]
-    return "".join(lake.format_csv(r) for r in results)
+    results = [query_view(config, "q3"), query_view(config, "q2"),
+               read_only_sql(config, sql)]
+    return "".join(format_csv(r) for r in results)
 
 
 def test_outputs_do_not_depend_on_the_machines_time_zone(february):
@@ -376,10 +384,10 @@ def test_sql_reads_every_table_present(february):
         "key": b"m1", "value": b'{"energy": 1}', "topic": "energy", "partition": 0, "offset": 7,
         "kafka_timestamp": utc("2024-02-10 12:00"), "ingested_at": utc("2024-02-10 12:00"),
     }])
-    result = lake.read_only_sql(february, "SELECT value, \"offset\", kafka_timestamp FROM bronze")
+    result = read_only_sql(february, "SELECT value, \"offset\", kafka_timestamp FROM bronze")
     assert result.rows == [(b'{"energy": 1}', 7, utc("2024-02-10 12:00"))]
     expected = '"{""energy"": 1}",7,2024-02-10 12:00:00+00:00'
-    assert lake.format_csv(result).splitlines()[1] == expected
+    assert format_csv(result).splitlines()[1] == expected
 
 
 @pytest.mark.parametrize("statement", [
@@ -394,7 +402,7 @@ def test_sql_reads_every_table_present(february):
     "SHOW TABLES",
 ])
 def test_sql_accepts_queries(february, statement):
-    assert lake.read_only_sql(february, statement).rows
+    assert read_only_sql(february, statement).rows
 
 
 @pytest.mark.parametrize("statement", [
@@ -429,15 +437,15 @@ def test_sql_accepts_queries(february, statement):
 ])
 def test_sql_refuses_anything_but_one_read_only_query(february, tmp_path, statement):
     with pytest.raises(MeterlakeError) as caught:
-        lake.read_only_sql(february, statement.format(tmp=tmp_path))
+        read_only_sql(february, statement.format(tmp=tmp_path))
     assert "\n" not in str(caught.value)
     assert not list(tmp_path.glob("out*"))
-    assert lake.read_only_sql(february, "SELECT count(*) FROM q1").rows == [(4,)]
+    assert read_only_sql(february, "SELECT count(*) FROM q1").rows == [(4,)]
 
 
 def test_sandbox_is_enforced_by_duckdb_too_and_the_lake_stays_readable(february, tmp_path):
-    with lake.connect(february) as con:
-        lake.lock_down(con)
+    with connect(february) as con:
+        lock_down(con)
         assert con.execute("SELECT count(*) FROM month_energy").fetchone() == (6,)
         assert con.execute("SELECT count(*) FROM q3").fetchone() == (3,)
         for statement in (
@@ -464,34 +472,34 @@ def test_sandbox_is_enforced_by_duckdb_too_and_the_lake_stays_readable(february,
 def test_sql_does_not_scan_python_variables(february, monkeypatch):
     # DuckDB's replacement scan would find an Arrow table among the globals of
     # the module that runs the query; the sandbox turns that off.
-    monkeypatch.setattr(lake, "secret", pa.table({"x": [1]}), raising=False)
-    with lake.connect(february) as con:
-        assert lake.fetch(con, "SELECT * FROM secret", LISBON).rows == [(1,)]
+    monkeypatch.setattr(connection, "secret", pa.table({"x": [1]}), raising=False)
+    with connect(february) as con:
+        assert fetch(con, "SELECT * FROM secret", LISBON).rows == [(1,)]
     with pytest.raises(MeterlakeError, match="Table with name secret does not exist"):
-        lake.read_only_sql(february, "SELECT * FROM secret")
+        read_only_sql(february, "SELECT * FROM secret")
 
 
 def test_bad_sql_is_one_line_with_duckdbs_message(february):
     with pytest.raises(MeterlakeError) as caught:
-        lake.read_only_sql(february, "SELECT sensor_id FROM month_energy WHERE")
+        read_only_sql(february, "SELECT sensor_id FROM month_energy WHERE")
     assert str(caught.value).startswith("bad SQL: Parser Error: syntax error")
     assert "\n" not in str(caught.value)
     with pytest.raises(MeterlakeError) as caught:
-        lake.read_only_sql(february, "SELECT nope FROM month_energy")
+        read_only_sql(february, "SELECT nope FROM month_energy")
     assert "Binder Error" in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(MeterlakeError, match="Table with name month_energi does not exist"):
-        lake.read_only_sql(february, "SELECT * FROM month_energi")
+        read_only_sql(february, "SELECT * FROM month_energi")
 
 
 def test_sql_without_gold_says_to_run_the_pipeline(config):
     with pytest.raises(MeterlakeError, match=r"no gold tables under .*meterlake run --once"):
-        lake.read_only_sql(config, "SELECT * FROM q1")
-    assert lake.read_only_sql(config, "SELECT 42").rows == [(42,)]
+        read_only_sql(config, "SELECT * FROM q1")
+    assert read_only_sql(config, "SELECT 42").rows == [(42,)]
 
 
 def test_query_without_gold_says_to_run_the_pipeline(config):
     with pytest.raises(MeterlakeError, match=r"month_energy not found .*meterlake run --once"):
-        lake.query_view(config, "q1")
+        query_view(config, "q1")
 
 
 def test_cli_prints_one_error_line_and_exits_non_zero(february, capsys):
@@ -513,25 +521,25 @@ def test_query_sensor_filter_keeps_those_sensors_and_binds_their_ids(february):
 
 
 def test_query_sensor_filter_picks_q3_columns(february):
-    result = lake.query_view(february, "q3", sensors=['a"b', "nobody"])
+    result = query_view(february, "q3", sensors=['a"b', "nobody"])
     assert result.columns == ["period_start", 'a"b']
     assert [row[1] for row in result.rows] == [0.5, None, 0.7]
 
 
 def test_sql_parameters_are_bound_as_values_never_as_sql(february):
     statement = "SELECT sensor_id, energy_kwh FROM day_energy WHERE sensor_id = $s AND day = $d"
-    ok = lake.read_only_sql(february, statement, {"s": "m1", "d": "2024-02-10"})
+    ok = read_only_sql(february, statement, {"s": "m1", "d": "2024-02-10"})
     assert ok.rows == [("m1", 2.0)]
-    assert lake.read_only_sql(february, statement, {"s": INJECTION, "d": "2024-02-10"}).rows == []
-    hostile = lake.read_only_sql(february, "SELECT $x AS x", {"x": "'); DROP VIEW q1; --"})
+    assert read_only_sql(february, statement, {"s": INJECTION, "d": "2024-02-10"}).rows == []
+    hostile = read_only_sql(february, "SELECT $x AS x", {"x": "'); DROP VIEW q1; --"})
     assert hostile.rows == [("'); DROP VIEW q1; --",)]
-    assert lake.read_only_sql(february, "SELECT count(*) FROM q1").rows == [(4,)]
+    assert read_only_sql(february, "SELECT count(*) FROM q1").rows == [(4,)]
 
 
 @pytest.mark.parametrize("pair", ["noequals", "=value", "two words=x", "a;b=1"])
 def test_a_malformed_param_is_one_clear_error(pair):
     with pytest.raises(MeterlakeError, match="--param wants NAME=VALUE"):
-        lake.parse_parameters([pair])
+        parse_parameters([pair])
 
 
 def test_cli_binds_sensor_and_param_values(february, capsys):
@@ -550,7 +558,7 @@ def test_cli_binds_sensor_and_param_values(february, capsys):
 
 
 def test_history_lists_versions_newest_first_in_local_time(config, three_versions):
-    result = lake.history(config, "month_energy")
+    result = history(config, "month_energy")
     assert result.columns == [
         "version", "timestamp", "operation", "rows_written", "rows_updated", "rows_deleted",
     ]
@@ -560,27 +568,27 @@ def test_history_lists_versions_newest_first_in_local_time(config, three_version
     stamps = [r[1] for r in reversed(result.rows)]
     assert stamps == [v.astimezone(LISBON) for v in three_versions]
     assert all(s.tzinfo == LISBON for s in stamps)
-    assert "month_energy: 3 commits" in lake.format_table(result)
+    assert "month_energy: 3 commits" in format_table(result)
 
 
 def test_history_reads_spark_merge_metrics():
     merge = {"numTargetRowsInserted": "3", "numTargetRowsUpdated": "8",
              "numTargetRowsDeleted": "0", "numOutputRows": "11"}
-    assert [lake._metric(merge, names) for names in lake.HISTORY_METRICS.values()] == [3, 8, 0]
+    assert [_metric(merge, names) for names in HISTORY_METRICS.values()] == [3, 8, 0]
     stream = {"numOutputRows": "42", "numAddedFiles": "1"}
-    assert [lake._metric(stream, names) for names in lake.HISTORY_METRICS.values()] == [
+    assert [_metric(stream, names) for names in HISTORY_METRICS.values()] == [
         42, None, None,
     ]
 
 
 def test_history_of_an_unknown_table_lists_the_known_ones(config):
     with pytest.raises(MeterlakeError, match=r"unknown table 'nope'; known: bronze, .*day_cost"):
-        lake.history(config, "nope")
+        history(config, "nope")
 
 
 def test_history_of_a_table_not_created_yet_is_an_error(config):
     with pytest.raises(MeterlakeError, match="day_cost has not been created yet"):
-        lake.history(config, "day_cost")
+        history(config, "day_cost")
 
 
 # ----------------------------------------------------------------------------- delta features
@@ -590,5 +598,5 @@ def test_tables_with_deletion_vectors_are_read_through_delta_rs(config):
     write(config, "month_energy", [month_row("m1", "2024-02-01", 1.5, "2024-02-01 10:00")],
           configuration={"delta.enableDeletionVectors": "true"})
     table = DeltaTable(str(config.table_path("month_energy")))
-    assert isinstance(lake.arrow_source(table), pa.Table)
+    assert isinstance(arrow_source(table), pa.Table)
     assert rows(config, "q1") == [("m1", 1.5)]

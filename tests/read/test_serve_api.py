@@ -17,11 +17,13 @@ from deltalake import write_deltalake
 from starlette.testclient import TestClient
 
 from meterlake.app.cli import main
+from meterlake.app.output import format_json
 from meterlake.app.web import build_app, check_port
 from meterlake.core.config import Config, load_config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read import lake
+from meterlake.read.answers import query_view
 from meterlake.read.livegold import LiveGold
+from meterlake.read.travel import commits_of, open_table
 from tests.lake_helpers import day_row, halfhour_row, month_row, write
 
 VIEWS = ("q1", "q2", "q3", "q4")
@@ -83,16 +85,16 @@ def test_each_view_serves_the_bytes_of_query_format_json(gold, client, view):
     response = client.get(f"/api/{view}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.text == lake.format_json(lake.query_view(gold, view))
+    assert response.text == format_json(query_view(gold, view))
 
 
 def test_version_and_as_of_travel_like_query(gold, client):
     old = client.get("/api/q1", params={"version": 0}).json()
     assert old == [{"sensor_id": "m2", "energy_kwh": 12.5}, {"sensor_id": "m1", "energy_kwh": 10.0}]
     assert client.get("/api/q1").json()[1] == {"sensor_id": "m3", "energy_kwh": 11.0}
-    first = lake.commits_of(lake.open_table(gold, "month_energy"))[0].timestamp
+    first = commits_of(open_table(gold, "month_energy"))[0].timestamp
     at_first = client.get("/api/q1", params={"as_of": first.isoformat()})
-    assert at_first.text == lake.format_json(lake.query_view(gold, "q1", version=0))
+    assert at_first.text == format_json(query_view(gold, "q1", version=0))
 
 
 def test_at_travels_to_the_version_standing_at_that_event_time(config):
@@ -102,7 +104,7 @@ def test_at_travels_to_the_version_standing_at_that_event_time(config):
     with TestClient(build_app(config, LiveGold(config, check_every_s=0))) as client:
         for at, kwh in (("2024-02-10 10:30", 1.0), ("2024-02-10 11:00", 2.0)):
             response = client.get("/api/q1", params={"at": at})
-            assert response.text == lake.format_json(lake.query_view(config, "q1", at=at))
+            assert response.text == format_json(query_view(config, "q1", at=at))
             assert response.json() == [{"sensor_id": "m1", "energy_kwh": kwh}]
         page = client.get("/api/answers", params={"at": "2024-02-10 10:30"}).json()
         assert page["live"] is False and page["answers"]["q1"]["version"] == 0
@@ -225,7 +227,7 @@ def test_the_command_serves_the_lake_and_ctrl_c_stops_it_in_one_line(gold):
     try:
         assert f"http://127.0.0.1:{port}/" in server.stdout.readline()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/q4", timeout=30) as response:
-            assert response.read().decode() == lake.format_json(lake.query_view(gold, "q4"))
+            assert response.read().decode() == format_json(query_view(gold, "q4"))
         server.send_signal(signal.SIGINT)
         _, err = server.communicate(timeout=30)
     finally:

@@ -30,7 +30,7 @@ from meterlake.app.pipeline import run_once
 from meterlake.app.web import running
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.net import free_port
-from meterlake.read.lake import wall_clock
+from meterlake.read.clock import wall_clock
 from meterlake.tools.publish import publish_readings
 from oracle import OracleResult, compute_answers
 from tests.browser import chromium, console_errors

@@ -16,9 +16,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from meterlake.app.cli import main
+from meterlake.app.output import format_json
 from meterlake.app.web import build_app
 from meterlake.core.config import Config
-from meterlake.read import lake
 from meterlake.read.livegold import LiveGold
 from meterlake.read.questions import query_more
 from tests.read.test_bill import _lake as bill_lake
@@ -45,7 +45,7 @@ def test_each_more_view_serves_the_bytes_of_query_format_json(config, client, vi
     response = client.get(f"/api/{view}")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
-    assert response.text == lake.format_json(query_more(config, view))
+    assert response.text == format_json(query_more(config, view))
 
 
 def test_the_api_rows_equal_the_command_line_json(config, client, capsys):

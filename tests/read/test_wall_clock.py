@@ -1,5 +1,5 @@
 """Times shown to people are local wall-clock time, with the offset only in October's
-repeated hour: one rule (`meterlake.read.lake.wall_clock`) for the CLI, the page and the
+repeated hour: one rule (`meterlake.read.clock.wall_clock`) for the CLI, the page and the
 report. Instants below are written in UTC; Lisbon is UTC+0 in winter, UTC+1 in
 summer, and on 27 October 2024 its clocks went from 02:00 WEST back to 01:00 WET."""
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from meterlake.read import report
-from meterlake.read.lake import wall_clock
+from meterlake.read.clock import wall_clock
 
 LISBON = ZoneInfo("Europe/Lisbon")
 

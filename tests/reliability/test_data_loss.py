@@ -17,7 +17,7 @@ import pytest
 from bronze.job import find_gaps
 from meterlake.app.pipeline import run_once
 from meterlake.core.errors import MeterlakeError
-from meterlake.read.lake import read_only_sql
+from meterlake.read.sandbox import read_only_sql
 from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
 from tests.helpers import (

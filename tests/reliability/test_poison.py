@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from meterlake.app.pipeline import run_once
-from meterlake.read.lake import query_view
+from meterlake.read.answers import query_view
 from meterlake.tools.generate import MonthSpec, write_readings
 from oracle import compute_answers
 from silver.message import MessageRules, parse_message

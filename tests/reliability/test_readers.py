@@ -22,7 +22,8 @@ import pytest
 from gold.job import ensure_gold_tables
 from meterlake.app.pipeline import start_layer
 from meterlake.core.catalog import LAYER_TABLES, LAYERS
-from meterlake.read.lake import query_view, read_only_sql
+from meterlake.read.answers import query_view
+from meterlake.read.sandbox import read_only_sql
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers

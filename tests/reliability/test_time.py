@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from meterlake.app.pipeline import run_once
-from meterlake.read.lake import query_view
+from meterlake.read.answers import query_view
 from meterlake.tools.publish import publish_readings
 from oracle import compute_answers
 from tests.helpers import quiet, write_readings_file
