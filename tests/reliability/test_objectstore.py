@@ -3,13 +3,14 @@
 - The store itself: started once (a second start finds it), on loopback only, with
   the bucket, honouring conditional puts (what delta-rs' safe commits rest on), its
   data kept across a restart.
-- The store going away: the session's store is stopped under a live `meterlake run`
+- kill -9 of the driver with the lake (checkpoints, state, tables) on the store, then
+  the store going away: the session's store is stopped under a live `meterlake run`
   (and started again, on the same data, for the tests after), whose queries keep
-  reading and writing the lake there. The run ends with one line naming the store, not a
-  traceback; once the store is back, a catch-up finishes the job from the
-  checkpoints on the store, and gold equals the oracle over everything published
-  before and after.
-- kill -9 of the driver with the lake (checkpoints, state, tables) on the store.
+  reading and writing the lake there. The run ends with one line naming the store, not
+  a traceback; once the store is back, a catch-up finishes the job from the
+  checkpoints on the store: every offset in bronze once, no piece twice, gold equal
+  to the oracle over everything published. (One test: the two share the slow part,
+  live runs and the last catch-up.)
 
 The equivalence case runs on the store too (tests/e2e/test_equivalence.py,
 parametrized by `lake_at`).
@@ -46,10 +47,10 @@ from tests.reliability_helpers import (
     write_conf,
 )
 
-SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=26)
 KILL_SPEC = MonthSpec(meters=2, days=2, cadence_s=300, seed=27)
 KILLS = 3  # kill -9 of the driver at a random moment of its run, each with data flowing
-KILL_SPEEDUP = 5_000  # a third of the two days (16 h) in about 12 s
+KILL_SPEEDUP = 5_000  # a quarter of the two days (12 h) in about 9 s; the last quarter
+# is published at once before the store is stopped under a live run
 ALL = ["bronze", "silver", "gold"]
 
 
@@ -96,52 +97,36 @@ def _gold_version(table: str) -> int:
         return -1
 
 
-@pytest.mark.slow(minutes=1.2)
-def test_the_store_stopped_mid_run_is_one_line_and_a_rerun_finishes(
-    spark, kafka, s3_store, config, tmp_path
-) -> None:
-    config = replace(config, lake=ObjectPath(s3_store.bucket, f"tests/{tmp_path.name}/stopped"))
-    readings = tmp_path / "readings.csv"
-    write_readings(SPEC, readings)
-    lines = readings.read_text().splitlines()
-    half = len(lines) // 2
-    conf = write_conf(tmp_path / "meterlake.toml", config, FAST_STREAMS,
-                      storage={"endpoint": config.storage.endpoint})
-    publish_readings(config, lines[:half], speedup=0, progress=False)
+def _stop_the_store_mid_run(conf, config, s3_store, log) -> tuple[int, str]:
+    """A live run until gold takes a commit, then the store stopped under it (and
+    started again, on the same data, for what comes after): its exit code and output."""
+    day_cost = str(config.table_path("day_cost"))
+    before = _gold_version(day_cost)
     try:
-        with live(conf, tmp_path / "run.log") as run:
+        with live(conf, log) as run:
             run.wait_running()
-            day_cost = str(config.table_path("day_cost"))
             deadline = time.monotonic() + 180
-            while _gold_version(day_cost) < 1:
+            while _gold_version(day_cost) <= before:
                 assert run.process.poll() is None, run.output()[-3000:]
                 assert time.monotonic() < deadline, run.output()[-3000:]
                 time.sleep(0.5)
             objectstore.stop(s3_store)  # mid-run: the streams poll the lake every second
-            code = run.process.wait(timeout=240)
-            output = run.output()
+            return run.process.wait(timeout=240), run.output()
     finally:
-        objectstore.start(s3_store)  # the same data: the session's other tests go on
-    assert code == 1, output[-3000:]
-    assert "Traceback" not in output
-    errors = [line for line in output.splitlines() if line.startswith("meterlake: error:")]
-    assert len(errors) == 1, output[-3000:]
-    assert f"the object store at {config.storage.endpoint} does not answer" in errors[0]
-
-    publish_readings(config, lines[half:], speedup=0, progress=False)
-    run_once(spark, config, ALL, echo=quiet)  # from the checkpoints the dead run left
-    assert_gold_equals_oracle(config, compute_answers(readings, config.semantics))
+        objectstore.start(s3_store)
 
 
-@pytest.mark.slow(minutes=2)
-def test_kill_9_of_the_driver_on_the_store_loses_and_doubles_nothing(
+@pytest.mark.slow(minutes=2.5)
+def test_kill_9_of_the_driver_and_the_store_stopped_lose_and_double_nothing(
     spark, kafka, s3_store, config, tmp_path
 ) -> None:
     """The driver killed -9 at random moments while a month's slices are published, its
     checkpoints, state and tables on the store (s3a's non-atomic renames, delta-rs'
-    conditional puts); after a last catch-up every offset is in bronze once, no piece
-    is there twice, and gold equals the oracle. (tests/reliability/test_crash.py aims
-    its kills at commit windows it reads from local files; here they fall at random.)"""
+    conditional puts); then the store stopped under a live run, which ends with one
+    line naming the store, not a traceback. After a last catch-up from the checkpoints
+    on the store, every offset is in bronze once, no piece is there twice, and gold
+    equals the oracle. (tests/reliability/test_crash.py aims its kills at commit
+    windows it reads from local files; here they fall at random.)"""
     config = replace(config, lake=ObjectPath(s3_store.bucket, f"tests/{tmp_path.name}/kill"))
     readings = tmp_path / "readings.csv"
     write_readings(KILL_SPEC, readings)
@@ -150,9 +135,9 @@ def test_kill_9_of_the_driver_on_the_store_loses_and_doubles_nothing(
                       storage={"endpoint": config.storage.endpoint})
     publish_readings(config, [], speedup=0, progress=False)  # the topic, before bronze
     rng = random.Random(26)
-    slices = [lines[len(lines) * k // KILLS : len(lines) * (k + 1) // KILLS]
-              for k in range(KILLS)]
-    for number, part in enumerate(slices):
+    slices = [lines[len(lines) * k // (KILLS + 1) : len(lines) * (k + 1) // (KILLS + 1)]
+              for k in range(KILLS + 1)]
+    for number, part in enumerate(slices[:KILLS]):
         with live(conf, tmp_path / f"run-{number}.log") as run:
             publisher = Publisher(config, Counted(part), KILL_SPEEDUP)
             run.wait_running()
@@ -160,8 +145,16 @@ def test_kill_9_of_the_driver_on_the_store_loses_and_doubles_nothing(
             assert run.process.poll() is None, run.output()[-3000:]
             run.kill()
         publisher.wait()  # one slice after another: each meter in order
-    run_once(spark, config, ALL, echo=quiet)  # the last catch-up
 
+    publish_readings(config, slices[KILLS], speedup=0, progress=False)
+    code, output = _stop_the_store_mid_run(conf, config, s3_store, tmp_path / "stopped.log")
+    assert code == 1, output[-3000:]
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("meterlake: error:")]
+    assert len(errors) == 1, output[-3000:]
+    assert f"the object store at {config.storage.endpoint} does not answer" in errors[0]
+
+    run_once(spark, config, ALL, echo=quiet)  # the last catch-up
     ends = end_offsets(kafka, config.kafka.topic)
     assert assert_bronze_is_one_row_per_offset(config, ends) == sum(ends.values()) == len(lines)
     assert assert_no_duplicate_piece(config) > 0
