@@ -15,6 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +90,7 @@ def judge_both(batches: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return out
 
 
+@pytest.mark.slow(minutes=0.2)  # many examples: in make test, not test-unit
 @given(st.lists(streams(), min_size=1, max_size=5), st.randoms(use_true_random=False),
        st.lists(st.integers(0, 300), max_size=3))  # fmt: skip
 @settings(max_examples=200, deadline=None)
