@@ -26,6 +26,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from gold.answers import ANSWERS, UTC_MICROS
 from gold.job import add_increments
+from meterlake.core.commits import BatchWriter
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -105,7 +106,8 @@ def compare_writers(spark: SparkSession, root: Path, meters: int = 11,
             partition = [] if way == "spark_merge" else [answer.partition]
             empty = answer.arrow_schema.empty_table()
             write_deltalake(path, empty, partition_by=partition or None)
-            tables[name] = path if way == "spark_merge" else DeltaTable(path)
+            tables[name] = DeltaTable(path) if way == "delta_rs_merge" else path
+        writer = BatchWriter(lake / "_checkpoint")  # app ids are given: never read
         times = []
         for batch, rows in enumerate(sums):
             began = time.perf_counter()
@@ -116,7 +118,8 @@ def compare_writers(spark: SparkSession, root: Path, meters: int = 11,
                 elif way == "delta_rs_merge":
                     _rs_merge(tables[name], answer, increments, batch)
                 else:
-                    add_increments(tables[name], answer, increments, f"{name}-bench", batch)
+                    add_increments(writer, tables[name], answer, [increments],
+                                   f"{name}-bench", batch)
             times.append((time.perf_counter() - began) * 1000)
         times = times[2:]  # the first batches warm up (JIT, codegen, table creation)
         results[way] = {

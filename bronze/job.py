@@ -32,7 +32,7 @@ from pyspark.sql.types import (
 )
 
 from meterlake.core.checkpoints import planned_offsets
-from meterlake.core.commits import BatchAppender
+from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
@@ -117,12 +117,13 @@ def write_bronze_batch(config: Config):
     loss_path = str(config.table_path("data_loss"))
     checkpoint = str(config.checkpoint("bronze"))
     record_loss = config.streams.on_data_loss == "record"
-    appender = BatchAppender(config.checkpoint("bronze"))
+    writer = BatchWriter(config.checkpoint("bronze"))
 
     def write(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
+        app_id = writer.application(spark)
         if not record_loss:
-            appender.append(spark, batch.toArrow(), bronze_path, batch_id)
+            writer.append(bronze_path, app_id, batch_id, batch.toArrow())
             return
         batch = batch.persist()
         try:
@@ -144,8 +145,8 @@ def write_bronze_batch(config: Config):
                     *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
                     F.current_timestamp().alias("detected_at"),
                 )
-                appender.append(spark, lost.toArrow(), loss_path, batch_id)
-            appender.append(spark, batch.toArrow(), bronze_path, batch_id)
+                writer.append(loss_path, app_id, batch_id, lost.toArrow())
+            writer.append(bronze_path, app_id, batch_id, batch.toArrow())
         finally:
             batch.unpersist()
 

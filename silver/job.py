@@ -36,7 +36,7 @@ from pyspark.sql.types import (
 from bronze.job import read_kafka, to_bronze
 from meterlake.core import failpoints
 from meterlake.core.checkpoints import pin_layout
-from meterlake.core.commits import BatchAppender
+from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
@@ -189,15 +189,16 @@ def write_silver_batch(config: Config):
     in one Spark job, as Arrow (silver.stored: the rows with their stored columns,
     computed by the step); a table without rows in the batch gets no commit (most
     batches quarantine nothing)."""
-    appender = BatchAppender(config.checkpoint("silver"), prefix="silver-")
+    writer = BatchWriter(config.checkpoint("silver"), prefix="silver-")
 
     def write(batch: DataFrame, batch_id: int) -> None:
+        app_id = writer.application(batch.sparkSession)
         rows = decode(batch.toArrow()["rows"].to_pylist())
         for written, (table, table_rows) in enumerate(split(rows).items()):
             if written:
                 failpoints.pause("between_silver_writes")
             path = str(config.table_path(table))
-            appender.append(batch.sparkSession, table_rows, path, batch_id)
+            writer.append(path, app_id, batch_id, table_rows)
 
     return write
 

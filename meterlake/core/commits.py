@@ -1,71 +1,61 @@
-"""Appending a micro-batch to a Delta table once, even when Spark runs the batch again.
+"""Writing a micro-batch to a Delta table once, even when Spark runs the batch again:
+the one exactly-once writer of the three layers.
 
 A streaming query that crashes after its Delta commit but before Spark's commit log
 runs the same batch (same id) again on restart; the table must not take it twice.
-Each append records Delta's transaction (a `txn` action: application id, version =
+Each commit records Delta's transaction (a `txn` action: application id, version =
 the batch id), and a batch is skipped when the table's transaction for the
-application is at that batch or later.
+application is at that batch or later. The application id is made from the id of
+the query's checkpoint (`QueryId`): a new checkpoint is a new application, whose
+batch 0 is not the old one's.
 
-The batch comes to the driver as Arrow and is written by delta-rs (the `deltalake`
-package), as gold's answers are: a Spark append cost 0.2 s on an idle JVM and about
-1 s in a live run beside two other queries on 2 cores, mostly the commit (snapshot,
-statistics, the transaction's lookup in the table's whole state); delta-rs appends
-the same rows in 20-30 ms (bench/README.md). What the driver holds is one batch,
-bounded by `[streams] max_offsets_per_trigger` (Kafka) and `bronze_bytes_per_trigger`
-(silver reading bronze).
+Two modes, both written by delta-rs (the `deltalake` package) from the driver:
 
-Each table is opened once per query and its transaction read then; the last batch is
-remembered, since one writer per table (the checkpoint lock) means nobody else
-records this application. A failed append forgets the table, so the next attempt
-reads it again. Tables written by meterlake before 2026-12-07 recorded the batch as
-a tag in the commit's userMetadata instead: it is still read, once per table.
+- `append` (bronze, silver): the batch's rows, as Spark's `toArrow()` gives them. A
+  Spark append cost 0.2 s on an idle JVM and about 1 s in a live run beside two
+  other queries on 2 cores, mostly the commit (snapshot, statistics, the
+  transaction's lookup in the table's whole state); delta-rs appends the same rows in
+  20-30 ms. What the driver holds is one batch, bounded by `[streams]
+  max_offsets_per_trigger` (Kafka) and `bronze_bytes_per_trigger` (silver).
+- `replace_partitions` (gold): read the partitions a batch touches, compute their new
+  rows, and overwrite exactly those partitions (Spark's `replaceWhere`). A batch can
+  come in steps (gold's steps of event time), one commit each, in order: each step's
+  commit records the transaction (<app>-step, batch x STEP_SLOTS + step), the last
+  one also (<app>, batch); a batch run again after a crash skips the steps already
+  committed.
+
+Each table is opened once per query start and its transaction read then; the last
+batch is remembered, since one writer per table (the checkpoint lock) means nobody
+else records this application. A failed write forgets the table, so the next attempt
+reads it again. A table that holds rows but no transaction of the application was
+written by a meterlake before 2026-12-07 (which tagged its commits otherwise): it is
+refused with the line that says how to rebuild it.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Sequence
+from datetime import date
 from typing import TYPE_CHECKING
 
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs, no py.typed
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
+from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location
 from meterlake.core.tables import checkpoint_query_id
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-RECENT = 10  # commits searched for an old tag first; the whole history only if not there
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+# A batch in steps records each step as a transaction of its own app id (<app>-step):
+# version = batch id x STEP_SLOTS + the step's index in the batch.
+STEP_SLOTS = 1 << 20
 
-
-def read_tag(user_metadata: str | None) -> tuple[str, int] | None:
-    """(application id, batch id) of a commit's userMetadata tag, as meterlake wrote
-    them before 2026-12-07 (`{"app": ..., "batch": ...}`); None if it is no tag."""
-    try:
-        tag = json.loads(user_metadata or "")
-        return str(tag["app"]), int(tag["batch"])
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def tagged_batch(table: DeltaTable, app_id: str) -> int | None:
-    """The latest batch id app_id tagged in the table's userMetadata, None if none."""
-    for limit in (RECENT, None):
-        found = [commit.get("userMetadata") for commit in table.history(limit)]
-        tags = (read_tag(metadata) for metadata in found)
-        batches = [tag[1] for tag in tags if tag and tag[0] == app_id]
-        if batches:
-            return max(batches)
-        if limit and len(found) < limit:  # that was the whole history
-            return None
-    return None
-
-
-def last_batch(table: DeltaTable, app_id: str) -> int | None:
-    """The latest batch app_id appended to the table, None if it never did."""
-    found = [table.transaction_version(app_id), tagged_batch(table, app_id)]
-    return max((b for b in found if b is not None), default=None)
+# The rows of the partitions a batch touches, before -> after its increments.
+Merge = Callable[[pa.Table, pa.Table], pa.Table]
 
 
 def as_stored(rows: pa.Table) -> pa.Table:
@@ -78,10 +68,7 @@ def as_stored(rows: pa.Table) -> pa.Table:
 
 class QueryId:
     """The id of the streaming query whose checkpoint this is, read from the checkpoint
-    when the first batch asks for it (its metadata exists from then on) and kept.
-
-    The application ids of a query's exactly-once writes are made from it (here, and
-    gold's): a new checkpoint is a new application, whose batch 0 is not the old one's."""
+    when the first batch asks for it (its metadata exists from then on) and kept."""
 
     def __init__(self, checkpoint: Location) -> None:
         self.checkpoint = checkpoint
@@ -93,43 +80,114 @@ class QueryId:
         return self._id
 
 
-class BatchAppender:
-    """The appends of one streaming query (its checkpoint) to its Delta tables; the
-    application id is `prefix` + the checkpoint's query id (QueryId)."""
+class Partitions:
+    """The rows of the partitions of one table a batch touches (`key` in `dates`): read
+    once, then kept as each step of the batch rewrites some of them."""
+
+    def __init__(self, table: DeltaTable, key: str, schema: pa.Schema, dates: list[date]) -> None:
+        self.key = key
+        self.rows = table.to_pyarrow_dataset().to_table(
+            filter=pc.field(key).isin(dates)).select(schema.names).cast(schema)
+
+    def replace(self, table: DeltaTable, increments: pa.Table, merge: Merge,
+                transactions: list[Transaction]) -> None:
+        """The partitions increments touch, rewritten (`merge`) in one commit that
+        records `transactions`."""
+        dates = pc.unique(increments[self.key])
+        touched = pc.is_in(self.rows[self.key], value_set=dates)
+        rows = merge(self.rows.filter(touched), increments)
+        listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(dates.to_pylist()))
+        write_deltalake(
+            table,
+            rows,
+            mode="overwrite",
+            predicate=f"{self.key} IN ({listed})",
+            commit_properties=CommitProperties(app_transactions=transactions),
+        )
+        self.rows = pa.concat_tables([self.rows.filter(pc.invert(touched)), rows])
+
+
+class BatchWriter:
+    """The writes of one streaming query (its checkpoint) to its Delta tables, each
+    batch once per table; one application id per table. `application` is `prefix` +
+    the checkpoint's query id (bronze, silver); gold makes one per table."""
 
     def __init__(self, checkpoint: Location, prefix: str = "") -> None:
         self.checkpoint, self.prefix = checkpoint, prefix
         self.query = QueryId(checkpoint)
         self._tables: dict[str, DeltaTable] = {}  # table path -> the table, open
-        self._last: dict[str, int | None] = {}  # table path -> last batch appended
+        self._last: dict[str, int | None] = {}  # table path -> last batch written
 
     def application(self, spark: SparkSession) -> str:
         return self.prefix + self.query.get(spark)
 
-    def append(self, spark: SparkSession, rows: pa.Table, path: str, batch_id: int) -> bool:
-        """Append rows (a Spark DataFrame's `toArrow()`) to the table at path unless
-        this application's batch_id (or a later batch) is already there; True when it
-        appended."""
-        app_id = self.application(spark)
+    def append(self, path: str, app_id: str, batch_id: int, rows: pa.Table) -> bool:
+        """Append rows (a Spark DataFrame's `toArrow()`) unless app_id's batch_id (or a
+        later batch) is in the table already; True when it appended."""
+
+        def commit(table: DeltaTable) -> None:
+            write_deltalake(table, as_stored(rows), mode="append",
+                            commit_properties=CommitProperties(
+                                app_transactions=[Transaction(app_id, batch_id)]))
+
+        return self._once(path, app_id, batch_id, commit)
+
+    def replace_partitions(self, path: str, app_id: str, batch_id: int,
+                           steps: Sequence[pa.Table], key: str, schema: pa.Schema,
+                           merge: Merge) -> bool:
+        """Add a batch's increments (one table of them per step, in order; rows of
+        `schema`, partitioned by `key`) unless app_id's batch_id is in the table
+        already: per step, the partitions it touches rewritten by `merge` in one commit.
+        True when it wrote."""
+        stepped = len(steps) > 1
+        step_app = f"{app_id}-step"
+
+        def commit(table: DeltaTable) -> None:
+            step_done = table.transaction_version(step_app) if stepped else None
+            dates = pc.unique(pa.concat_arrays(
+                [c for rows in steps for c in rows[key].chunks])).to_pylist()
+            partitions = Partitions(table, key, schema, dates)
+            for number, rows in enumerate(steps):
+                tag = batch_id * STEP_SLOTS + number
+                if step_done is not None and step_done >= tag:
+                    continue
+                transactions = [Transaction(step_app, tag)] if stepped else []
+                if number == len(steps) - 1:
+                    transactions.append(Transaction(app_id, batch_id))
+                partitions.replace(table, rows, merge, transactions)
+
+        return self._once(path, app_id, batch_id, commit)
+
+    def _once(self, path: str, app_id: str, batch_id: int,
+              commit: Callable[[DeltaTable], None]) -> bool:
         try:
             table = self._tables.get(path)
             if table is None:
                 table = self._tables[path] = DeltaTable(path)
-                self._last[path] = last_batch(table, app_id)
+                self._last[path] = self._last_batch(table, path, app_id)
+            else:
+                table.update_incremental()  # others' commits since (compaction)
             done = self._last[path]
             if done is not None and done >= batch_id:
                 return False
-            table.update_incremental()  # others' commits since (compaction)
-            write_deltalake(
-                table,
-                as_stored(rows),
-                mode="append",
-                commit_properties=CommitProperties(
-                    app_transactions=[Transaction(app_id, batch_id)]
-                ),
-            )
+            commit(table)
         except BaseException:
             self._tables.pop(path, None)  # the commit may or may not have landed
             raise
         self._last[path] = batch_id
         return True
+
+    def _last_batch(self, table: DeltaTable, path: str, app_id: str) -> int | None:
+        """The latest batch app_id wrote to the table, None if it wrote none (a batch
+        cut short between its steps counts as none); MeterlakeError if the table holds
+        rows this application's transactions do not account for."""
+        done = table.transaction_version(app_id)
+        if done is None and table.transaction_version(f"{app_id}-step") is None \
+                and table.file_uris():
+            raise MeterlakeError(
+                f"{path} holds rows without a Delta transaction of this query ({app_id}): "
+                "it was written by a meterlake before 2026-12-07. Rebuild what the query "
+                f"writes: delete its checkpoint {self.checkpoint} and its tables, then run "
+                "again (bronze is read again from Kafka, silver and gold from bronze)"
+            )
+        return done

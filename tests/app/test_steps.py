@@ -89,6 +89,7 @@ def test_a_batch_in_steps_run_again_after_a_crash_commits_each_step_once(
     third step alone, then skips the whole batch."""
     from gold import job
     from gold.answers import ANSWERS, STEP_END, UTC_MICROS
+    from meterlake.core import commits
 
     answer = ANSWERS["day_energy"]
     config = replace(load_config(), lake=tmp_path / "lake")
@@ -106,26 +107,26 @@ def test_a_batch_in_steps_run_again_after_a_crash_commits_each_step_once(
         })
 
     steps = [step(7, 1.0), step(8, 2.0), step(9, 4.0)]
-    real_add, calls = job.Partitions.add, []
+    real_replace, calls = commits.Partitions.replace, []
 
-    def dies_on_the_third(self, table, increments, transactions):
+    def dies_on_the_third(self, table, increments, merge, transactions):
         calls.append(transactions)
         if len(calls) == 3:
             raise KeyboardInterrupt("kill")
-        real_add(self, table, increments, transactions)
+        real_replace(self, table, increments, merge, transactions)
 
-    monkeypatch.setattr(job.Partitions, "add", dies_on_the_third)
+    monkeypatch.setattr(commits.Partitions, "replace", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
-        writer._write(answer, steps, "day_energy-q", 5)
-    monkeypatch.setattr(job.Partitions, "add", real_add)
-    writer._write(answer, steps, "day_energy-q", 5)
-    writer._write(answer, steps, "day_energy-q", 5)
+        writer.write(answer, steps, "day_energy-q", 5)
+    monkeypatch.setattr(commits.Partitions, "replace", real_replace)
+    writer.write(answer, steps, "day_energy-q", 5)
+    writer.write(answer, steps, "day_energy-q", 5)
 
     table = DeltaTable(path)
     assert table.version() == 3  # created, then one version per step
     assert table.to_pyarrow_table()["energy_kwh"].to_pylist() == [7.0]
     assert table.transaction_version("day_energy-q") == 5
-    assert table.transaction_version("day_energy-q-step") == 5 * job.STEP_SLOTS + 2
+    assert table.transaction_version("day_energy-q-step") == 5 * commits.STEP_SLOTS + 2
     assert [DeltaTable(path, version=v).to_pyarrow_table()["energy_kwh"].to_pylist()
             for v in (1, 2)] == [[1.0], [3.0]]
 

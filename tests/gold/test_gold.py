@@ -12,6 +12,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from gold.answers import ANSWERS, UTC_MICROS
 from gold.job import add_increments
+from meterlake.core.commits import BatchWriter
 
 
 def _utc(text: str) -> datetime:
@@ -89,10 +90,12 @@ def test_a_batch_rewrites_the_partitions_it_touches_and_records_its_batch(tmp_pa
     answer = ANSWERS["day_energy"]
     path = str(tmp_path / "day_energy")
     _empty_table(path, "day_energy")
-    table = DeltaTable(path)
+    writer = BatchWriter(tmp_path / "checkpoint")
     first = answer.increments(SUMS.filter(pa.compute.field("day") == date(2024, 2, 3)))
-    add_increments(table, answer, first, "day_energy-q", 0)
-    add_increments(table, answer, answer.increments(SUMS), "day_energy-q", 1)
+    assert add_increments(writer, path, answer, [first], "day_energy-q", 0)
+    assert add_increments(writer, path, answer, [answer.increments(SUMS)], "day_energy-q", 1)
+    assert not add_increments(writer, path, answer, [first], "day_energy-q", 0)  # a replay
+    table = DeltaTable(path)
     assert table.transaction_version("day_energy-q") == 1
     assert table.version() == 2
     rows = _rows(table.to_pyarrow_table(), "sensor_id", "day", "energy_kwh")
