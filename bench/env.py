@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meterlake.core.net import children
+from meterlake.core.sparkinternals import jvm_pid
 
 
 def load_average() -> list[float]:
@@ -96,10 +97,6 @@ def proc_status_kb(pid: int, field: str) -> int | None:
         return None
     match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) if match else None
-
-
-def jvm_pid(spark) -> int:
-    return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
 
 
 def memory_sample(spark) -> dict[str, Any]:

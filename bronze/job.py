@@ -31,9 +31,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from meterlake.core.checkpoints import planned_offsets
 from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
+from meterlake.core.sparkinternals import planned_offsets
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
 

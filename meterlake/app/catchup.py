@@ -19,22 +19,29 @@ max_offsets_per_trigger` Kafka messages, 100,000 by default, or
 `bronze_bytes_per_trigger` of bronze's files: the month is five of them), so
 without the second part the count would move only when a whole batch ends.
 
-Checkpoints and tables are read where they are: on local disk, or on the object
-store of the lake (`LakeFiles`, with the `[storage]` settings).
+Checkpoints are read where they are: on local disk, or on the object store of the
+lake (`LakeFiles`, with the `[storage]` settings); their format, the source offsets
+in them and the running stages are Spark's internals (meterlake.core.sparkinternals);
+Delta tables are read with delta-rs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from meterlake.core.config import Config, StorageConf
 from meterlake.core.location import Location, ObjectPath
+from meterlake.core.sparkinternals import (
+    batch_source_offset,
+    delta_first_unread,
+    parse_kafka_offsets,
+    running_stage_records,
+)
 from meterlake.core.storage import filesystem, names_in
 
 if TYPE_CHECKING:
@@ -54,8 +61,8 @@ RUNNING_FLOOR = 0.01  # a running stage counts once it has read this share of th
 
 
 class LakeFiles:
-    """The few files progress reads (a checkpoint's offsets, a Delta log's commits), on
-    local disk or, with `storage`'s settings, on the lake's object store."""
+    """The few files progress reads (a checkpoint's offsets and commits), on local disk
+    or, with `storage`'s settings, on the lake's object store."""
 
     def __init__(self, storage: StorageConf | None = None) -> None:
         self.storage = storage
@@ -92,13 +99,11 @@ LOCAL = LakeFiles()
 
 def source_offset(checkpoint: Location, files: LakeFiles = LOCAL) -> str | None:
     """The source offset (JSON text) where the checkpoint's last finished micro-batch
-    ended; None for a new checkpoint. A one-source query: its offsets file's last line."""
+    ended; None for a new checkpoint."""
     committed = files.numbers(checkpoint / "commits")
     if not committed:
         return None
-    text = files.text(checkpoint / "offsets" / str(committed[-1])) or ""
-    lines = [line for line in text.lstrip("\x00").split("\n") if line]
-    return lines[-1] if len(lines) > 2 else None
+    return batch_source_offset(files.text(checkpoint / "offsets" / str(committed[-1])) or "")
 
 
 def kafka_waiting(
@@ -112,46 +117,21 @@ def kafka_waiting(
     )
 
 
-def delta_first_unread(offset: str) -> int:
-    """The first Delta version a checkpointed Delta source has not read in full.
-
-    `{"reservoirVersion": 3, "index": -1, ...}` means versions up to 2 are read and
-    3 is next; an index of 0 or more, that the batch stopped inside version 3
-    (its remaining files are not counted: the total is then a little low)."""
-    data = json.loads(offset)
-    version = int(data["reservoirVersion"])
-    return version if int(data.get("index", -1)) < 0 else version + 1
-
-
-def rows_added(commit_lines: Iterable[str]) -> int:
-    """Rows a Delta commit (its JSON lines) added with a data change: its `add` actions'
-    `numRecords` (OPTIMIZE's adds are no data change)."""
-    rows = 0
-    for line in commit_lines:
-        if not line.startswith('{"add"'):
-            continue
-        add = json.loads(line)["add"]
-        if add.get("dataChange", True) and add.get("stats"):
-            rows += int(json.loads(add["stats"]).get("numRecords", 0))
-    return rows
-
-
-def delta_rows_from(table: Location, version: int, files: LakeFiles = LOCAL) -> int:
-    """Rows the commits of a Delta table added from `version` on."""
-    rows = 0
-    while (commit := files.text(table / "_delta_log" / f"{version:020d}.json")) is not None:
-        rows += rows_added(commit.splitlines())
-        version += 1
-    return rows
-
-
-def delta_table_rows(table: Location) -> int:
+def delta_table_rows(table: Location, version: int | None = None) -> int:
+    """The rows of a Delta table (as of `version`), from its files' statistics."""
     from deltalake import DeltaTable
 
     if not DeltaTable.is_deltatable(str(table)):
         return 0
-    actions = DeltaTable(str(table)).get_add_actions(flatten=True)
+    actions = DeltaTable(str(table), version=version).get_add_actions(flatten=True)
     return int(sum(n or 0 for n in actions.column("num_records").to_pylist()))
+
+
+def delta_rows_from(table: Location, version: int) -> int:
+    """Rows the commits of an append-only Delta table added from `version` on: its rows
+    now less its rows before (OPTIMIZE's commits change neither)."""
+    before = delta_table_rows(table, version - 1) if version > 0 else 0
+    return delta_table_rows(table) - before
 
 
 # --------------------------------------------------------------------------- totals
@@ -175,12 +155,12 @@ def query_waiting(config: Config, layer: str, query: str) -> int | None:
 
         oldest, end = topic_offsets(config.kafka)
         topic = config.kafka.topic
-        reached = {int(p): int(o) for p, o in json.loads(offset or "{}").get(topic, {}).items()}
+        reached = {p: o for (t, p), o in parse_kafka_offsets(offset or "{}").items() if t == topic}
         return kafka_waiting(reached, oldest, end)
     table = config.table_path(source)
     if offset is None:
         return delta_table_rows(table)
-    return delta_rows_from(table, delta_first_unread(offset), files)
+    return delta_rows_from(table, delta_first_unread(offset))
 
 
 def layer_waiting(config: Config, layer: str, query: StreamingQuery) -> int | None:
@@ -197,20 +177,6 @@ def layer_waiting(config: Config, layer: str, query: StreamingQuery) -> int | No
 
 def finished_rows(query: StreamingQuery) -> int:
     return sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
-
-
-def running_stage_records(spark: SparkSession) -> dict[str, int]:
-    """Per scheduler pool, the most records one running stage has read (input or
-    shuffle), from Spark's status store (an internal interface: {} when unreadable)."""
-    most: dict[str, int] = {}
-    try:
-        stages = spark.sparkContext._jsc.sc().statusStore().activeStages()  # type: ignore[union-attr]
-        for stage in (stages.apply(i) for i in range(stages.size())):
-            pool = str(stage.schedulingPool())
-            most[pool] = max(most.get(pool, 0), stage.inputRecords(), stage.shuffleReadRecords())
-    except Exception as exc:
-        log.debug("no stage metrics: %s", exc)
-    return most
 
 
 class LayerCount:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,13 @@ from meterlake.core.compaction import Compactor, compact_due
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import on_object_store
+from meterlake.core.sparkinternals import (
+    cause_in_batch,
+    first_line,
+    is_damaged_log,
+    lost_offsets,
+    raised_inside,
+)
 from meterlake.core.storage import unreachable
 from meterlake.read import validation
 from silver.job import start_silver
@@ -80,59 +86,30 @@ def _rows_read(query: StreamingQuery) -> int:
     return sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
 
 
-_STREAM_FAILED = re.compile(r"^\[STREAM_FAILED\] Query \[id = [^\]]*\] terminated with exception: ")
-_SQLSTATE = re.compile(r"\s*SQLSTATE: \w+")
-_DATA_LOSS = re.compile(r"some data may have been lost|KAFKA_DATA_LOSS", re.IGNORECASE)
-_LOST_RANGE = re.compile(
-    r"Could not read records in offset \[(\d+), (\d+)\) for topic partition (\S+)"
-)
-_LOST_OFFSET = re.compile(
-    r"Cannot fetch (?:record for )?offset (\d+)\s*\(.*?TopicPartition: (\S+?)\)"
-)
-_DAMAGED_LOG = re.compile(
-    r"Failed to read log file (\S+?)\.? |MALFORMED_LOG_FILE|Incomplete log file"
-    r"|Expected e\.g\. \{\"topicA\"|UnsupportedLogVersion|INVALID_LOG_VERSION"
-)
-# A failure inside foreachBatch is wrapped in FOREACH_BATCH_USER_FUNCTION_ERROR and
-# STREAM_FAILED; the first other error class in the text says what went wrong.
-_USER_FUNCTION_CAUSE = re.compile(
-    r"\[(?!FOREACH_BATCH_USER_FUNCTION_ERROR\]|STREAM_FAILED\])[A-Z][A-Z0-9_.]*\][^\n]*"
-)
-_RAISED_HERE = re.compile(r"meterlake\.core\.errors\.MeterlakeError: (.*)")
-
-
 def explain_failure(query: str, error: str, config: Config | None = None) -> str:
     """Spark's error text for a failed query -> one line that says what to do."""
     text = error.strip()
     checkpoint = config.checkpoint(query) if config else f"the {query} checkpoint"
-    raised = _RAISED_HERE.search(text)
-    if raised:
-        return raised.group(1).strip()
+    raised = raised_inside(text)
+    if raised is not None:
+        return raised
     if config and on_object_store(config.lake) and (gone := unreachable(config.storage, text)):
         return f"{query} failed: {gone}: each query resumes from its checkpoint"
-    if _DATA_LOSS.search(text):
-        where = ""
-        if found := _LOST_RANGE.search(text):
-            first, end, partition = found.groups()
-            where = f" (of offsets {first}..{int(end) - 1} of {partition})"
-        elif found := _LOST_OFFSET.search(text):
-            where = f" (offset {found.group(1)} of {found.group(2)})"
+    where = lost_offsets(text)
+    if where is not None:
         return (
             f"{query} stopped, data loss: Kafka no longer has messages it had not read "
             f"yet{where}; retention ran or records were deleted. Nothing after them was "
             "written. To go on from the oldest offset Kafka has and record the gap in the "
             'data_loss table, set [streams] on_data_loss = "record"'
         )
-    damaged = _DAMAGED_LOG.search(text)
-    if damaged:
-        first = _SQLSTATE.sub("", _STREAM_FAILED.sub("", text.splitlines()[0])).strip()
-        return damaged_message(query, checkpoint, f"Spark cannot read it ({first[:300]})")
-    in_batch = "FOREACH_BATCH_USER_FUNCTION_ERROR" in text
-    if in_batch and (cause := _USER_FUNCTION_CAUSE.search(text)):  # the error inside
-        return f"{query} failed: {_SQLSTATE.sub('', cause.group(0)).strip()[:500]}"
-    lines = text.splitlines()
-    first = _SQLSTATE.sub("", _STREAM_FAILED.sub("", lines[0] if lines else "")).strip()
-    return f"{query} failed: {first[:500] or 'unknown error'}"
+    if is_damaged_log(text):
+        detail = f"Spark cannot read it ({first_line(text)[:300]})"
+        return damaged_message(query, checkpoint, detail)
+    cause = cause_in_batch(text)
+    if cause:  # the error inside foreachBatch
+        return f"{query} failed: {cause[:500]}"
+    return f"{query} failed: {first_line(text)[:500] or 'unknown error'}"
 
 
 def _await(queries: list[StreamingQuery], config: Config | None = None) -> None:

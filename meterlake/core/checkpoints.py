@@ -20,8 +20,7 @@ Spark checks none of this across processes, so before a query starts:
   source from the start again and count everything twice. Delete the tables
   too (or restore the checkpoint).
 
-It also reads the offset log for bronze (`planned_offsets`): which Kafka
-offsets a micro-batch was planned to read, to find offsets Kafka no longer had.
+The files' format is Spark's (meterlake.core.sparkinternals).
 """
 
 from __future__ import annotations
@@ -41,10 +40,10 @@ from typing import TYPE_CHECKING
 
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location, ObjectPath
+from meterlake.core.sparkinternals import batch_numbers, check_log_file, metadata_query_id
 from meterlake.core.storage import filesystem, names_in
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
     from meterlake.core.config import Config, StorageConf
 
@@ -139,41 +138,6 @@ def lock(checkpoint: Location, query: str) -> CheckpointLock | None:
 # --------------------------------------------------------------------------- readable
 
 
-def _batch_files(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-
-
-def _json_line(line: str, what: str) -> object:
-    try:
-        return json.loads(line)
-    except ValueError:
-        raise ValueError(f"has {what} that is not JSON") from None
-
-
-def _check_log_file(path: Path, kind: str) -> None:
-    """Spark's log file format: a version line `v<N>`, then JSON lines (offsets: or `-`)."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("is not UTF-8 text") from None
-    lines = text.lstrip("\x00").split("\n")
-    if not lines[0].startswith("v") or not lines[0][1:].isdigit():
-        raise ValueError("has no version line (v1)")
-    body = [line for line in lines[1:] if line]
-    if not body:
-        raise ValueError("is incomplete (nothing after the version line)")
-    if not isinstance(_json_line(body[0], "a metadata line"), dict):
-        raise ValueError("has a metadata line that is not a JSON object")
-    if kind == "offsets":
-        if len(body) < 2:
-            raise ValueError("holds no source offsets")
-        for line in body[1:]:
-            if line != "-":
-                _json_line(line, "a source offsets line")
-
-
 def validate(checkpoint: Location, query: str) -> None:
     """MeterlakeError, naming the file, if a file Spark reads on restart is damaged."""
     if not is_local(checkpoint):
@@ -183,17 +147,17 @@ def validate(checkpoint: Location, query: str) -> None:
     metadata = folder / "metadata"
     if metadata.exists():
         try:
-            if "id" not in json.loads(metadata.read_text().splitlines()[0]):
+            if metadata_query_id(metadata.read_text()) is None:
                 damaged = (metadata, "has no query id")
-        except (ValueError, IndexError, UnicodeDecodeError):
+        except (ValueError, IndexError):
             damaged = (metadata, "is not the JSON Spark writes")
-    files = [folder / "offsets" / str(n) for n in _batch_files(folder / "offsets")[-2:]]
-    files += [folder / "commits" / str(n) for n in _batch_files(folder / "commits")[-1:]]
+    files = [folder / "offsets" / str(n) for n in batch_numbers(folder / "offsets")[-2:]]
+    files += [folder / "commits" / str(n) for n in batch_numbers(folder / "commits")[-1:]]
     for path in files:
         if damaged:
             break
         try:
-            _check_log_file(path, path.parent.name)
+            check_log_file(path, path.parent.name)
         except ValueError as exc:
             damaged = (path, str(exc))
     if damaged:
@@ -218,7 +182,7 @@ def is_fresh(checkpoint: Location, storage: StorageConf | None = None) -> bool:
         if storage is None:
             raise ValueError(f"{checkpoint} is on an object store: its [storage] is needed")
         return not any(name.isdigit() for name in names_in(storage, checkpoint / "offsets"))
-    return not _batch_files(_local_path(checkpoint) / "offsets")
+    return not batch_numbers(_local_path(checkpoint) / "offsets")
 
 
 def _holds_rows(path: Location) -> bool:
@@ -324,59 +288,3 @@ def _write_small(path: Location, text: str, storage: StorageConf | None) -> None
     local = _local_path(path)
     local.parent.mkdir(parents=True, exist_ok=True)
     local.write_text(text, encoding="utf-8")
-
-
-# --------------------------------------------------------------------------- offsets
-
-
-def read_text(spark: SparkSession, path: str) -> str:
-    """A checkpoint file through Hadoop's file system (works for any checkpoint location)."""
-    context = spark.sparkContext
-    jvm = context._jvm
-    if jvm is None:  # pyspark sets it when its JVM starts, before any SparkSession
-        raise MeterlakeError(f"cannot read {path}: Spark's JVM is not running")
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(context._jsc.hadoopConfiguration())
-    if not fs.exists(hpath):
-        raise FileNotFoundError(path)
-    stream = fs.open(hpath)
-    try:
-        data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
-    finally:
-        stream.close()
-    return bytes(data).decode("utf-8")
-
-
-def parse_kafka_offsets(line: str) -> dict[tuple[str, int], int]:
-    """`{"topic": {"0": 12, "1": 7}}` -> {(topic, partition): offset}."""
-    data = json.loads(line)
-    return {
-        (topic, int(partition)): int(offset)
-        for topic, partitions in data.items()
-        for partition, offset in partitions.items()
-    }
-
-
-def _source_line(text: str) -> str:
-    lines = [line for line in text.lstrip("\x00").split("\n") if line]
-    return lines[-1]
-
-
-def planned_offsets(
-    spark: SparkSession, checkpoint: str, batch_id: int
-) -> dict[tuple[str, int], tuple[int, int]]:
-    """Kafka offsets micro-batch `batch_id` of a one-source query was planned to read:
-    {(topic, partition): (first, end)}, end exclusive.
-
-    The end is `offsets/<batch_id>`; the start is the previous batch's end, or for
-    batch 0 the initial offsets the Kafka source recorded in `sources/0/0`."""
-    end = parse_kafka_offsets(_source_line(read_text(spark, f"{checkpoint}/offsets/{batch_id}")))
-    if batch_id > 0:
-        previous = f"{checkpoint}/offsets/{batch_id - 1}"
-    else:
-        previous = f"{checkpoint}/sources/0/0"
-    try:
-        start = parse_kafka_offsets(_source_line(read_text(spark, previous)))
-    except FileNotFoundError:
-        start = {}
-    return {tp: (start.get(tp, 0), until) for tp, until in end.items()}

@@ -44,7 +44,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location
-from meterlake.core.tables import checkpoint_query_id
+from meterlake.core.sparkinternals import checkpoint_query_id
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -5,8 +5,8 @@ Jars come from the project-local folder that `make setup` fills with Maven
 
 Quiet by default: Spark logs through conf/log4j2.properties (warnings that ask
 nothing of the user are off), and the JVM's own stderr passes through
-`forward_jvm_stderr`, which drops the one line no log level reaches (see
-JVM_NOISE). With `[spark] verbose = true` (what `meterlake -v` sets) Spark logs
+`meterlake.core.sparkinternals.forward_jvm_stderr`, which drops the lines no log
+level reaches (JVM_NOISE there). With `[spark] verbose = true` (what `meterlake -v` sets) Spark logs
 through conf/log4j2-verbose.properties, every warning as Spark prints it, and
 nothing is dropped. A PYSPARK_SUBMIT_ARGS of your own (e.g. naming your own
 log4j2 file) always wins. `[spark] java_options` go to the driver JVM
@@ -17,34 +17,21 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from meterlake.core import storage
 from meterlake.core.config import CONF_DIR, PROJECT_ROOT, Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import on_object_store
+from meterlake.core.sparkinternals import launch_jvm
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 LOG4J2 = CONF_DIR / "log4j2.properties"
 LOG4J2_VERBOSE = CONF_DIR / "log4j2-verbose.properties"
-# Lines the JVM prints on stderr by itself, outside log4j, that need nothing from the
-# user. Spark's launcher always starts the JVM with --add-modules=jdk.incubator.vector
-# (org.apache.spark.launcher.JavaModuleOptions), and the JVM then warns at start;
-# no JVM option turns that warning off.
-# The AWS SDK bundle (s3a, .jars/s3) shades an slf4j 1.x without a binding, which says
-# so on stderr the first time the SDK logs; the SDK's own logs then go nowhere.
-JVM_NOISE = (
-    "WARNING: Using incubator modules: ",
-    'SLF4J: Failed to load class "org.slf4j.impl.StaticLoggerBinder"',
-    "SLF4J: Defaulting to no-operation (NOP) logger implementation",
-    "SLF4J: See http://www.slf4j.org/codes.html#StaticLoggerBinder",
-)
 
 
 def jars_dir() -> Path:
@@ -136,48 +123,6 @@ def submit_args(config: Config, log4j: Path) -> str:
     return f"--driver-java-options {shlex.quote(options)} pyspark-shell"
 
 
-def is_jvm_noise(line: str) -> bool:
-    """True for a line of the JVM's stderr that quiet mode drops (JVM_NOISE)."""
-    return line.startswith(JVM_NOISE)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def forward_jvm_stderr(pipe: IO[bytes], quiet: bool, fd: int = 2) -> None:
-    """Copy the JVM's stderr to `fd` line by line until it closes, without the JVM_NOISE
-    lines when `quiet`. Keeps reading when `fd` is gone, so the JVM never blocks."""
-    writable = True
-    for raw in iter(pipe.readline, b""):
-        if not writable or (quiet and is_jvm_noise(raw.decode("utf-8", "replace"))):
-            continue
-        try:
-            _write_all(fd, raw)
-        except OSError:  # stderr closed (e.g. a pipe whose reader left)
-            writable = False
-
-
-def _launch_jvm(settings: dict[str, str], quiet: bool) -> None:
-    """Start Spark's JVM as pyspark would, its stderr through forward_jvm_stderr; no-op
-    once a JVM runs in this process."""
-    from pyspark import SparkConf, SparkContext
-    from pyspark.java_gateway import launch_gateway
-
-    if SparkContext._gateway is not None:
-        return
-    conf = SparkConf()
-    for key, value in settings.items():
-        conf.set(key, value)
-    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
-    threading.Thread(
-        target=forward_jvm_stderr, args=(gateway.proc.stderr, quiet),
-        name="meterlake-jvm-stderr", daemon=True,
-    ).start()
-    SparkContext._ensure_initialized(gateway=gateway)
-
-
 def build_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession configured for meterlake."""
     quiet = not config.spark.verbose
@@ -194,7 +139,7 @@ def build_session(config: Config) -> SparkSession:
     from pyspark.sql import SparkSession
 
     settings = spark_settings(config)
-    _launch_jvm(settings, quiet)
+    launch_jvm(settings, quiet)
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -10,11 +10,9 @@ where delta-rs cannot read a table, Spark does it."""
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meterlake.core.checkpoints import read_text
 from meterlake.core.location import Location
 
 if TYPE_CHECKING:
@@ -91,12 +89,3 @@ def ensure_table(
         pairs = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
         escaped = location.replace("`", "``")
         spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES ({pairs})")
-
-
-def checkpoint_query_id(spark: SparkSession, checkpoint: Location) -> str:
-    """The id Spark wrote into a checkpoint's metadata file (its first line).
-
-    A fresh checkpoint gets a fresh id, so idempotent Delta writes keyed on it
-    (txnAppId) never skip the writes of a new query."""
-    metadata = read_text(spark, str(checkpoint / "metadata"))
-    return str(json.loads(metadata.splitlines()[0])["id"])

@@ -15,7 +15,7 @@ import pytest
 from meterlake.app.cli import _config, _parser
 from meterlake.app.pipeline import LAYER_QUERIES, STOPPING
 from meterlake.app.stopping import Interrupts, stop_between_triggers
-from meterlake.core.session import forward_jvm_stderr, is_jvm_noise
+from meterlake.core.sparkinternals import forward_jvm_stderr, is_jvm_noise
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import publish_readings
 from tests.reliability_helpers import FAST_STREAMS, cli, live, write_conf
