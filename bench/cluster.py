@@ -109,7 +109,7 @@ def _drive(home: Path, kafka: broker.ClusterConf, spark: sparkcluster.SparkClust
 
 def _cluster_ticks(spark: sparkcluster.SparkClusterConf) -> dict[int, int]:
     pids = {p for d in sparkcluster.pids(spark) for p in [d, *children(d)]}
-    ticks = {pid: env._cpu_ticks(pid) for pid in pids}
+    ticks = {pid: env.cpu_ticks(pid) for pid in pids}
     return {pid: t for pid, t in ticks.items() if t is not None}
 
 

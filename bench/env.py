@@ -152,7 +152,7 @@ def dir_size_mb(path: Path) -> float:
     return round(total / 1e6, 3)
 
 
-def _cpu_ticks(pid: int) -> int | None:
+def cpu_ticks(pid: int) -> int | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -165,7 +165,7 @@ def cpu_snapshot(spark) -> dict[int, int]:
     workers), per pid."""
     jvm = jvm_pid(spark)
     pids = {os.getpid(), jvm, *children(jvm)}
-    ticks = {pid: _cpu_ticks(pid) for pid in pids}
+    ticks = {pid: cpu_ticks(pid) for pid in pids}
     return {pid: t for pid, t in ticks.items() if t is not None}
 
 

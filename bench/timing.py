@@ -16,25 +16,13 @@ if TYPE_CHECKING:
 
 def catch_up(spark: SparkSession, config: Config) -> dict[str, Any]:
     """run_once over a fresh lake: seconds per layer and end to end, CPU seconds, and
-    the durationMs breakdown of every query it started (start_layer is wrapped to
-    keep the queries; nothing else changes)."""
+    the durationMs breakdown of every query it started (run_once's on_start keeps them)."""
     started: list[Any] = []
-    original = pipeline.start_layer
-
-    def recording(*args: Any, **kwargs: Any) -> list[Any]:
-        queries = original(*args, **kwargs)
-        started.extend(queries)
-        return queries
-
     load0 = env.load_average()[0]
     cpu0 = env.cpu_snapshot(spark)
     began = time.monotonic()
-    pipeline.start_layer = recording
-    try:
-        layers = pipeline.run_once(
-            spark, config, list(LAYERS), echo=lambda _m: None)
-    finally:
-        pipeline.start_layer = original
+    layers = pipeline.run_once(
+        spark, config, list(LAYERS), echo=lambda _m: None, on_start=started.append)
     wall = time.monotonic() - began
     return {
         "seconds": round(wall, 2),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -172,13 +172,15 @@ def _until_all_ended(
 
 
 def run_once(
-    spark: SparkSession, config: Config, layers: list[str], echo=print, progress=None
+    spark: SparkSession, config: Config, layers: list[str], echo=print, progress=None,
+    on_start: Callable[[StreamingQuery], None] | None = None,
 ) -> dict[str, float]:
     """Each layer catches up on everything available, in order (bronze and silver side by
     side when silver reads the topic, see `stages`); returns seconds per layer. When
     silver ran, ends with what it accepted and quarantined (meterlake.read.validation).
     `progress` (e.g. meterlake.core.progress.Progress) shows each layer's rows read of its
-    total while it runs (meterlake.app.catchup)."""
+    total while it runs (meterlake.app.catchup); `on_start` is called with each query
+    once it started (the bench keeps them for their progress)."""
     from meterlake.app.catchup import watched
 
     timings = {}
@@ -192,6 +194,9 @@ def run_once(
             for layer in step:
                 locks += guard_layer(config, layer)
             queries = {layer: start_layer(spark, config, layer, once=True)[0] for layer in step}
+            if on_start is not None:
+                for query in queries.values():
+                    on_start(query)
             if progress is None:
                 ended = _until_all_ended(queries, config)
             else:

@@ -70,8 +70,12 @@ EXPECTED = {
 
 
 def test_a_small_file_gives_the_hand_computed_gold_tables(spark, kafka, config) -> None:
+    """Also: run_once hands each query it started to `on_start` (what the bench times)."""
     _send(kafka, config, SMALL)
-    run_once(spark, config, ALL, echo=lambda _: None)
+    started = []
+    run_once(spark, config, ALL, echo=lambda _: None, on_start=started.append)
+    assert [q.name for q in started] == ["bronze", "silver", "gold"]
+    assert all(q.recentProgress for q in started)
     gold = _gold(spark, config)
     for table, expected in EXPECTED.items():
         assert gold[table] == _approx(expected), table
