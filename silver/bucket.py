@@ -35,6 +35,7 @@ import pandas as pd
 from silver.judge import Rows, SilverRules, judge_readings
 from silver.message import Reading, Rejection, parse_message, repeats_after_us
 from silver.meter import Window, place_repeated
+from silver.reasons import MALFORMED_JSON
 from silver.runs import follows, split_intervals
 from silver.stored import encode, stored_rows
 
@@ -130,7 +131,7 @@ def _message_readings(
         if isinstance(result, Rejection):
             out.flag(i, result.sensor_id, result.reason, result.detail)
         elif result.sensor_id != keys[i]:  # Spark's JSON reader and ours disagree: refuse
-            out.flag(i, result.sensor_id, "malformed_json", "JSON Spark reads differently")
+            out.flag(i, result.sensor_id, MALFORMED_JSON.code, "JSON Spark reads differently")
         else:
             slow.append((i, result))
     if slow:

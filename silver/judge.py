@@ -19,6 +19,7 @@ import pandas as pd
 from meterlake.core.tariff import Tariff
 from silver.message import MessageRules, Reading, Rejection, parse_message, read_canonical
 from silver.meter import MeterRules, Window, judge, place_repeated
+from silver.reasons import MALFORMED_JSON
 from silver.runs import judge_run, run_breaks, run_end
 from silver.split import Piece
 
@@ -221,7 +222,7 @@ def judge_messages(
         if isinstance(result, Rejection):
             out.flag(i, result.sensor_id, result.reason, result.detail)
         elif result.sensor_id != sensor_key:  # Spark's JSON reader and ours disagree: refuse
-            out.flag(i, result.sensor_id, "malformed_json", "JSON Spark reads differently")
+            out.flag(i, result.sensor_id, MALFORMED_JSON.code, "JSON Spark reads differently")
         else:
             readings.append((i, result))
     readings.sort(key=lambda r: r[1].ts_us)  # stable: ties stay in Kafka order

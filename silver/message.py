@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from silver.reasons import BAD_ENERGY, BAD_SENSOR_ID, BAD_TIMESTAMP, MALFORMED_JSON, MISSING_FIELD
+
 EPOCH = datetime(1970, 1, 1)
 # The timestamp forms accepted (docs/semantics.md): the classroom's, and ISO 8601
 # extended with a `T`, fractions of a second and an offset. Python's own
@@ -220,48 +222,51 @@ def parse_message(value: bytes | None, rules: MessageRules) -> Reading | Rejecti
         repeated = any(text.count(f'"{name}"') > 1 for name in FIELDS)
         obj = json.loads(text, object_pairs_hook=_no_duplicate_keys if repeated else None)
     except UnicodeDecodeError:
-        return Rejection("malformed_json", "value is not UTF-8")
+        return Rejection(MALFORMED_JSON.code, "value is not UTF-8")
     except _DuplicateKey as exc:
-        return Rejection("malformed_json", str(exc))
+        return Rejection(MALFORMED_JSON.code, str(exc))
     except (ValueError, RecursionError):
-        return Rejection("malformed_json", "value is not JSON")
+        return Rejection(MALFORMED_JSON.code, "value is not JSON")
     if not isinstance(obj, dict):
-        return Rejection("malformed_json", f"value is a JSON {type(obj).__name__}, not an object")
+        return Rejection(MALFORMED_JSON.code,
+                         f"value is a JSON {type(obj).__name__}, not an object")
 
     absent = [f for f in FIELDS if obj.get(f) is None]
     sensor = obj.get("sensor_id")
     sensor_text = sensor if isinstance(sensor, str) else None
     if absent:
-        return Rejection("missing_field", f"{', '.join(absent)} absent or null", sensor_text)
+        return Rejection(MISSING_FIELD.code, f"{', '.join(absent)} absent or null", sensor_text)
     problem = _bad_sensor_id(sensor)
     if problem:
-        return Rejection("bad_sensor_id", problem, sensor_text)
+        return Rejection(BAD_SENSOR_ID.code, problem, sensor_text)
     assert isinstance(sensor, str)
 
     raw_ts = obj["timestamp"]
     if not isinstance(raw_ts, str):
-        return Rejection("bad_timestamp", "timestamp is not a string", sensor)
+        return Rejection(BAD_TIMESTAMP.code, "timestamp is not a string", sensor)
     try:
         ts_us = parse_timestamp(raw_ts, rules.zone)
         naive = _is_naive(raw_ts)
     except (ValueError, OverflowError):
-        return Rejection("bad_timestamp", f"unparseable timestamp {raw_ts[:40]!r}", sensor)
+        return Rejection(BAD_TIMESTAMP.code, f"unparseable timestamp {raw_ts[:40]!r}", sensor)
     if ts_us < rules.min_ts_us:
-        return Rejection("bad_timestamp", f"{raw_ts[:40]} is before the minimum timestamp", sensor)
+        return Rejection(BAD_TIMESTAMP.code, f"{raw_ts[:40]} is before the minimum timestamp",
+                         sensor)
     if ts_us > rules.max_ts_us:
-        return Rejection("bad_timestamp", f"{raw_ts[:40]} is ahead of the wall clock", sensor)
+        return Rejection(BAD_TIMESTAMP.code, f"{raw_ts[:40]} is ahead of the wall clock", sensor)
 
     energy = obj["energy"]
     if isinstance(energy, bool) or not isinstance(energy, int | float):
-        return Rejection("bad_energy", f"energy is a {type(energy).__name__}, not a number", sensor)
+        return Rejection(BAD_ENERGY.code, f"energy is a {type(energy).__name__}, not a number",
+                         sensor)
     try:
         energy = float(energy)
     except OverflowError:  # a JSON integer beyond any double
-        return Rejection("bad_energy", "energy is too large", sensor)
+        return Rejection(BAD_ENERGY.code, "energy is too large", sensor)
     if math.isnan(energy) or math.isinf(energy):
-        return Rejection("bad_energy", f"energy is {energy}", sensor)
+        return Rejection(BAD_ENERGY.code, f"energy is {energy}", sensor)
     if energy < 0:
-        return Rejection("bad_energy", "energy is negative", sensor)
+        return Rejection(BAD_ENERGY.code, "energy is negative", sensor)
     return Reading(sensor, ts_us, energy, repeat_after_us(rules.zone, ts_us) if naive else 0)
 
 

@@ -15,6 +15,14 @@ import numpy as np
 
 from meterlake.core.tariff import Tariff
 from silver.message import Reading
+from silver.reasons import (
+    AMBIGUOUS_TIME,
+    CONFLICTING_DUPLICATE,
+    COUNTER_DECREASE,
+    DUPLICATE,
+    IMPLAUSIBLE_JUMP,
+    TOO_LATE,
+)
 from silver.split import Piece, split_at_half_hours
 
 US_PER_HOUR = 3_600_000_000
@@ -75,18 +83,17 @@ def judge(
     latest = window.latest_us
     if latest is not None and ts_us < latest - rules.allowed_lateness_us:
         return Verdict(
-            False, [Flag("too_late", f"{(latest - ts_us) / 1e6:.0f} s behind {_fmt(latest)}")]
+            False, [Flag(TOO_LATE.code, f"{(latest - ts_us) / 1e6:.0f} s behind {_fmt(latest)}")]
         )
     i = bisect_left(window.ts_us, ts_us)
     if i < len(window.ts_us) and window.ts_us[i] == ts_us:
         if ambiguous:
             return Verdict(False, [Flag(
-                "ambiguous_time", "a repeated local time the register cannot place")])
+                AMBIGUOUS_TIME.code, "a repeated local time the register cannot place")])
         if window.energy[i] == energy:
-            return Verdict(False, [Flag("duplicate", "same reading seen before")])
-        return Verdict(
-            False, [Flag("conflicting_duplicate", f"first reading had energy {window.energy[i]!r}")]
-        )
+            return Verdict(False, [Flag(DUPLICATE.code, "same reading seen before")])
+        first = f"first reading had energy {window.energy[i]!r}"
+        return Verdict(False, [Flag(CONFLICTING_DUPLICATE.code, first)])
     # Both intervals the reading makes are judged: from its predecessor and, for a
     # late reading, to its successor (semantics §7: the same rules as in order).
     has_prev, has_next = i > 0, i < len(window.ts_us)
@@ -99,7 +106,7 @@ def judge(
     flags: list[Flag] = []
     if has_prev and energy < en[i - 1]:
         flags.append(
-            Flag("counter_decrease", f"register fell by {en[i - 1] - energy:.3f} kWh; counts 0")
+            Flag(COUNTER_DECREASE.code, f"register fell by {en[i - 1] - energy:.3f} kWh; counts 0")
         )
 
     window.ts_us.insert(i, ts_us)
@@ -116,7 +123,7 @@ def judge(
         if en[i + 1] < energy:
             flags.append(
                 Flag(
-                    "counter_decrease",
+                    COUNTER_DECREASE.code,
                     f"the reading at {_fmt(ts[i + 1])} is lower; that interval counts 0",
                 )
             )
@@ -177,7 +184,8 @@ def _jump(
         return None
     rise, hours = e1 - e0, (t1 - t0) / US_PER_HOUR
     other = _fmt(t0 if relation == "since" else t1)
-    return Flag("implausible_jump", f"+{rise:.3f} kWh in {hours * 60:.1f} min {relation} {other}")
+    return Flag(IMPLAUSIBLE_JUMP.code,
+                f"+{rise:.3f} kWh in {hours * 60:.1f} min {relation} {other}")
 
 
 def plausible(t0, e0, t1, e1, max_power_kw: float):
