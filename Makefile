@@ -75,8 +75,8 @@ XDIST := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal)
 test: setup  ## the whole test suite (what CI runs), slow cases included
 	$(BIN)/pytest $(XDIST) --durations=30
 
-test-unit: setup  ## the tests that need neither Spark nor the broker, nor the long property runs (under a minute)
-	$(BIN)/pytest $(XDIST) -m "not spark and not kafka and not slow"
+test-unit: setup  ## the tests that need no Spark, broker or S3 store, nor the long property runs (under a minute)
+	$(BIN)/pytest $(XDIST) -m "not spark and not kafka and not store and not slow"
 
 test-fast: setup  ## the suite without the slow cases
 	$(BIN)/pytest -m "not slow"

@@ -150,6 +150,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from meterlake.core.config import SemanticsConf, load_config
 from oracle import sql
@@ -214,6 +215,14 @@ def _day_bands(spans: dict[str, list[str]], where: str) -> dict[int, str]:
     if len(bands) != 48:
         raise ValueError(f"{where} schedule does not cover the day")
     return bands
+
+
+# The tariff lookup table's columns (tariff_rows' tuples) and their types.
+TARIFF_TYPES = {
+    "plan": pa.string(), "effective_from": pa.date32(), "effective_until": pa.date32(),
+    "season": pa.string(), "day_type": pa.string(), "slot": pa.int32(), "band": pa.string(),
+    "price": pa.float64(),
+}
 
 
 def tariff_rows(
@@ -336,14 +345,13 @@ def _load_settings(
             "batch_ends": batch_ends,
         },
     )
-    con.execute(
-        """CREATE TABLE tariff (plan VARCHAR, effective_from DATE, effective_until DATE,
-                                season VARCHAR, day_type VARCHAR, slot INTEGER, band VARCHAR,
-                                price DOUBLE)"""
-    )
-    con.executemany(
-        "INSERT INTO tariff VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tariff_rows(semantics.tariff)
-    )
+    # A few thousand rows: as Arrow columns (executemany took 0.7 s a call)
+    columns = list(zip(*tariff_rows(semantics.tariff), strict=True))
+    rows = pa.table([pa.array(column, kind) for column, kind in zip(
+        columns, TARIFF_TYPES.values(), strict=True)], names=list(TARIFF_TYPES))
+    con.register("tariff_rows", rows)
+    con.execute("CREATE TABLE tariff AS SELECT * FROM tariff_rows")
+    con.unregister("tariff_rows")
     default, overrides = contract_rows(semantics.tariff)
     con.execute("CREATE TABLE contract_default AS SELECT $plan::VARCHAR AS plan", {"plan": default})
     con.execute("CREATE TABLE contract_override (sensor_id VARCHAR, plan VARCHAR)")

@@ -89,9 +89,9 @@ def config(base_config: Config, tmp_path: Path) -> Config:
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`spark` and `kafka` markers from the fixtures a test uses (directly or through
-    other fixtures; a test that starts its own Spark or broker says so itself):
-    `make test-unit` runs what needs neither.
+    """`spark`, `kafka` and `store` markers from the fixtures a test uses (directly or
+    through other fixtures, or a lake on the store by `lake_at`; a test that starts its
+    own Spark, broker or store says so itself): `make test-unit` runs what needs none.
 
     Then the order `make test` hands the tests out in (pytest-xdist, `--dist worksteal`:
     each process takes a contiguous share, and one that runs dry takes half of what
@@ -104,6 +104,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for name in ("spark", "kafka"):
             if name in used:
                 item.add_marker(name)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "s3_store" in used or params.get("lake_at") == "s3":
+            item.add_marker("store")
     ranked = sorted(items, key=_weight)
     jobs = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     items[:] = [item for share in range(jobs) for item in ranked[share::jobs]]

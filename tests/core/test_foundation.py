@@ -23,6 +23,7 @@ from meterlake.read.sandbox import read_only_sql
 from tests.helpers import produce
 
 
+@pytest.mark.kafka  # its own broker
 def test_broker_start_is_idempotent_and_stop_frees_the_ports(base_config, tmp_path) -> None:
     conf = replace(
         base_config.broker, home=tmp_path / "kafka", port=free_port(), controller_port=free_port()

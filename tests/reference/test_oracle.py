@@ -546,7 +546,6 @@ settings.register_profile(
 )
 
 
-@pytest.mark.slow(minutes=0.3)  # many examples: in make test, not test-unit
 @settings(settings.get_profile("oracle"), max_examples=30)
 @given(plausible_series())
 def test_pieces_add_up_to_each_interval_and_stay_in_their_period(series):
@@ -577,7 +576,6 @@ def test_pieces_add_up_to_each_interval_and_stay_in_their_period(series):
     )
 
 
-@pytest.mark.slow(minutes=0.4)  # many examples: in make test, not test-unit
 @settings(settings.get_profile("oracle"), max_examples=20)
 @given(plausible_series(), st.data())
 def test_any_arrival_within_lateness_gives_the_sorted_answers(series, data):
@@ -671,7 +669,7 @@ def messy_arrivals(draw) -> list[tuple[str, int, float]]:
     return merged
 
 
-@pytest.mark.slow(minutes=0.8)  # many examples: in make test, not test-unit
+@pytest.mark.slow(minutes=0.25)  # many examples: in make test, not test-unit
 @settings(settings.get_profile("oracle"), max_examples=40)
 @given(messy_arrivals(), st.sampled_from([300, 1200, 3600]), st.sampled_from([16, 1]))
 def test_walk_agrees_with_a_direct_reading_of_the_rules(arrivals, lateness_s, after_bad):

@@ -64,6 +64,7 @@ def _http(url: str, method: str = "GET", body: bytes | None = None,
         return exc.code, exc.read()
 
 
+@pytest.mark.store  # its own store
 def test_the_store_starts_once_on_loopback_with_the_bucket_and_keeps_its_data(
     base_config, tmp_path
 ) -> None:

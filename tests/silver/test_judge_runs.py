@@ -172,7 +172,6 @@ def streams(draw) -> list[tuple[int, float] | None]:
     return out
 
 
-@pytest.mark.slow(minutes=0.2)  # many examples: in make test, not test-unit
 @given(streams(), st.randoms(use_true_random=False), st.lists(st.integers(0, 90), max_size=3),
        st.sampled_from([1, 2, silver.judge.MIN_RUN]))  # fmt: skip
 @settings(max_examples=300, deadline=None)

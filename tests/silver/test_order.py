@@ -137,7 +137,7 @@ def assert_gold_equal(got: dict[str, dict], want: dict[str, dict]) -> None:
             assert got[table][key] == pytest.approx(value, abs=1e-9), (table, key)
 
 
-@pytest.mark.slow(minutes=0.5)  # many examples: in make test, not test-unit
+@pytest.mark.slow(minutes=0.2)  # many examples: in make test, not test-unit
 @given(readings=meters(), rnd=st.randoms(use_true_random=False), cuts=st.integers(0, 6))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_gold_equals_the_in_order_oracle_whatever_the_arrival(

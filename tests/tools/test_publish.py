@@ -285,6 +285,7 @@ def test_the_command_prints_a_one_line_summary(
 
 
 
+@pytest.mark.kafka  # waits out the client's connect timeout
 def test_an_unreachable_broker_is_one_clear_error_not_a_hang(config: Config) -> None:
     bootstrap = f"127.0.0.1:{free_port()}"
     config = replace(config, kafka=replace(config.kafka, bootstrap=bootstrap))
