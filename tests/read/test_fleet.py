@@ -40,11 +40,11 @@ PEAK_RSS_MB = 500
 # The CLI in a child process that reports its own peak resident memory on stderr.
 RUN_AND_MEASURE = (
     "import resource, sys\n"
-    "from meterlake.app.cli import main\n"
+    "from meterlake.app.cli import leave, main\n"
     "code = main(sys.argv[1:])\n"
     "sys.stdout.flush()\n"
     "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(code)\n"
+    "leave(code)\n"  # as the meterlake command leaves: no interpreter teardown
 )
 
 
