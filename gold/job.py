@@ -80,7 +80,7 @@ class GoldWriter:
         steps = in_steps(sums)
         if len(steps) > STEP_SLOTS:
             raise MeterlakeError(f"a gold batch of {len(steps):,} steps: use a longer --step")
-        priced = [priced_by_plans(rows, self.tariff) for rows in steps]
+        priced = in_steps(priced_by_plans(sums, self.tariff))  # priced once, cut alike
         with ThreadPoolExecutor(len(ANSWERS)) as pool:  # delta-rs commits outside the GIL
             done = [pool.submit(self.write, answer, priced if answer.by_plan else steps,
                                 f"{answer.table}-{query_id}", batch_id)
