@@ -22,8 +22,9 @@ Routes (all GET; the server is read-only and listens on loopback by default):
 - `/api/sensors?prefix=P`: the first sensors of the month whose id starts with P
   (the page's picker);
 - `/api/version`: the live version of each gold table;
-- `/api/timeline`: every gold commit (the newest 1000; `?limit=N`) with the
-  versions of all four tables then.
+- `/api/timeline`: the moments of event time the gold tables stood at (the newest
+  1000; `?limit=N`), each with the versions of all four tables then; the page
+  travels to one with `?at=`.
 
 Errors are JSON `{"error": "..."}`: 404 for an unknown view or path, 400 for a
 bad version or time, 503 while a view's gold table does not exist yet or when an
@@ -40,6 +41,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,7 @@ from meterlake.core.errors import MeterlakeError
 from meterlake.core.tariff import check_tariff_file
 from meterlake.read.clock import wall_clock
 from meterlake.read.connection import OutOfMemory
-from meterlake.read.livegold import BadTravel, LiveGold, NotYet, commit_time
+from meterlake.read.livegold import BadTravel, LiveGold, NotYet
 from meterlake.read.result import Result
 from meterlake.read.views import ANSWERS, COST_NOTE, VIEW_TABLES, VIEW_TITLES
 
@@ -66,7 +68,7 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).parent / "page"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-TIMELINE_LIMIT = 1000  # the newest commits listed by /api/timeline (?limit=N for others)
+TIMELINE_LIMIT = 1000  # the newest moments /api/timeline lists (?limit=N): a month of hours
 SENSOR_MATCHES = 20  # ids /api/sensors lists for the picker
 STREAM_PIECE_BYTES = 1 << 20  # a streamed answer is sent a megabyte at a time
 
@@ -260,9 +262,13 @@ def build_app(config: Config, gold: LiveGold | None = None) -> Starlette:
             limit = int(request.query_params.get("limit", TIMELINE_LIMIT))
         except ValueError:
             return _error(400, "limit must be a whole number")
-        moments = gold.timeline()[-limit:] if limit > 0 else []
+        try:
+            moments = gold.timeline(limit) if limit > 0 else []
+        except MeterlakeError as exc:
+            return _lake_error(exc)
         return JSONResponse([
-            {**m, "time": commit_time(m["time"]), "label": wall_clock(m["time"], gold.zone)}
+            {"at": m.at.astimezone(UTC).isoformat(), "label": wall_clock(m.at, gold.zone),
+             "versions": m.versions}
             for m in moments
         ])
 

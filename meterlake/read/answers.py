@@ -7,17 +7,19 @@ report; each answer's notes name its table's version and its "now".
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import datetime, tzinfo
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.read.clock import parse_instant, wall_clock, zone_of
-from meterlake.read.connection import connect_tables, connect_with_versions, fetch, memory_guard
+from meterlake.read.connection import connect_with_versions, fetch, memory_guard
 from meterlake.read.halfhours import HalfHours
 from meterlake.read.result import Result
 from meterlake.read.travel import commits_of, open_table
@@ -49,26 +51,25 @@ def query_view(
         return answer(con, config, view, versions[table], sensors)
 
 
-def latest_as_of(config: Config, table: DeltaTable, name: str) -> datetime | None:
-    """The latest `as_of` of an open gold table: the event time its answers stand at."""
-    with closing(connect_tables(config, {name: table})) as con:
-        return con.execute(f"SELECT max(as_of) FROM {name}").fetchone()[0]
+def stood_at(table: DeltaTable) -> datetime | None:
+    """The event time a gold table's answers stand at, as loaded: its latest `as_of`,
+    from the files' statistics (delta-rs keeps each file's maximum, to the millisecond),
+    so no file is read; None while the table is empty."""
+    files = pa.table(table.get_add_actions(flatten=True))
+    if "max.as_of" not in files.column_names:
+        return None
+    return pc.max(files["max.as_of"]).as_py()
 
 
-def version_at_event_time(config: Config, name: str, at: datetime) -> int:
-    """The version of gold table `name` whose answers stood at event time `at`: the
-    last one whose latest as_of is at or before it (`replay --step` leaves one per
-    step). A table's as_of never moves back from one version to the next
-    (docs/semantics.md), so the versions are searched by halves."""
-    path = str(config.table_path(name))
-    versions = [c.version for c in commits_of(open_table(config, name))]
-
-    def stood(version: int) -> datetime | None:
-        return latest_as_of(config, DeltaTable(path, version=version), name)
-
+def version_standing_at(name: str, versions: Sequence[int],
+                        stood: Callable[[int], datetime | None], at: datetime,
+                        zone: tzinfo) -> int:
+    """Of gold table `name`'s `versions` (oldest first), the last whose answers stood at
+    event time `at`: whose `stood` (`stood_at`) is at or before it (`replay --step`
+    leaves one per step). A table's as_of never moves back from one version to the
+    next (docs/semantics.md), so the versions are searched by halves."""
     first = stood(versions[0])
     if first is not None and first > at:
-        zone = zone_of(config)
         raise MeterlakeError(
             f"{name} has no answer at {wall_clock(at, zone)}: its first version stands at "
             f"{wall_clock(first, zone)}"
@@ -82,6 +83,16 @@ def version_at_event_time(config: Config, name: str, at: datetime) -> int:
         else:
             high = middle - 1
     return versions[low]
+
+
+def version_at_event_time(config: Config, name: str, at: datetime) -> int:
+    """The version of gold table `name` whose answers stood at event time `at`
+    (`version_standing_at`)."""
+    path = str(config.table_path(name))
+    versions = [c.version for c in commits_of(open_table(config, name))]
+    return version_standing_at(
+        name, versions, lambda version: stood_at(DeltaTable(path, version=version)), at,
+        zone_of(config))
 
 
 def view_table(config: Config, view: str) -> str:

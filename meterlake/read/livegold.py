@@ -12,7 +12,9 @@
   version never changes, so a cached answer is the answer;
 - time travel (`version=` / `as_of=`) picks the version from the known
   history with `meterlake.read.travel.choose_version`, like `query --version /
-  --as-of`, and opens that version only for a cache miss.
+  --as-of`, and opens that version only for a cache miss;
+- the event time each version stood at (`at=`, the timeline) is read once per
+  version from its files' statistics (`meterlake.read.answers.stood_at`) and kept.
 
 The rows come from `meterlake.read.answers.answer`, the function behind `meterlake
 query`, so the API serves exactly what the command prints. Nothing here writes.
@@ -36,7 +38,7 @@ from deltalake.exceptions import DeltaError
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
-from meterlake.read.answers import answer, version_at_event_time
+from meterlake.read.answers import answer, stood_at, version_standing_at
 from meterlake.read.clock import parse_instant, zone_of
 from meterlake.read.connection import connect_tables
 from meterlake.read.result import Result
@@ -70,12 +72,23 @@ class Bands:
     silver_version: int | None  # None: no silver at that time
 
 
+@dataclass(frozen=True)
+class Moment:
+    """An instant of event time (UTC) the gold tables' answers stood at, and the version
+    of each table standing then."""
+
+    at: datetime
+    versions: dict[str, int]
+
+
 @dataclass
 class _OpenTable:
     name: str
     delta: DeltaTable
     commits: list[Commit]
     con: duckdb.DuckDBPyConnection
+    reader: DeltaTable  # loads earlier versions for their event time (`stood`)
+    stood: dict[int, datetime | None] = field(default_factory=dict)  # version -> stood_at
 
     @property
     def version(self) -> int:
@@ -159,7 +172,7 @@ class LiveGold:
             return
         delta = DeltaTable(path)
         con = connect_tables(self.config, {name: delta})
-        self._tables[name] = _OpenTable(name, delta, commits_of(delta), con)
+        self._tables[name] = _OpenTable(name, delta, commits_of(delta), con, DeltaTable(path))
 
     def _update(self, opened: _OpenTable) -> None:
         """Load the table's new commits, if any; the answers' connection and the known
@@ -177,23 +190,45 @@ class LiveGold:
         opened.commits = opened.commits + new
         old.close()
 
-    def timeline(self) -> list[dict[str, object]]:
-        """Every known gold commit, oldest first: its time (UTC), the table and version it
-        made, and the version every gold table had then (absent: not created yet)."""
+    def timeline(self, limit: int) -> list[Moment]:
+        """The newest `limit` moments of event time, oldest first: each instant (UTC) the
+        gold tables' answers stood at (after `replay --step`, one per step: the tables'
+        commits of a step are one moment) and the version every gold table had then
+        (absent: not created yet). Only each table's newest `limit` commits are looked
+        at, and no moment before the oldest of them (its version then is not known)."""
         with self._lock:
             self._refresh()
-            events = sorted(
-                (c.timestamp, name, c.version)
-                for name, t in self._tables.items()
-                for c in t.commits
-            )
-            current: dict[str, int] = {}
-            moments = []
-            for stamp, name, version in events:
+            current: dict[str, int] = {}  # the versions before any answer (empty)
+            events: list[tuple[datetime, str, int]] = []
+            since: datetime | None = None
+            for name, opened in self._tables.items():
+                newest = opened.commits[-limit:]
+                for commit in newest:
+                    stood = self._stood(opened, commit.version)
+                    if stood is None:
+                        current[name] = commit.version
+                    else:
+                        events.append((stood, name, commit.version))
+                first = self._stood(opened, newest[0].version)
+                if len(newest) < len(opened.commits) and first is not None:
+                    since = first if since is None else max(since, first)
+            moments: dict[datetime, dict[str, int]] = {}
+            for stood, name, version in sorted(events):
                 current[name] = version
-                moments.append({"time": stamp, "table": name, "version": version,
-                                "versions": dict(current)})
-            return moments
+                moments[stood] = dict(current)
+            return [Moment(at, then) for at, then in moments.items()
+                    if since is None or at >= since][-limit:]
+
+    def _stood(self, opened: _OpenTable, version: int) -> datetime | None:
+        """The event time `version` of the table stood at (`stood_at`), read once. One
+        handle loads the versions, a few milliseconds each when they come in order."""
+        if version not in opened.stood:
+            try:
+                opened.reader.load_as_version(version)
+            except DeltaError as exc:
+                raise BadTravel(f"cannot read {opened.name} version {version}: {exc}") from None
+            opened.stood[version] = stood_at(opened.reader)
+        return opened.stood[version]
 
     # ---------------------------------------------------------------- answers
 
@@ -215,8 +250,9 @@ class LiveGold:
             if at is not None:
                 if version is not None or as_of is not None:
                     raise MeterlakeError("give one of version, as_of and at, not two")
-                instant = parse_instant(at, self.zone)
-                return version_at_event_time(self.config, opened.name, instant)
+                return version_standing_at(
+                    opened.name, [c.version for c in opened.commits],
+                    lambda v: self._stood(opened, v), parse_instant(at, self.zone), self.zone)
             when = parse_instant(as_of, self.zone) if as_of is not None else None
             return choose_version(opened.name, opened.commits, version, when, self.zone)
         except MeterlakeError as exc:

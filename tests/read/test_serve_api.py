@@ -176,19 +176,26 @@ def test_answers_hold_each_view_with_its_version_as_of_and_q4_by_band(gold, clie
     assert [r["sensor_id"] for r in travelled["answers"]["q1"]["rows"]] == ["m2", "m1"]
 
 
-def test_the_timeline_lists_every_gold_commit_with_the_versions_then(gold, client):
-    moments = client.get("/api/timeline").json()
-    assert [(m["table"], m["version"]) for m in moments] == [
-        ("month_energy", 0), ("day_energy", 0), ("halfhour_energy", 0), ("day_cost", 0),
-        ("month_energy", 1),
-    ]
-    assert moments[3]["versions"] == {
-        "month_energy": 0, "day_energy": 0, "halfhour_energy": 0, "day_cost": 0,
-    }
-    before_m3 = client.get("/api/q1", params={"as_of": moments[3]["time"]}).json()
-    assert [r["sensor_id"] for r in before_m3] == ["m2", "m1"]
-    newest = client.get("/api/timeline", params={"limit": 2}).json()
-    assert [(m["table"], m["version"]) for m in newest] == [("day_cost", 0), ("month_energy", 1)]
+def test_the_timeline_lists_the_moments_of_event_time_with_the_versions_then(config):
+    """Two tables written step by step, one after the other (gold's tables commit their
+    steps in parallel): one moment per step, naming both tables' versions of that step;
+    `at=` a moment answers as of it."""
+    for table, row in (("month_energy", month_row), ("day_energy", day_row)):
+        for hour in (10, 11, 12):
+            day = "2024-02-01" if table == "month_energy" else "2024-02-10"
+            write(config, table, [row("m1", day, hour / 10, f"2024-02-10 {hour}:00")],
+                  mode="overwrite")
+    with TestClient(build_app(config, LiveGold(config, check_every_s=0))) as client:
+        moments = client.get("/api/timeline").json()
+        assert [(m["label"], m["versions"]) for m in moments] == [
+            (f"2024-02-10 {hour}:00", {"month_energy": v, "day_energy": v})
+            for v, hour in enumerate((10, 11, 12))
+        ]
+        assert moments[1]["at"] == "2024-02-10T11:00:00+00:00"
+        at_eleven = client.get("/api/q1", params={"at": moments[1]["at"]}).json()
+        assert [(r["sensor_id"], r["energy_kwh"]) for r in at_eleven] == [("m1", 1.1)]
+        newest = client.get("/api/timeline", params={"limit": 2}).json()
+        assert newest == moments[1:]
 
 
 def test_the_page_and_its_scripts_are_served(client):

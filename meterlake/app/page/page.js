@@ -4,7 +4,7 @@
 
 const POLL_MS = 1000;
 const PLAY_MS = 800;
-// travel: null (live) or { kind: "as_of" | "at", value: text }
+// travel: null (live) or { kind: "as_of" | "at", value: text, label: text shown }
 const state = { travel: null, rendered: null, busy: false, player: null, picked: [] };
 
 function el(tag, attrs = {}, text = null) {
@@ -162,7 +162,7 @@ async function render() {
   const shown = Object.fromEntries(Object.entries(a).map(([v, x]) => [x.table, x.version]));
   const mode = document.getElementById("mode");
   const label = state.travel && (state.travel.kind === "at" ? "data at" : "as written at");
-  mode.textContent = doc.live ? "live" : `${label} ${state.travel.value}`;
+  mode.textContent = doc.live ? "live" : `${label} ${state.travel.label}`;
   mode.className = doc.live ? "live" : "travel";
   document.getElementById("versions").textContent = Object.entries(shown)
     .map(([t, v]) => `${t} v${v}`).join(" · ");
@@ -178,16 +178,16 @@ async function loadTimeline() {
   const chosen = select.value;
   const options = [el("option", { value: "" }, "live")];
   for (const m of [...moments].reverse()) {
-    options.push(el("option", { value: m.time, "data-versions": JSON.stringify(m.versions) },
-      `${m.label} · ${m.table} v${m.version}`));
+    options.push(el("option", { value: m.at, "data-versions": JSON.stringify(m.versions) },
+      m.label));
   }
   select.replaceChildren(...options);
   select.value = chosen;
   if (select.value !== chosen) select.value = "";
 }
 
-async function travel(kind, value) {
-  state.travel = value ? { kind, value } : null;
+async function travel(kind, value, label = value) {
+  state.travel = value ? { kind, value, label } : null;
   await render();
 }
 
@@ -206,7 +206,7 @@ function play() {
   const step = () => {
     if (next >= moments.length) { stopPlaying(); return; }
     select.value = moments[next];
-    travel("as_of", moments[next]);
+    travel("at", select.value, select.selectedOptions[0].text);
     next += 1;
   };
   step();
@@ -267,7 +267,7 @@ function start() {
   });
   document.getElementById("travel-moment").addEventListener("change", (e) => {
     stopPlaying();
-    travel("as_of", e.target.value);
+    travel("at", e.target.value, e.target.selectedOptions[0].text);
   });
   document.getElementById("travel").addEventListener("submit", (e) => {
     e.preventDefault();
