@@ -8,14 +8,15 @@ full-precision value in `data-value`) and compared with the oracle
 
 - render the four answers (Q4 split by tariff band) and their as_of;
 - show a reading published afterwards, once the pipeline ran it, with no reload;
-- travel back to the gold versions before that reading (by commit, and by the
-  event time before it), and return to live;
+- travel back to the gold versions before that reading (by a moment of the
+  timeline, and by the event time before it), and return to live;
+- play a day replayed in hourly steps moment by moment, each as the data stood then;
 - log no console error.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from meterlake.app.pipeline import run_once
+from meterlake.app.replay import replay
 from meterlake.app.web import running
 from meterlake.core.catalog import GOLD_TABLES
 from meterlake.core.net import free_port
@@ -60,6 +62,7 @@ const bands = (tr) => Object.fromEntries([...tr.querySelectorAll("td[data-band]"
     .map((td) => [td.dataset.band, Number(td.dataset.value)]));
 return {
   mode: document.body.dataset.mode,
+  moment: document.getElementById("mode").textContent,
   shown: document.body.dataset.shown ? JSON.parse(document.body.dataset.shown) : null,
   q1: rows("q1").map((tr) => [tr.dataset.sensor, Number(tr.dataset.value)]),
   q2: rows("q2").map((tr) => [tr.dataset.sensor, Number(tr.dataset.value)]),
@@ -83,13 +86,16 @@ def gold_versions(config) -> dict[str, int]:
     return {t: DeltaTable(str(config.table_path(t))).version() for t in GOLD_TABLES}
 
 
-def showing(browser, versions: dict[str, int], mode: str) -> dict[str, Any]:
-    """Wait until the page shows these gold versions in this mode; what it shows then."""
-    WebDriverWait(browser, WAIT_S, poll_frequency=0.25).until(
-        lambda b: (lambda p: p["shown"] == versions and p["mode"] == mode)(page(b)),
-        f"the page did not show {versions} ({mode})",
+def showing(browser, versions: dict[str, int] | None, mode: str, moment: str | None = None,
+            wait_s: float = WAIT_S) -> dict[str, Any]:
+    """Wait until the page shows these gold versions (None: any) in this mode (and this
+    moment, the line that says which); what it shows then, read at once (a playing page
+    moves on)."""
+    return WebDriverWait(browser, wait_s, poll_frequency=0.1).until(
+        lambda b: (lambda p: versions in (None, p["shown"]) and p["mode"] == mode
+                   and moment in (None, p["moment"]) and p)(page(b)),
+        f"the page did not show {versions or 'versions'} ({mode} {moment or ''})",
     )
-    return page(browser)
 
 
 def band_split(oracle: OracleResult, zone: ZoneInfo) -> dict[str, dict[str, float]]:
@@ -186,6 +192,59 @@ def _versions(text: str) -> dict[str, int]:
     import json
 
     return {k: int(v) for k, v in json.loads(text).items()}
+
+
+def day_in_ten_minutes() -> list[str]:
+    """Two meters on 2024-02-10, every 10 minutes from 04:00 to 19:50: A uses more from
+    08:00, B the same all day."""
+    lines = []
+    for i in range(4 * 6, 20 * 6):
+        ts = f"2024-02-10 {i // 6:02d}:{i % 6 * 10:02d}:00"
+        a = 0.02 * i + 0.03 * max(i - 48, 0)
+        lines += [f"{ts};A;{1000 + a:.3f}", f"{ts};B;{250 + 0.025 * i:.3f}"]
+    return lines
+
+
+PLAY_WAIT_S = 60  # 16 hourly moments play in about 16 x 0.8 s
+
+
+def test_play_runs_a_day_replayed_in_hourly_steps_as_the_data_stood(
+    spark, kafka, config, tmp_path: Path
+) -> None:
+    """`replay --step 1h` of a day's 16 hours: the timeline has one moment per hour (its
+    latest reading, :50), and play shows them in turn: at 06:00 and 18:00 the page's Q2 is the
+    oracle's over the readings before then, in the versions the timeline names."""
+    lines = day_in_ten_minutes()
+    (tmp_path / "day.csv").write_text("\n".join(lines) + "\n")
+    oracles = {}
+    for hour in (6, 18):
+        before = tmp_path / f"before_{hour}.csv"
+        before.write_text("\n".join(x for x in lines if x < f"2024-02-10 {hour:02d}") + "\n")
+        oracles[f"2024-02-10 {hour - 1:02d}:50"] = compute_answers(before, config.semantics).q2
+    replay(config, tmp_path / "day.csv", echo=quiet, step=timedelta(hours=1))
+    live = gold_versions(config)
+
+    with running(config, "127.0.0.1", free_port()) as url, chromium() as browser:
+        browser.get(url)
+        showing(browser, live, "live")
+        moments = {o.text: _versions(o.get_attribute("data-versions"))
+                   for o in Select(browser.find_element(By.ID, "travel-moment")).options
+                   if o.get_attribute("value")}
+        assert sorted(moments) == [f"2024-02-10 {h:02d}:50" for h in range(4, 20)]
+        assert moments["2024-02-10 19:50"] == live
+
+        browser.find_element(By.ID, "travel-play").click()
+        for moment, want in oracles.items():
+            shown = showing(browser, None, "travel", f"data at {moment}", PLAY_WAIT_S)
+            assert shown["shown"] == moments[moment]
+            assert shown["as_of"]["q2"] == moment
+            assert [row[0] for row in shown["q2"]] == list(want.sensor_id), moment
+            assert [row[1] for row in shown["q2"]] == pytest.approx(
+                list(want.energy_kwh), abs=TOLERANCE), moment
+        WebDriverWait(browser, PLAY_WAIT_S).until(
+            lambda b: b.find_element(By.ID, "travel-play").text == "play", "play did not end")
+        showing(browser, live, "travel", "data at 2024-02-10 19:50")
+        assert console_errors(browser) == []
 
 
 # --------------------------------------------------------------------------- the panels

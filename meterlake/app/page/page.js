@@ -3,6 +3,10 @@
 "use strict";
 
 const POLL_MS = 1000;
+// play runs the whole timeline in about PLAY_WHOLE_MS: each moment for PLAY_WHOLE_MS /
+// moments, at least PLAY_MIN_MS (about a render) and at most PLAY_MS, or while it renders
+const PLAY_WHOLE_MS = 60000;
+const PLAY_MIN_MS = 60;
 const PLAY_MS = 800;
 // travel: null (live) or { kind: "as_of" | "at", value: text, label: text shown }
 const state = { travel: null, rendered: null, busy: false, player: null, picked: [] };
@@ -158,7 +162,6 @@ async function render() {
   if (a.q2) barTable("q2", a.q2, "energy_kwh", 3);
   if (a.q3) halfHours(a.q3);
   if (a.q4) costs(a.q4, doc.bands);
-  await renderPanels(query);
   const shown = Object.fromEntries(Object.entries(a).map(([v, x]) => [x.table, x.version]));
   const mode = document.getElementById("mode");
   const label = state.travel && (state.travel.kind === "at" ? "data at" : "as written at");
@@ -169,6 +172,7 @@ async function render() {
   state.rendered = JSON.stringify(doc.versions);
   document.body.dataset.mode = doc.live ? "live" : "travel";
   document.body.dataset.shown = JSON.stringify(shown);
+  await renderPanels(query);
   document.body.dataset.state = "ready";
 }
 
@@ -192,7 +196,7 @@ async function travel(kind, value, label = value) {
 }
 
 function stopPlaying() {
-  if (state.player !== null) clearInterval(state.player);
+  if (state.player !== null) clearTimeout(state.player.timer);
   state.player = null;
   document.getElementById("travel-play").textContent = "play";
 }
@@ -201,16 +205,23 @@ function play() {
   if (state.player !== null) { stopPlaying(); return; }
   const select = document.getElementById("travel-moment");
   const moments = [...select.options].map((o) => o.value).filter(Boolean).reverse();
+  const every = Math.min(PLAY_MS, Math.max(PLAY_MIN_MS, PLAY_WHOLE_MS / moments.length));
+  const player = { timer: null };
   let next = 0;
   document.getElementById("travel-play").textContent = "pause";
-  const step = () => {
+  const step = async () => {
     if (next >= moments.length) { stopPlaying(); return; }
+    const started = performance.now();
     select.value = moments[next];
-    travel("at", select.value, select.selectedOptions[0].text);
     next += 1;
+    await travel("at", select.value, select.selectedOptions[0].text);
+    // the next moment once this one is drawn: renders never overlap nor queue up
+    if (state.player === player) {
+      player.timer = setTimeout(step, Math.max(0, every - (performance.now() - started)));
+    }
   };
+  state.player = player;
   step();
-  state.player = setInterval(step, PLAY_MS);
 }
 
 async function poll() {
