@@ -10,6 +10,7 @@ MVN    := mvn -q -B
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 WEED_STAMP   := .tools/weed-$(WEED_VERSION).installed
+CLASS_ARCHIVE := .jars/spark-driver.jsa
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser demo test test-fast test-unit lint report bench kafka-start kafka-stop s3-start s3-stop clean
@@ -17,7 +18,7 @@ WEED_STAMP   := .tools/weed-$(WEED_VERSION).installed
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed .jars/s3/.installed $(WEED_STAMP) browser  ## venv + pinned Python packages + JVM jars + the local S3 store + headless Chromium
+setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed .jars/s3/.installed $(CLASS_ARCHIVE) $(WEED_STAMP) browser  ## venv + pinned Python packages + JVM jars (+ the driver's class archive) + the local S3 store + headless Chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,12 @@ $(VENV)/.installed: pyproject.toml
 	rm -rf .jars/s3
 	$(MVN) -f $< dependency:copy-dependencies
 	touch $@
+
+# The Spark driver's class archive (meterlake/infra/classarchive.py): a driver then
+# starts in about half the CPU. Made from the jars above; without it (an error here
+# is only reported) Spark starts as before.
+$(CLASS_ARCHIVE): $(VENV)/.installed .jars/spark/.installed .jars/s3/.installed
+	$(BIN)/python -m meterlake.infra.classarchive || echo "no class archive: Spark's driver starts without it"
 
 # The local S3-compatible store (`meterlake s3 start`): SeaweedFS's `weed`, built from
 # the Go module proxy. Not `go install module/weed@version`: SeaweedFS's go.mod has a

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -31,6 +32,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from bronze.horizon import Horizons
 from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
 from meterlake.core.sparkinternals import planned_offsets
@@ -52,6 +54,10 @@ BRONZE_SCHEMA = StructType(
         StructField("offset", LongType()),
         StructField("kafka_timestamp", TimestampType()),
         StructField("ingested_at", TimestampType()),
+        # On one row of each bronze commit: every message produced before it is in
+        # bronze (this commit or an earlier one); 9999-12-31 once every partition is
+        # read to its end (bronze.horizon). Null on the other rows.
+        StructField("released_before", TimestampType()),
     ]
 )
 DATA_LOSS_SCHEMA = StructType(
@@ -94,7 +100,28 @@ def to_bronze(messages: DataFrame) -> DataFrame:
         "offset",
         F.col("timestamp").alias("kafka_timestamp"),
         F.current_timestamp().alias("ingested_at"),
+        F.lit(None).cast("timestamp").alias("released_before"),
     )
+
+
+def with_horizon(rows: pa.Table, horizon_us: int) -> pa.Table:
+    """The batch's rows with the release horizon on its first row (bronze.horizon)."""
+    if not rows.num_rows:
+        return rows
+    at = rows.schema.get_field_index("released_before")
+    marks = pa.array([horizon_us] + [None] * (rows.num_rows - 1), pa.int64())
+    return rows.set_column(at, rows.field(at), marks.cast(rows.field(at).type))
+
+
+def per_partition(rows: pa.Table, column: str, how: str) -> dict[tuple[str, int], int]:
+    """{(topic, partition): `how` ("min", "max") of the column over its rows}."""
+    if not rows.num_rows:
+        return {}
+    values = rows.select(["topic", "partition"]).append_column(
+        column, rows[column].cast(pa.int64()))
+    got = values.group_by(["topic", "partition"]).aggregate([(column, how)])
+    partitions = zip(got["topic"].to_pylist(), got["partition"].to_pylist(), strict=True)
+    return dict(zip(partitions, got[f"{column}_{how}"].to_pylist(), strict=True))
 
 
 def find_gaps(
@@ -111,44 +138,39 @@ def find_gaps(
 
 
 def write_bronze_batch(config: Config):
-    """foreachBatch: append the batch to bronze once (meterlake.core.commits); with
-    on_data_loss = "record", first record the offsets Kafka no longer had."""
+    """foreachBatch: append the batch to bronze once (meterlake.core.commits), as one
+    file, its release horizon on its first row (bronze.horizon); with on_data_loss =
+    "record", first record the offsets Kafka no longer had."""
     bronze_path = str(config.table_path("bronze"))
     loss_path = str(config.table_path("data_loss"))
     checkpoint = str(config.checkpoint("bronze"))
     record_loss = config.streams.on_data_loss == "record"
     writer = BatchWriter(config.checkpoint("bronze"))
+    horizons = Horizons(config.kafka)
 
     def write(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
         app_id = writer.application(spark)
-        if not record_loss:
-            writer.append(bronze_path, app_id, batch_id, batch.toArrow())
-            return
-        batch = batch.persist()
-        try:
-            first_read = {
-                (row["topic"], row["partition"]): row["first"]
-                for row in batch.groupBy("topic", "partition")
-                .agg(F.min("offset").alias("first"))
-                .collect()
-            }
-            gaps = find_gaps(planned_offsets(spark, checkpoint, batch_id), first_read)
+        rows = batch.toArrow()
+        planned = planned_offsets(spark, checkpoint, batch_id)
+        read_to = {partition: end for partition, (_, end) in planned.items()}
+        last_read = per_partition(rows, "kafka_timestamp", "max")
+        rows = with_horizon(rows, horizons.next(read_to, last_read))
+        if record_loss:
+            gaps = find_gaps(planned, per_partition(rows, "offset", "min"))
             for topic, partition, first, last in gaps:
                 log.warning(
                     "data loss: Kafka no longer has offsets %d..%d of %s partition %d; "
                     "recorded in data_loss", first, last, topic, partition,
                 )
             if gaps:
-                rows = [(t, p, a, b, b - a + 1, batch_id) for t, p, a, b in gaps]
-                lost = spark.createDataFrame(rows, DATA_LOSS_SCHEMA.fieldNames()[:-1]).select(
+                found = [(t, p, a, b, b - a + 1, batch_id) for t, p, a, b in gaps]
+                lost = spark.createDataFrame(found, DATA_LOSS_SCHEMA.fieldNames()[:-1]).select(
                     *(F.col(f.name).cast(f.dataType) for f in DATA_LOSS_SCHEMA.fields[:-1]),
                     F.current_timestamp().alias("detected_at"),
                 )
                 writer.append(loss_path, app_id, batch_id, lost.toArrow())
-            writer.append(bronze_path, app_id, batch_id, batch.toArrow())
-        finally:
-            batch.unpersist()
+        writer.append(bronze_path, app_id, batch_id, rows, one_file=True)
 
     return write
 

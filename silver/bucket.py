@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from silver.judge import Rows, SilverRules, judge_readings
 from silver.message import Reading, Rejection, parse_message, repeats_after_us
@@ -41,9 +42,19 @@ from silver.stored import encode, stored_rows
 
 # One state row per bucket: the bucket's meter ids (joined by a newline, which a
 # valid sensor id never holds), the length of each meter's window, and the windows'
-# readings one after another (int64 µs, float64 kWh).
-STATE_DDL = "sensors BINARY, counts BINARY, ts_us BINARY, energy BINARY"
+# readings one after another (int64 µs, float64 kWh); the messages it holds until the
+# release horizon passes them (MESSAGE_COLUMNS as an Arrow IPC stream) and that horizon.
+STATE_DDL = (
+    "sensors BINARY, counts BINARY, ts_us BINARY, energy BINARY, held BINARY, "
+    "released_before BIGINT"
+)
+STATE_LAYOUT = "windows and held messages"  # pinned with the checkpoint (silver.job)
 _SEPARATOR = "\n"
+# A message as the step takes it from Spark (silver.job.judged).
+MESSAGE_COLUMNS = [
+    "sensor_key", "key", "value", "topic", "partition", "offset", "kafka_ts_us",
+    "fast_ts_us", "fast_energy", "fast_naive",
+]
 
 
 @dataclass(frozen=True)
@@ -245,19 +256,55 @@ def judge_bucket(
     return out.frame(messages), new
 
 
-def judge_buckets(rules: SilverRules):
+def _held(stream: bytes) -> pd.DataFrame | None:
+    return pa.ipc.open_stream(stream).read_all().to_pandas() if stream else None
+
+
+def _hold(messages: pd.DataFrame) -> bytes:
+    if not len(messages):
+        return b""
+    table = pa.Table.from_pandas(messages[MESSAGE_COLUMNS], preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def release(
+    messages: pd.DataFrame, held: pd.DataFrame | None, horizon_us: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The messages to judge now (produced before the release horizon: no partition
+    can still bring an earlier one, bronze.horizon) and those to hold, of a batch's
+    messages and those held before."""
+    if held is not None:
+        messages = pd.concat([held, messages], ignore_index=True)
+    ready = messages["kafka_ts_us"].to_numpy() < horizon_us
+    return messages[ready], messages[~ready]
+
+
+def judge_buckets(rules: SilverRules, hold: bool):
     """The function for applyInPandasWithState: one call per bucket and micro-batch,
-    yielding its output rows as one value (silver.stored: the stored columns, Arrow)."""
+    yielding its output rows as one value (silver.stored: the stored columns, Arrow).
+    `hold`: judge only the messages the release horizon has passed (silver.job.judged);
+    otherwise every message as it comes."""
 
     def judge_bucket_state(
         key: tuple[int], frames: Iterable[pd.DataFrame], state: Any
     ) -> Iterator[pd.DataFrame]:
-        messages = pd.concat(list(frames), ignore_index=True)
-        windows = Windows.unpack(*state.get) if state.exists else Windows.empty()
-        frame, windows = judge_bucket(messages, windows, rules, time.time_ns() // 1000)
-        if len(windows.ids):
-            state.update(windows.pack())
-        yield pd.DataFrame({"rows": [encode(stored_rows(frame, rules.zone))]})
+        rows = pd.concat(list(frames), ignore_index=True)
+        stored = state.get if state.exists else None
+        windows = Windows.unpack(*stored[:4]) if stored else Windows.empty()
+        horizon = max(stored[5] if stored else 0, int(rows["released_before_us"].max(skipna=True))
+                      if rows["released_before_us"].notna().any() else 0)
+        messages = rows[~rows["is_tick"].astype(bool)][MESSAGE_COLUMNS]
+        if hold:
+            messages, held = release(messages, _held(stored[4]) if stored else None, horizon)
+        else:
+            held = messages.iloc[:0]
+        if len(messages):
+            frame, windows = judge_bucket(messages, windows, rules, time.time_ns() // 1000)
+            yield pd.DataFrame({"rows": [encode(stored_rows(frame, rules.zone))]})
+        if len(windows.ids) or len(held):
+            state.update((*windows.pack(), _hold(held), horizon))
 
     return judge_bucket_state
-

@@ -41,7 +41,7 @@ from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
 from meterlake.core.tables import ensure_table
 from meterlake.core.tariff import load_tariff
-from silver.bucket import STATE_DDL, judge_buckets
+from silver.bucket import STATE_DDL, STATE_LAYOUT, judge_buckets
 from silver.judge import NO_SENSOR, SilverRules
 from silver.message import CANONICAL, parse_timestamp
 from silver.stored import OUTPUT_DDL, decode
@@ -138,24 +138,37 @@ def with_fields(bronze: DataFrame) -> DataFrame:
     )
 
 
-def judged(rules: SilverRules, buckets: int):
+def judged(rules: SilverRules, buckets: int, hold: bool):
     """bronze rows -> the stateful step's output rows (silver.bucket): grouped by a
     hash bucket of the sensor id, so that one call of the step and one state row serve
     all the bucket's meters, and the state stays partitioned by meter (a meter is in
-    one bucket, a bucket in one state partition) for Spark to spread over a cluster."""
+    one bucket, a bucket in one state partition) for Spark to spread over a cluster.
+
+    `hold` (silver reads bronze): the row of each bronze commit that carries its
+    release horizon (bronze.horizon) also goes to every bucket as a `tick`, so that
+    each bucket learns the horizon and judges the messages it held for it, even in a
+    batch without messages of its own."""
 
     def transform(bronze: DataFrame) -> DataFrame:
         fields = bronze.transform(with_fields)
+        horizon = F.unix_micros("released_before")
+        every = F.sequence(F.lit(-1), F.lit(buckets - 1))  # -1: the message itself
+        tick = F.explode(F.when(horizon.isNotNull() & F.lit(hold), every)
+                         .otherwise(F.array(F.lit(-1))))
         return (
-            fields.select(
-                F.pmod(F.xxhash64("sensor_key"), F.lit(buckets)).alias("bucket"),
-                "sensor_key", "key", "value", "topic", "partition", "offset",
-                F.unix_micros("kafka_timestamp").alias("kafka_ts_us"), "fast_ts_us",
-                "fast_energy", "fast_naive",
+            fields.select("*", horizon.alias("released_before_us"), tick.alias("tick"))
+            .select(
+                F.when(F.col("tick") < 0, F.pmod(F.xxhash64("sensor_key"), F.lit(buckets)))
+                .otherwise(F.col("tick")).alias("bucket"),
+                (F.col("tick") >= 0).alias("is_tick"),
+                "released_before_us", "sensor_key", "key", "value", "topic", "partition",
+                "offset", F.unix_micros("kafka_timestamp").alias("kafka_ts_us"),
+                "fast_ts_us", "fast_energy", "fast_naive",
             )
             .groupBy("bucket")
             .applyInPandasWithState(
-                judge_buckets(rules), OUTPUT_DDL, STATE_DDL, "append", GroupStateTimeout.NoTimeout
+                judge_buckets(rules, hold), OUTPUT_DDL, STATE_DDL, "append",
+                GroupStateTimeout.NoTimeout,
             )
         )
 
@@ -217,7 +230,9 @@ def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQu
     for table, (schema, comment) in TABLES.items():
         ensure_table(spark, config.table_path(table), schema, comment)
     buckets = config.streams.meter_buckets
-    pin_layout(config.checkpoint("silver"), "silver", {"meter_buckets": buckets}, config.storage)
-    step = judged(silver_rules(config), buckets)
+    pin_layout(config.checkpoint("silver"), "silver",
+               {"meter_buckets": buckets, "state": STATE_LAYOUT}, config.storage)
+    hold = config.streams.silver_source == "bronze"
+    step = judged(silver_rules(config), buckets, hold)
     rows = read_messages(spark, config).transform(step)
     return start_stream(rows, "silver", config, write_silver_batch(config), once)

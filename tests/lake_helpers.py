@@ -32,7 +32,7 @@ GOLD_SCHEMAS = {
 BRONZE_SCHEMA = pa.schema([
     ("key", pa.binary()), ("value", pa.binary()), ("topic", pa.string()),
     ("partition", pa.int32()), ("offset", pa.int64()), ("kafka_timestamp", INSTANT),
-    ("ingested_at", INSTANT),
+    ("ingested_at", INSTANT), ("released_before", INSTANT),
 ])
 
 

@@ -58,6 +58,9 @@ STEP_SLOTS = 1 << 20
 Merge = Callable[[pa.Table, pa.Table], pa.Table]
 
 
+ONE_FILE = 1 << 50  # bytes: a target file size no batch reaches
+
+
 def as_stored(rows: pa.Table) -> pa.Table:
     """Spark's Arrow rows as Delta stores them: timestamps are instants in UTC (Spark
     hands them in the session's time zone, the same instants)."""
@@ -121,12 +124,16 @@ class BatchWriter:
     def application(self, spark: SparkSession) -> str:
         return self.prefix + self.query.get(spark)
 
-    def append(self, path: str, app_id: str, batch_id: int, rows: pa.Table) -> bool:
+    def append(self, path: str, app_id: str, batch_id: int, rows: pa.Table,
+               one_file: bool = False) -> bool:
         """Append rows (a Spark DataFrame's `toArrow()`) unless app_id's batch_id (or a
-        later batch) is in the table already; True when it appended."""
+        later batch) is in the table already; True when it appended. `one_file`: as
+        one data file, however large (a Delta stream reading the table then takes the
+        batch whole or not at all)."""
 
         def commit(table: DeltaTable) -> None:
             write_deltalake(table, as_stored(rows), mode="append",
+                            target_file_size=ONE_FILE if one_file else None,
                             commit_properties=CommitProperties(
                                 app_transactions=[Transaction(app_id, batch_id)]))
 

@@ -30,6 +30,8 @@ from meterlake.core.sparkinternals import launch_jvm
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# The JVM says nothing of its class archive, used or not (a stale one is not used).
+ARCHIVE_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 LOG4J2 = CONF_DIR / "log4j2.properties"
 LOG4J2_VERBOSE = CONF_DIR / "log4j2-verbose.properties"
 
@@ -39,6 +41,11 @@ def jars_dir() -> Path:
     in the source checkout. An install location, like JAVA_HOME, read when needed: not a
     setting of a run, so not in the conf file nor under its precedence."""
     return Path(os.environ.get("METERLAKE_JARS") or PROJECT_ROOT / ".jars")
+
+
+def class_archive() -> Path:
+    """The driver JVM's class archive (meterlake.infra.classarchive, by `make setup`)."""
+    return jars_dir() / "spark-driver.jsa"
 
 
 def spark_jars() -> list[str]:
@@ -117,9 +124,13 @@ def spark_settings(config: Config) -> dict[str, str]:
 
 def submit_args(config: Config, log4j: Path) -> str:
     """spark-submit's arguments for the driver JVM (pyspark splits them like a shell):
-    the log4j2 file and `[spark] java_options`."""
-    options = shlex.join([f"-Dlog4j2.configurationFile={log4j}",
-                          *shlex.split(config.spark.java_options)])
+    the log4j2 file, `[spark] java_options` and the class archive where there is one
+    (unless the options write one)."""
+    java = shlex.split(config.spark.java_options)
+    archive = class_archive()
+    if archive.exists() and not any(o.startswith("-XX:ArchiveClassesAtExit") for o in java):
+        java += [f"-XX:SharedArchiveFile={archive}", *shlex.split(ARCHIVE_QUIET)]
+    options = shlex.join([f"-Dlog4j2.configurationFile={log4j}", *java])
     return f"--driver-java-options {shlex.quote(options)} pyspark-shell"
 
 

@@ -91,6 +91,18 @@ def launch_jvm(settings: dict[str, str], quiet: bool) -> None:
     SparkContext._ensure_initialized(gateway=gateway)
 
 
+def stop_jvm(spark: SparkSession, timeout: float = 300) -> None:
+    """Stop the session and wait for its JVM to exit (pyspark's JVM exits when its
+    stdin closes; a JVM with -XX:ArchiveClassesAtExit writes its archive then)."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    spark.stop()
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout)
+
+
 def read_text(spark: SparkSession, path: str) -> str:
     """A checkpoint file through Hadoop's file system (works for any checkpoint location)."""
     context = spark.sparkContext

@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def _local_properties(location: str, schema: StructType, comment: str,
 
     try:
         table = Log(location)
+        _check_columns(location, schema, table.schema().to_arrow().names)
     except TableNotFoundError:
         table = Log.create(
             location,
@@ -48,6 +50,17 @@ def _local_properties(location: str, schema: StructType, comment: str,
             configuration=dict(TABLE_PROPERTIES),
         )
     return dict(table.metadata().configuration)
+
+
+def _check_columns(location: str, schema: StructType, have: list[str]) -> None:
+    """MeterlakeError, one line, when the table lacks a column this meterlake writes."""
+    missing = [name for name in schema.fieldNames() if name not in have]
+    if missing:
+        raise MeterlakeError(
+            f"the table {location} was written by an older meterlake (no column "
+            f"{', '.join(missing)}): rebuild the lake (delete it, then run or replay "
+            "again; Kafka's retention permitting, the topic still has the readings)"
+        )
 
 
 def _spark_properties(spark: SparkSession, location: str, schema: StructType, comment: str,

@@ -13,9 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from meterlake.core.config import Config, SemanticsConf
+from meterlake.read.clock import zone_of
 from meterlake.read.connection import arrow_source
 from meterlake.read.travel import open_table
 
@@ -133,10 +135,36 @@ def warnings(tally: Tally, semantics: SemanticsConf) -> list[str]:
     return out
 
 
+def waiting_line(config: Config) -> str | None:
+    """A line when bronze's newest messages wait for silver: produced after the release
+    horizon of the batch that landed them (bronze.horizon; a producer was still sending
+    when bronze caught up), they are judged once every partition is read past them.
+    From the Delta statistics of bronze's newest file, no scan."""
+    if config.streams.silver_source != "bronze":
+        return None
+    files = pa.table(open_table(config, "bronze").get_add_actions(flatten=True))
+    if "max.kafka_timestamp" not in files.column_names or not files.num_rows:
+        return None
+    newest = files["max.kafka_timestamp"].to_pylist()
+    with_stats = [k for k, at in enumerate(newest) if at is not None]
+    if not with_stats:
+        return None
+    at = max(with_stats, key=lambda k: newest[k])
+    horizon = files["max.released_before"][at].as_py()
+    if horizon is None or newest[at] < horizon:
+        return None
+    shown = horizon.astimezone(zone_of(config)).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"silver: messages produced from {shown} on wait until every partition is read "
+            "past them (a producer was still sending); the next run judges them")
+
+
 def report(config: Config, before: Versions, echo) -> Versions:
-    """Echo the summary and warnings of what silver did since `before`; the versions now."""
+    """Echo the summary and warnings of what silver did since `before`, and what waits;
+    the versions now."""
     tally, now = tally_since(config, before)
     echo(summary_line(tally))
     for line in warnings(tally, config.semantics):
         echo(line)
+    if (waiting := waiting_line(config)) is not None:
+        echo(waiting)
     return now

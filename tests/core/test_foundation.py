@@ -15,7 +15,8 @@ from bronze.job import start_bronze
 from meterlake.app.cli import main
 from meterlake.core.config import PROJECT_ROOT
 from meterlake.core.net import free_port
-from meterlake.core.session import spark_settings, submit_args
+from meterlake.core.session import class_archive, spark_settings, submit_args
+from meterlake.core.sparkinternals import jvm_pid
 from meterlake.infra import broker
 from meterlake.read.connection import connect
 from meterlake.read.history import history
@@ -83,18 +84,40 @@ def test_spark_settings_use_local_jars_and_loopback(base_config) -> None:
     assert "RocksDB" in settings["spark.sql.streaming.stateStore.providerClass"]
 
 
-def test_the_driver_jvm_gets_the_log4j_file_and_the_java_options_as_one_argument(
-    base_config, tmp_path
-) -> None:
-    spark = replace(base_config.spark, java_options="-XX:TieredStopAtLevel=1 -Dx='a b'")
-    args = submit_args(replace(base_config, spark=spark), tmp_path / "my logs" / "l.xml")
+def _driver_options(config, java_options: str, log4j) -> list[str]:
+    spark = replace(config.spark, java_options=java_options)
+    args = submit_args(replace(config, spark=spark), log4j)
     flag, options, shell = shlex.split(args)  # as pyspark splits PYSPARK_SUBMIT_ARGS
     assert (flag, shell) == ("--driver-java-options", "pyspark-shell")
-    assert shlex.split(options) == [  # as Spark's launcher splits the options
+    return shlex.split(options)  # as Spark's launcher splits the options
+
+
+def test_the_driver_jvm_gets_the_log4j_file_and_the_java_options_as_one_argument(
+    base_config, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("METERLAKE_JARS", str(tmp_path / "jars"))  # no class archive there
+    log4j = tmp_path / "my logs" / "l.xml"
+    assert _driver_options(base_config, "-XX:TieredStopAtLevel=1 -Dx='a b'", log4j) == [
         f"-Dlog4j2.configurationFile={tmp_path}/my logs/l.xml",
         "-XX:TieredStopAtLevel=1",
         "-Dx=a b",
     ]
+
+
+def test_the_driver_jvm_maps_the_class_archive_where_setup_wrote_one(
+    base_config, tmp_path, monkeypatch
+) -> None:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "spark-driver.jsa").write_bytes(b"archive")
+    monkeypatch.setenv("METERLAKE_JARS", str(jars))
+    options = _driver_options(base_config, "-XX:TieredStopAtLevel=1", tmp_path / "l.xml")
+    assert options[1:] == [
+        "-XX:TieredStopAtLevel=1", f"-XX:SharedArchiveFile={jars}/spark-driver.jsa",
+        "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
+    ]
+    writing = _driver_options(base_config, "-XX:ArchiveClassesAtExit=/tmp/a.jsa", tmp_path / "l")
+    assert not any("SharedArchiveFile" in o for o in writing)  # the driver writing one
 
 
 def test_the_sessions_jvm_runs_with_the_configured_java_options(spark, base_config) -> None:
@@ -103,6 +126,15 @@ def test_the_sessions_jvm_runs_with_the_configured_java_options(spark, base_conf
     shipped = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     assert base_config.spark.java_options == shipped
     assert set(shipped.split()) <= set(arguments)
+
+
+def test_the_sessions_jvm_maps_the_class_archive_setup_wrote(spark) -> None:
+    """Mapped, not only named: an archive of other jars would be ignored in silence."""
+    archive = class_archive()
+    assert archive.exists(), f"no {archive}: `make setup` writes it"
+    info = subprocess.run(["jcmd", str(jvm_pid(spark)), "VM.info"], capture_output=True,
+                          text=True, check=True, timeout=120).stdout
+    assert any(line.endswith(str(archive.resolve())) for line in info.splitlines()), "not mapped"
 
 
 def test_messages_round_trip_through_the_broker(kafka, config) -> None:

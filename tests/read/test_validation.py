@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from meterlake.core.config import SemanticsConf
-from meterlake.read.validation import Tally, summary_line, warnings
+from meterlake.read.validation import Tally, summary_line, waiting_line, warnings
+from tests.lake_helpers import utc, write
 
 
 def tally(accepted: dict, quarantined: dict) -> Tally:
@@ -38,3 +39,20 @@ def test_anomalies_of_accepted_readings_are_not_rejections() -> None:
 def test_a_rejection_without_a_setting_still_warns() -> None:
     t = tally({}, {("C", "bad_energy"): 3})
     assert warnings(t, SemanticsConf()) == ["warning: C: 3 of 3 readings quarantined as bad_energy"]
+
+
+def _bronze_batch(config, produced: list[str], horizon: str) -> None:
+    """A bronze commit of messages produced at `produced`, its horizon on its first row."""
+    write(config, "bronze", [
+        {"topic": "t", "partition": 0, "offset": n, "kafka_timestamp": utc(at),
+         "ingested_at": utc(at), "released_before": utc(horizon) if n == 0 else None}
+        for n, at in enumerate(produced)])
+
+
+def test_messages_produced_after_the_horizon_are_said_to_wait(config) -> None:
+    _bronze_batch(config, ["2024-02-10 12:00", "2024-02-10 12:05"], "2024-02-10 12:03")
+    assert waiting_line(config) == (
+        "silver: messages produced from 2024-02-10 12:03:00 on wait until every partition is "
+        "read past them (a producer was still sending); the next run judges them")
+    _bronze_batch(config, ["2024-02-10 12:06"], "9999-12-31 23:59:59")  # all read: none wait
+    assert waiting_line(config) is None

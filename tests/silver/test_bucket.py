@@ -46,7 +46,7 @@ def message(sensor: str | None, reading: tuple[int, float] | None, partition: in
         "key": None, "value": value, "topic": "t", "partition": partition, "offset": offset,
         "kafka_ts_us": 1_706_745_600_000_000,
         "fast_ts_us": reading[0] if fast and reading else None,
-        "fast_energy": reading[1] if fast and reading else None,
+        "fast_energy": reading[1] if fast and reading else None, "fast_naive": None,
     }  # fmt: skip
 
 
@@ -54,6 +54,21 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     columns = list(message("S", (0, 0.0), 0, 0, True))
     out = pd.DataFrame(rows, columns=columns)
     return out.astype({"fast_ts_us": "Int64", "fast_energy": "float64"})
+
+
+def from_spark(messages: pd.DataFrame, horizon_us: int | None = None) -> pd.DataFrame:
+    """Messages as silver.job.judged hands them to the Spark function: not ticks, and,
+    with a release horizon, that horizon on the first (bronze.horizon)."""
+    rows = messages.assign(is_tick=False, released_before_us=np.nan)
+    if horizon_us is not None and len(rows):
+        rows.loc[rows.index[0], "released_before_us"] = horizon_us
+    return rows
+
+
+def tick(horizon_us: int) -> pd.DataFrame:
+    """The tick each bucket gets from a bronze commit's horizon row (silver.job.judged)."""
+    rows = frame([message("S", (0, 0.0), 0, 0, True)])
+    return rows.assign(is_tick=True, released_before_us=float(horizon_us))
 
 
 def canonical(rows: pd.DataFrame) -> pd.DataFrame:
@@ -168,19 +183,19 @@ class _State:
 
 def test_the_spark_function_keeps_the_bucket_in_one_state_row() -> None:
     t0 = local("2024-02-05 10:00:00")
-    step = judge_buckets(RULES)
+    step = judge_buckets(RULES, hold=False)
     state = _State()
-    first = frame([message(s, (t0, 1.0), 0, n, True) for n, s in enumerate(["X", "Y"])])
+    first = from_spark(frame([message(s, (t0, 1.0), 0, n, True) for n, s in enumerate("XY")]))
     (out,) = step((3,), [first.iloc[:1], first.iloc[1:]], state)
     rows = decode(out["rows"])  # one value for the call: its rows with the stored columns
     assert len(out) == 1 and rows.schema == STORED
     assert sorted(rows["sensor_id"].to_pylist()) == ["X", "Y"]
-    assert Windows.unpack(*state.value).as_dict() == {"X": Window([t0], [1.0]),
-                                                      "Y": Window([t0], [1.0])}  # fmt: skip
-    junk = frame([message(None, None, 0, 9, False)])
+    assert Windows.unpack(*state.value[:4]).as_dict() == {"X": Window([t0], [1.0]),
+                                                          "Y": Window([t0], [1.0])}  # fmt: skip
+    junk = from_spark(frame([message(None, None, 0, 9, False)]))
     (out,) = step((3,), [junk], state)
     assert decode(out["rows"])["reason"].to_pylist() == ["malformed_json"]
-    assert Windows.unpack(*state.value).as_dict()["X"] == Window([t0], [1.0])
+    assert Windows.unpack(*state.value[:4]).as_dict()["X"] == Window([t0], [1.0])
 
 
 def test_windows_survive_packing() -> None:
