@@ -42,11 +42,11 @@ $(VENV)/.installed: pyproject.toml
 	$(MVN) -f $< dependency:copy-dependencies
 	touch $@
 
-# The Spark driver's class archive (meterlake/infra/classarchive.py): a driver then
+# The Spark driver's class archive (meterlake.app.classarchive.py): a driver then
 # starts in about half the CPU. Made from the jars above; without it (an error here
 # is only reported) Spark starts as before.
 $(CLASS_ARCHIVE): $(VENV)/.installed .jars/spark/.installed .jars/s3/.installed
-	$(BIN)/python -m meterlake.infra.classarchive || echo "no class archive: Spark's driver starts without it"
+	$(BIN)/python -m meterlake.app.classarchive || echo "no class archive: Spark's driver starts without it"
 
 # The local S3-compatible store (`meterlake s3 start`): SeaweedFS's `weed`, built from
 # the Go module proxy. Not `go install module/weed@version`: SeaweedFS's go.mod has a

@@ -69,7 +69,7 @@ class Horizons:
         `last_read`: the produce time (µs) of the last message it read of each."""
         from kafka import KafkaConsumer, TopicPartition
 
-        from meterlake.tools.publish import client_settings
+        from meterlake.core.kafkaclient import client_settings
 
         consumer = KafkaConsumer(
             bootstrap_servers=self.kafka.bootstrap.split(","),

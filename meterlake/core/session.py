@@ -44,7 +44,7 @@ def jars_dir() -> Path:
 
 
 def class_archive() -> Path:
-    """The driver JVM's class archive (meterlake.infra.classarchive, by `make setup`)."""
+    """The driver JVM's class archive (meterlake.app.classarchive, by `make setup`)."""
     return jars_dir() / "spark-driver.jsa"
 
 

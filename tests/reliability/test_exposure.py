@@ -24,8 +24,9 @@ import pytest
 
 from bronze.job import kafka_options, read_kafka
 from meterlake.core.config import PROJECT_ROOT, load_config
+from meterlake.core.kafkaclient import client_settings
 from meterlake.tools.generate import MonthSpec, write_readings
-from meterlake.tools.publish import client_settings, producer_settings
+from meterlake.tools.publish import producer_settings
 from tests.reliability_helpers import cli, is_loopback, listening, meterlake_env, write_conf
 
 SECRET = "S3cr3t-Pa55w0rd-7f3a"

@@ -15,11 +15,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from meterlake.app.cli import main
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.kafkaclient import client_settings
 from meterlake.core.net import free_port
 from meterlake.tools.generate import MonthSpec, write_readings
 from meterlake.tools.publish import (
     BadLine,
-    client_settings,
     ensure_broker_reachable,
     is_header,
     parse_line,

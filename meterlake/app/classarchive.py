@@ -12,7 +12,7 @@ then exits, archiving what it loaded. It belongs to the jars it was made from: a
 whose class path differs ignores it and loads its classes as before
 (meterlake.core.session adds it with the JVM's own messages about it off).
 
-    python -m meterlake.infra.classarchive   # (re)write .jars/spark-driver.jsa
+    python -m meterlake.app.classarchive   # (re)write .jars/spark-driver.jsa
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bronze.horizon import ALL
+from bronze.job import BRONZE_SCHEMA
 from meterlake.core.config import Config, load_config
 from meterlake.core.session import ARCHIVE_QUIET, class_archive
 
 
 def _messages(config: Config) -> list[dict]:
     """A few readings of two meters as bronze rows, the first with its release horizon."""
-    from bronze.horizon import ALL
-
     everything = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ALL)
     rows = []
     for n in range(6):
@@ -54,7 +54,6 @@ def write_archive(target: Path) -> None:
     from deltalake import write_deltalake
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from bronze.job import BRONZE_SCHEMA
     from meterlake.app.pipeline import run_once
     from meterlake.core.session import build_session
     from meterlake.core.sparkinternals import stop_jvm
