@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # Released: every message. The largest instant a Delta timestamp holds (9999-12-31).
 ALL = 253_402_300_799_999_999
 FETCH_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_MS = 5_000  # a broker that does not answer by then is away
 
 Partition = tuple[str, int]
 
@@ -66,7 +67,22 @@ class Horizons:
 
     def next(self, read_to: Mapping[Partition, int], last_read: Mapping[Partition, int]) -> int:
         """The horizon after a batch that read the topic's partitions to `read_to`;
-        `last_read`: the produce time (µs) of the last message it read of each."""
+        `last_read`: the produce time (µs) of the last message it read of each. When
+        the broker does not answer (it may be restarting), every partition counts as
+        having more to read: messages beyond what is known wait for a later batch."""
+        try:
+            ends, produced = self._ask(read_to)
+        except Exception as exc:  # a lookup never fails the batch: its answer is a bound
+            log.warning("bronze horizon: the broker did not answer (%s); messages produced "
+                        "after the last read ones wait for a later batch", type(exc).__name__)
+            ends, produced = {p: end + 1 for p, end in read_to.items()}, {}
+        self.before = release_horizon(read_to, ends, produced, last_read, self.before)
+        return self.before
+
+    def _ask(self, read_to: Mapping[Partition, int]) -> tuple[dict[Partition, int],
+                                                             dict[Partition, int]]:
+        """The end of each partition's log, and the produce time of the first unread
+        message of those read short of it."""
         from kafka import KafkaConsumer, TopicPartition
 
         from meterlake.core.kafkaclient import client_settings
@@ -77,7 +93,8 @@ class Horizons:
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=64 * 1024,
-            request_timeout_ms=15_000,
+            bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
+            request_timeout_ms=15_000,  # kafka-python: above its session timeout (10 s)
             **client_settings(self.kafka.client, KafkaConsumer.DEFAULT_CONFIG),
         )
         try:
@@ -86,12 +103,9 @@ class Horizons:
                     for tp, end in consumer.end_offsets(partitions).items()}
             unread = [tp for tp in partitions
                       if ends[(tp.topic, tp.partition)] > read_to[(tp.topic, tp.partition)]]
-            produced = _first_unread(consumer, unread, read_to)
+            return ends, _first_unread(consumer, unread, read_to)
         finally:
             consumer.close()
-        self.before = release_horizon(read_to, ends, produced, last_read, self.before)
-        return self.before
-
 
 
 def _first_unread(consumer, unread: list, read_to: Mapping[Partition, int]) -> dict[Partition, int]:

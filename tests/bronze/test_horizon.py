@@ -3,7 +3,12 @@ real broker."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from bronze.horizon import ALL, Horizons, release_horizon
+from meterlake.core.net import free_port
 from meterlake.tools.publish import ensure_topic
 
 A, B, C = ("t", 0), ("t", 1), ("t", 2)
@@ -45,3 +50,14 @@ def test_the_broker_gives_the_first_unread_message_of_each_partition(kafka, conf
     assert horizons.next({(topic, 0): 1, (topic, 1): 2, (topic, 2): 0}, {}) == 500_000
     assert horizons.next({(topic, 0): 1, (topic, 1): 2, (topic, 2): 1}, {}) == 2_000_000
     assert horizons.next({(topic, 0): 3, (topic, 1): 2, (topic, 2): 1}, {}) == ALL
+
+
+@pytest.mark.kafka  # a Kafka client (and no broker)
+def test_a_broker_that_does_not_answer_holds_back_what_is_not_known(base_config) -> None:
+    """A batch while the broker restarts: no error, and nothing is released beyond the
+    last message read of any partition (each may have more)."""
+    away = replace(base_config.kafka, bootstrap=f"127.0.0.1:{free_port()}")
+    horizons = Horizons(away)
+    horizons.before = 10
+    assert horizons.next({A: 5, B: 3}, {A: 40, B: 25}) == 25
+    assert horizons.next({A: 6, B: 3, C: 0}, {A: 41}) == 25  # never back, B and C unknown
