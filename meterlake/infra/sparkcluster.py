@@ -27,6 +27,8 @@ from pathlib import Path
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.net import free_port, pid_alive, port_open
 
+# The JVMs of a loopback cluster live minutes: C1 only, as the driver's default.
+JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 LOG4J2 = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stdout.ref = console
@@ -95,6 +97,8 @@ class SparkClusterConf:
             # 3 s for it (the default) only idles the other core here.
             "spark.locality.wait": "0s",
             "spark.executor.memory": memory,
+            # C1 only, as the driver ([spark] java_options): executors here live minutes
+            "spark.executor.extraJavaOptions": JIT_OPTIONS,
             "spark.executor.cores": str(self.worker_cores),
             "spark.cores.max": str(self.worker_cores * len(self.worker_ports)),
         }
@@ -119,6 +123,7 @@ def _env(conf: SparkClusterConf) -> dict[str, str]:
         SPARK_LOCAL_IP=conf.host,
         SPARK_LOCAL_HOSTNAME=conf.host,
         SPARK_DAEMON_MEMORY=conf.daemon_memory,
+        SPARK_DAEMON_JAVA_OPTS=JIT_OPTIONS,
         SPARK_NO_DAEMONIZE="1",
     )
     return env
