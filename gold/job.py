@@ -39,7 +39,7 @@ from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.steps import step_micros
 from meterlake.core.streams import start_stream
-from meterlake.core.tables import ensure_table
+from meterlake.core.tables import ensure_table, read_appends
 from meterlake.core.tariff import load_tariff
 
 if TYPE_CHECKING:
@@ -102,5 +102,5 @@ def ensure_gold_tables(spark: SparkSession, config: Config) -> None:
 
 def start_gold(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
     ensure_gold_tables(spark, config)
-    pieces = spark.readStream.format("delta").load(str(config.table_path("silver")))
+    pieces = read_appends(spark, config.table_path("silver"))
     return start_stream(pieces, "gold", config, GoldWriter(config), once)

@@ -39,7 +39,7 @@ from meterlake.core.checkpoints import pin_layout
 from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
 from meterlake.core.streams import start_stream
-from meterlake.core.tables import ensure_table
+from meterlake.core.tables import ensure_table, read_appends
 from meterlake.core.tariff import load_tariff
 from silver.bucket import STATE_DDL, STATE_LAYOUT, judge_buckets
 from silver.judge import NO_SENSOR, SilverRules
@@ -221,9 +221,8 @@ def read_messages(spark: SparkSession, config: Config) -> DataFrame:
     (`[streams] silver_source = "kafka"`) or from the bronze table ("bronze")."""
     if config.streams.silver_source == "kafka":
         return read_kafka(spark, config).transform(to_bronze)
-    reader = spark.readStream.format("delta")
-    reader = reader.option("maxBytesPerTrigger", config.streams.bronze_bytes_per_trigger)
-    return reader.load(str(config.table_path("bronze")))
+    return read_appends(spark, config.table_path("bronze"),
+                        {"maxBytesPerTrigger": config.streams.bronze_bytes_per_trigger})
 
 
 def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
