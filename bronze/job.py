@@ -109,7 +109,8 @@ def with_horizon(rows: pa.Table, horizon_us: int) -> pa.Table:
     if not rows.num_rows:
         return rows
     at = rows.schema.get_field_index("released_before")
-    marks = pa.array([horizon_us] + [None] * (rows.num_rows - 1), pa.int64())
+    marks = pa.concat_arrays([pa.array([horizon_us], pa.int64()),
+                              pa.nulls(rows.num_rows - 1, pa.int64())])
     return rows.set_column(at, rows.field(at), marks.cast(rows.field(at).type))
 
 

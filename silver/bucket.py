@@ -263,11 +263,7 @@ def _held(stream: bytes) -> pd.DataFrame | None:
 def _hold(messages: pd.DataFrame) -> bytes:
     if not len(messages):
         return b""
-    table = pa.Table.from_pandas(messages[MESSAGE_COLUMNS], preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as stream:
-        stream.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return encode(pa.Table.from_pandas(messages[MESSAGE_COLUMNS], preserve_index=False))
 
 
 def release(
@@ -294,8 +290,8 @@ def judge_buckets(rules: SilverRules, hold: bool):
         rows = pd.concat(list(frames), ignore_index=True)
         stored = state.get if state.exists else None
         windows = Windows.unpack(*stored[:4]) if stored else Windows.empty()
-        horizon = max(stored[5] if stored else 0, int(rows["released_before_us"].max(skipna=True))
-                      if rows["released_before_us"].notna().any() else 0)
+        latest = rows["released_before_us"].max()  # NaN: no horizon in this batch
+        horizon = max(stored[5] if stored else 0, 0 if pd.isna(latest) else int(latest))
         messages = rows[~rows["is_tick"].astype(bool)][MESSAGE_COLUMNS]
         if hold:
             messages, held = release(messages, _held(stored[4]) if stored else None, horizon)

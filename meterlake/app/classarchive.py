@@ -17,42 +17,38 @@ whose class path differs ignores it and loads its classes as before
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+from pyspark.sql.pandas.types import to_arrow_schema
+
 from bronze.horizon import ALL
-from bronze.job import BRONZE_SCHEMA
+from bronze.job import BRONZE_SCHEMA, with_horizon
 from meterlake.core.config import Config, load_config
 from meterlake.core.session import ARCHIVE_QUIET, class_archive
+from meterlake.tools.publish import reading_message
 
 
-def _messages(config: Config) -> list[dict]:
-    """A few readings of two meters as bronze rows, the first with its release horizon."""
-    everything = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ALL)
+def _messages(config: Config) -> pa.Table:
+    """A few readings of two meters as one bronze commit, with its release horizon."""
     rows = []
     for n in range(6):
-        at = datetime(2024, 2, 5, 10, 0, tzinfo=UTC).timestamp() + n * 900
-        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        at = datetime(2024, 2, 5, 10, 0, tzinfo=UTC) + timedelta(minutes=15 * n)
         for sensor in ("A", "B"):
-            value = json.dumps({"timestamp": stamp, "sensor_id": sensor, "energy": 100 + n})
-            rows.append({
-                "key": None, "value": value.encode(), "topic": config.kafka.topic,
-                "partition": 0, "offset": len(rows),
-                "kafka_timestamp": datetime.fromtimestamp(at, UTC),
-                "ingested_at": datetime.fromtimestamp(at, UTC),
-                "released_before": everything if not rows else None,
-            })
-    return rows
+            key, value = reading_message(at.strftime("%Y-%m-%d %H:%M:%S"), sensor, 100 + n)
+            rows.append({"key": key, "value": value, "topic": config.kafka.topic,
+                         "partition": 0, "offset": len(rows), "kafka_timestamp": at,
+                         "ingested_at": at, "released_before": None})
+    schema = to_arrow_schema(BRONZE_SCHEMA, timezone="UTC")
+    return with_horizon(pa.Table.from_pylist(rows, schema=schema), ALL)
 
 
 def write_archive(target: Path) -> None:
     """Run silver and gold once in a driver that archives its classes to `target`."""
-    import pyarrow as pa
     from deltalake import write_deltalake
-    from pyspark.sql.pandas.types import to_arrow_schema
 
     from meterlake.app.pipeline import run_once
     from meterlake.core.session import build_session
@@ -72,9 +68,7 @@ def write_archive(target: Path) -> None:
         spark = build_session(config)
         bronze = config.table_path("bronze")
         ensure_table(spark, bronze, BRONZE_SCHEMA, "raw Kafka messages")
-        schema = to_arrow_schema(BRONZE_SCHEMA, timezone="UTC")
-        write_deltalake(str(bronze), pa.Table.from_pylist(_messages(config), schema=schema),
-                        mode="append")
+        write_deltalake(str(bronze), _messages(config), mode="append")
         run_once(spark, config, ["silver", "gold"], echo=lambda _: None)
         stop_jvm(spark)  # the JVM writes the archive as it exits
     if not partial.exists():
