@@ -22,6 +22,7 @@ from meterlake.app.pipeline import start_layer
 from meterlake.core.catalog import LAYERS
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
+from meterlake.core.streams import Run
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -44,7 +45,7 @@ def short_triggers(
 
 
 def start_pipeline(spark: SparkSession, config: Config) -> list[StreamingQuery]:
-    return [q for layer in LAYERS for q in start_layer(spark, config, layer, once=False)]
+    return [q for layer in LAYERS for q in start_layer(spark, config, layer, Run.LIVE)]
 
 
 def stop_all(queries: list[StreamingQuery], settle_s: float = 10) -> None:

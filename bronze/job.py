@@ -36,7 +36,7 @@ from bronze.horizon import Horizons
 from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
 from meterlake.core.sparkinternals import planned_offsets
-from meterlake.core.streams import start_stream
+from meterlake.core.streams import Run, start_stream
 from meterlake.core.tables import ensure_table
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def write_bronze_batch(config: Config):
     return write
 
 
-def start_bronze(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
+def start_bronze(spark: SparkSession, config: Config, run: Run) -> StreamingQuery:
     path = config.table_path("bronze")
     ensure_table(spark, path, BRONZE_SCHEMA, "raw Kafka messages, one row per offset")
     ensure_table(
@@ -186,4 +186,4 @@ def start_bronze(spark: SparkSession, config: Config, once: bool) -> StreamingQu
         "Kafka offsets lost before bronze read them (on_data_loss = record)",
     )
     messages = read_kafka(spark, config).transform(to_bronze)
-    return start_stream(messages, "bronze", config, write_bronze_batch(config), once)
+    return start_stream(messages, "bronze", config, write_bronze_batch(config), run)

@@ -38,7 +38,7 @@ from meterlake.core.commits import STEP_SLOTS, BatchWriter
 from meterlake.core.config import Config
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.steps import step_micros
-from meterlake.core.streams import start_stream
+from meterlake.core.streams import Run, start_stream
 from meterlake.core.tables import ensure_table, read_appends
 from meterlake.core.tariff import load_tariff
 
@@ -100,7 +100,7 @@ def ensure_gold_tables(spark: SparkSession, config: Config) -> None:
         ensure_table(spark, path, answer.schema, answer.comment, (answer.partition,))
 
 
-def start_gold(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
+def start_gold(spark: SparkSession, config: Config, run: Run) -> StreamingQuery:
     ensure_gold_tables(spark, config)
     pieces = read_appends(spark, config.table_path("silver"))
-    return start_stream(pieces, "gold", config, GoldWriter(config), once)
+    return start_stream(pieces, "gold", config, GoldWriter(config), run)

@@ -38,7 +38,7 @@ from meterlake.core import failpoints
 from meterlake.core.checkpoints import pin_layout
 from meterlake.core.commits import BatchWriter
 from meterlake.core.config import Config
-from meterlake.core.streams import start_stream
+from meterlake.core.streams import Run, start_stream
 from meterlake.core.tables import ensure_table, read_appends
 from meterlake.core.tariff import load_tariff
 from silver.bucket import STATE_DDL, STATE_LAYOUT, judge_buckets
@@ -225,7 +225,7 @@ def read_messages(spark: SparkSession, config: Config) -> DataFrame:
                         {"maxBytesPerTrigger": config.streams.bronze_bytes_per_trigger})
 
 
-def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQuery:
+def start_silver(spark: SparkSession, config: Config, run: Run) -> StreamingQuery:
     for table, (schema, comment) in TABLES.items():
         ensure_table(spark, config.table_path(table), schema, comment)
     buckets = config.streams.meter_buckets
@@ -234,4 +234,4 @@ def start_silver(spark: SparkSession, config: Config, once: bool) -> StreamingQu
     hold = config.streams.silver_source == "bronze"
     step = judged(silver_rules(config), buckets, hold)
     rows = read_messages(spark, config).transform(step)
-    return start_stream(rows, "silver", config, write_silver_batch(config), once)
+    return start_stream(rows, "silver", config, write_silver_batch(config), run)

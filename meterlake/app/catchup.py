@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -208,14 +208,18 @@ def watched(
     queries: dict[str, StreamingQuery],
     progress: Callable[..., Progress],
     started: float | None = None,
+    follows: Mapping[str, str] | None = None,
     every_s: float = TICK_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Callable[[], None]]:
     """A `tick()` that shows, on a new `progress`, each layer's rows read of its total
     (rates from `started`, a `clock()` time; a plain line every `[progress] every_s` when
     not on a terminal); it looks at most every `every_s` seconds. `queries`: layer -> its
-    running query."""
-    totals = {layer: layer_waiting(config, layer, q) for layer, q in queries.items()}
+    running query; `follows`: a layer -> the layer of the run it reads, whose total is
+    known once that layer ended (meterlake.app.pipeline.run_once)."""
+    follows = follows or {}
+    totals = {layer: None if layer in follows else layer_waiting(config, layer, q)
+              for layer, q in queries.items()}
     counts = {layer: LayerCount(q, totals[layer]) for layer, q in queries.items()}
     looked = -math.inf
     rows = {f"{layer:>6}": total for layer, total in totals.items()}
@@ -228,6 +232,12 @@ def watched(
             looked = clock()
             running = running_stage_records(spark)
             for layer, query in queries.items():
+                source = follows.get(layer)
+                if totals[layer] is None and source and not queries[source].isActive:
+                    waiting = layer_waiting(config, layer, query)
+                    if waiting is not None:
+                        totals[layer] = finished_rows(query) + waiting
+                        shown.set_total(f"{layer:>6}", totals[layer])
                 total, ended = totals[layer], not query.isActive
                 done = counts[layer](0 if ended else running.get(layer, 0))
                 shown.update(f"{layer:>6}", min(done, total) if total is not None else done,

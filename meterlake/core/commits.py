@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pyarrow.compute as pc  # type: ignore[import-untyped]
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import (
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location
@@ -59,6 +65,11 @@ Merge = Callable[[pa.Table, pa.Table], pa.Table]
 
 
 ONE_FILE = 1 << 50  # bytes: a target file size no batch reaches
+# Appended files in row groups of this many rows: Spark splits a file for its tasks
+# only between row groups, so a batch's one file is read by every core (a file of
+# 100,000 bronze messages: 7 groups, about 2 MB; meterlake.core.session).
+ROW_GROUP_ROWS = 16_384
+APPENDED = WriterProperties(compression="SNAPPY", max_row_group_size=ROW_GROUP_ROWS)
 
 
 def as_stored(rows: pa.Table) -> pa.Table:
@@ -134,6 +145,7 @@ class BatchWriter:
         def commit(table: DeltaTable) -> None:
             write_deltalake(table, as_stored(rows), mode="append",
                             target_file_size=ONE_FILE if one_file else None,
+                            writer_properties=APPENDED,
                             commit_properties=CommitProperties(
                                 app_transactions=[Transaction(app_id, batch_id)]))
 

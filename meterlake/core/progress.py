@@ -134,6 +134,10 @@ class Progress:
     def _seconds(self, row: _Row, now: float) -> float:
         return row.seconds if row.seconds is not None else now - self.started
 
+    def set_total(self, label: str, total: int) -> None:
+        """A row's total, once it is known (a layer following another: when that one ended)."""
+        self.rows[label].total = total
+
     def update(self, label: str, done: int, final: bool = False) -> None:
         row = self.rows[label]
         if row.seconds is not None:

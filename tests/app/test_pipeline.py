@@ -225,18 +225,43 @@ def test_time_travel_shows_the_answer_before_later_readings(spark, kafka, config
     assert earlier.rows == before.rows == [("X", pytest.approx(0.7)), ("Y", pytest.approx(0.6))]
 
 
-def test_silver_rebuilt_from_bronze_gives_the_same_answers(spark, kafka, config) -> None:
-    """`[streams] silver_source = "bronze"` (the default): the layers one after
-    another, silver reading the raw landing, not the topic; the same hand-computed
-    gold. With "kafka", bronze and silver catch up side by side."""
+def test_silver_follows_bronze_side_by_side(spark, kafka, config) -> None:
+    """run_once starts bronze and silver together: silver judges bronze's batches as
+    bronze commits them, so it takes more than one batch (bronze's five files, read
+    after bronze ended, would be one batch of `bronze_bytes_per_trigger`), and its first
+    begins before bronze's last; silver ends after bronze, gold after silver; the
+    hand-computed answers."""
     from dataclasses import replace
 
-    from meterlake.app.pipeline import stages
+    one_each = replace(config, streams=replace(config.streams, max_offsets_per_trigger=1))
+    _send(kafka, config, SMALL)
+    started = []
+    ended = run_once(spark, one_each, ALL, echo=lambda _: None, on_start=started.append)
+    batches = {q.name: [p for p in q.recentProgress if p["numInputRows"]] for q in started}
+    assert len(batches["bronze"]) == len(SMALL)
+    assert len(batches["silver"]) >= 2
+    assert batches["silver"][0]["timestamp"] < batches["bronze"][-1]["timestamp"]
+    assert sum(p["numInputRows"] for p in batches["silver"]) == len(SMALL)
+    assert ended["bronze"] <= ended["silver"] <= ended["gold"]
+    assert _gold(spark, config) == {t: _approx(rows) for t, rows in EXPECTED.items()}
 
+
+def test_silver_rebuilt_from_bronze_gives_the_same_answers(spark, kafka, config) -> None:
+    """`[streams] silver_source = "bronze"` (the default): silver reads the raw
+    landing, not the topic, following bronze in a catch-up; the same hand-computed
+    gold. With "kafka", silver reads the topic beside bronze, following nobody; gold
+    catches up after them in either case."""
+    from dataclasses import replace
+
+    from meterlake.app.pipeline import followed, stages
+
+    assert stages(ALL) == [["bronze", "silver"], ["gold"]]
+    assert stages(["silver", "gold"]) == [["silver"], ["gold"]]
     from_bronze = replace(config, streams=replace(config.streams, silver_source="bronze"))
-    assert stages(from_bronze, ALL) == [["bronze"], ["silver"], ["gold"]]
+    assert followed(from_bronze, ["bronze", "silver"]) == {"silver": "bronze"}
+    assert followed(from_bronze, ["silver", "gold"]) == {"gold": "silver"}
     on_topic = replace(config, streams=replace(config.streams, silver_source="kafka"))
-    assert stages(on_topic, ALL) == [["bronze", "silver"], ["gold"]]
+    assert followed(on_topic, ["bronze", "silver"]) == {}
     _send(kafka, config, SMALL)
     run_once(spark, from_bronze, ["bronze"], echo=lambda _: None)
     # Silver and gold told of another topic, an empty one: only bronze has the readings.

@@ -17,6 +17,7 @@ from meterlake.core.config import PROJECT_ROOT
 from meterlake.core.net import free_port
 from meterlake.core.session import class_archive, spark_settings, submit_args
 from meterlake.core.sparkinternals import jvm_pid
+from meterlake.core.streams import Run
 from meterlake.infra import broker
 from meterlake.read.connection import connect
 from meterlake.read.history import history
@@ -157,9 +158,9 @@ def test_spark_lands_a_topic_in_delta_and_duckdb_reads_it_and_an_older_version(
 ) -> None:
     first = [(b"a", b"one"), (b"b", b"two"), (None, b"\x00\xff binary")]
     produce(kafka, config.kafka.topic, first)
-    start_bronze(spark, config, once=True).awaitTermination()
+    start_bronze(spark, config, Run.ONCE).awaitTermination()
     produce(kafka, config.kafka.topic, [(b"c", b"three")])
-    start_bronze(spark, config, once=True).awaitTermination()
+    start_bronze(spark, config, Run.ONCE).awaitTermination()
 
     rows = spark.read.format("delta").load(str(config.table_path("bronze"))).collect()
     landed = sorted(((r.key and bytes(r.key), bytes(r.value), r.topic) for r in rows), key=repr)

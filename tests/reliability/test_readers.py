@@ -22,6 +22,7 @@ import pytest
 from gold.job import ensure_gold_tables
 from meterlake.app.pipeline import start_layer
 from meterlake.core.catalog import LAYER_TABLES, LAYERS
+from meterlake.core.streams import Run
 from meterlake.read.answers import query_view
 from meterlake.read.sandbox import read_only_sql
 from meterlake.tools.generate import MonthSpec, write_readings
@@ -102,7 +103,7 @@ def test_duckdb_readers_never_fail_nor_see_half_a_commit_while_gold_updates(
                   "SET TBLPROPERTIES ('delta.checkpointInterval' = '2')")
     try:
         for layer in LAYERS:
-            queries += start_layer(spark, live, layer, once=False)
+            queries += start_layer(spark, live, layer, Run.LIVE)
         reader.start()
         for chunk in chunks[1:]:
             time.sleep(4)
