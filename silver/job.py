@@ -112,6 +112,13 @@ def silver_rules(config: Config) -> SilverRules:
     )
 
 
+# CANONICAL's groups, each after a separator none of them can hold: one match per
+# message (a regexp_extract per group matched five times: the month's 456,762
+# messages 1.66 s against 0.68 s).
+_SEPARATOR = "\x01"
+_GROUPS = "".join(f"{_SEPARATOR}${i}" for i in range(1, 6))
+
+
 def with_fields(bronze: DataFrame) -> DataFrame:
     """The grouping key (the JSON's sensor_id, or '' when there is none to read) and,
     for a message in the publishers' own form (silver.message.CANONICAL), its fields
@@ -120,14 +127,15 @@ def with_fields(bronze: DataFrame) -> DataFrame:
     offset), `fast_energy`, `fast_naive` (no offset); null for any other message,
     which Python parses."""
     text = F.col("value").cast("string")
-    day, clock, offset, sensor, energy = (
-        F.regexp_extract(text, CANONICAL, i) for i in (1, 2, 3, 4, 5)
-    )
-    canonical = day != ""
-    local, pattern = F.concat_ws(" ", day, clock), "yyyy-MM-dd HH:mm:ss[.SSSSSS]"
-    moment = F.when(offset == "", F.try_to_timestamp(local, F.lit(pattern))).otherwise(
-        F.try_to_timestamp(F.concat(local, offset), F.lit(pattern + "XXX"))
-    )
+    groups = F.regexp_replace(text, CANONICAL, _GROUPS)
+    # The pattern is anchored: a message in the form becomes its groups, which start
+    # with the separator where the message starts with '{'; any other stays as it is.
+    canonical = groups != text
+    parts = F.split(groups, _SEPARATOR)
+    day, clock, offset, sensor, energy = (F.get(parts, F.lit(i)) for i in (1, 2, 3, 4, 5))
+    # Spark's own reading of an ISO 8601 time (a naive one in the session's zone), not a
+    # pattern's: the month's timestamps 0.45 s -> 0.06 s.
+    moment = F.concat(day, F.lit(" "), clock, offset).try_cast("timestamp")
     key = F.when(canonical, sensor).otherwise(F.get_json_object(text, "$.sensor_id"))
     return bronze.select(
         F.coalesce(key, F.lit(NO_SENSOR)).alias("sensor_key"),
