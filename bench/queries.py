@@ -171,8 +171,8 @@ def file_counts(config: Config, tables: tuple[str, ...]) -> dict[str, dict[str, 
 
 
 def compact(spark: SparkSession, config: Config, tables: tuple[str, ...]) -> float:
-    """OPTIMIZE (bin-packing compaction) through delta-spark; seconds."""
+    """Bin-packing compaction (meterlake.core.compaction); seconds."""
     began = time.monotonic()
     for table in tables:
-        compaction.compact(spark, str(config.table_path(table)))
+        compaction.compact(str(config.table_path(table)))
     return time.monotonic() - began

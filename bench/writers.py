@@ -166,7 +166,7 @@ def compare_compaction(spark: SparkSession, root: Path, appends: int = 120,
         }
         if way == "scheduled":
             began = time.perf_counter()
-            compact(spark, str(path))
+            compact(str(path))
             results[way]["optimize_s"] = round(time.perf_counter() - began, 2)
             results[way]["small_files_after"] = small_files(str(path))
         shutil.rmtree(path, ignore_errors=True)

@@ -263,7 +263,7 @@ def run_once(
         for layer, query in queries.items():
             timings[layer] = ended[layer] - began
             echo(f"{layer:>6}: read {_rows_read(query):,} rows in {ended[layer] - started:.1f} s")
-    compacted = compact_due(spark, config, layers)
+    compacted = compact_due(config, layers)
     if compacted:
         echo(f"compacted the small files of {', '.join(compacted)}")
     if before is not None:
@@ -286,7 +286,7 @@ def run_live(spark: SparkSession, config: Config, layers: list[str], echo=print)
         layers = check_layers(layers)
         for layer in layers:
             locks += guard_layer(config, layer)
-        with Interrupts(lambda: echo(STOPPING)) as ctrl_c, Compactor(spark, config, layers):
+        with Interrupts(lambda: echo(STOPPING)) as ctrl_c, Compactor(config, layers):
             try:
                 for layer in layers:
                     if not ctrl_c.count:

@@ -4,7 +4,7 @@ streams rather than inside their micro-batches.
 Streams append a few small files per micro-batch. Delta's inline auto compaction
 (`delta.autoOptimize.autoCompact`) rewrites them inside the commit that crosses 50
 files, so every fiftieth batch of a query takes seconds longer (bench `compaction`).
-Here the live run compacts instead, in its own thread and scheduler pool, every
+Here the live run compacts instead, in its own thread (delta-rs, not Spark), every
 `[streams] compact_every_s`, each table that has `compact_min_files` small files;
 a catch-up (`run --once`) compacts at its end. OPTIMIZE commits change no data:
 streams reading the table skip them, and appends never conflict with them.
@@ -17,14 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from meterlake.core import catalog
+from meterlake.core.commits import APPENDED
 from meterlake.core.config import Config
-from meterlake.core.location import on_object_store
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -46,43 +42,38 @@ def small_files(path: str) -> int:
     return sum(1 for size in sizes.to_pylist() if size < SMALL_FILE_BYTES)
 
 
-def compact(spark: SparkSession, path: str) -> None:
-    """OPTIMIZE (bin-packing) through delta-spark; on an object store through delta-rs,
-    whose commit is a conditional put like the streams' appends (delta-spark's S3 log
-    store writes a commit unconditionally, which could replace an append's commit of
-    the same version there)."""
-    from delta.tables import DeltaTable
+def compact(path: str) -> None:
+    """Bin-pack the table's small files with delta-rs, in row groups Spark can split
+    (meterlake.core.commits.APPENDED). Its commit is a conditional put like the streams'
+    appends, on local disk and on an object store (delta-spark's S3 log store writes a
+    commit unconditionally, which could replace an append's commit of the same
+    version there). The 5,000-meter day's catch-up compacted its three tables in 105 s
+    through delta-spark's OPTIMIZE; the month's bronze takes 0.2 s here against 3.8-8.4 s."""
+    from deltalake import DeltaTable
 
-    if on_object_store(path):
-        from deltalake import DeltaTable as Log
-
-        Log(path).optimize.compact(target_size=COMPACTED_FILE_BYTES)
-        return
-    spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(COMPACTED_FILE_BYTES))
-    DeltaTable.forPath(spark, path).optimize().executeCompaction()
+    DeltaTable(path).optimize.compact(target_size=COMPACTED_FILE_BYTES,
+                                      writer_properties=APPENDED)
 
 
-def compact_due(spark: SparkSession, config: Config, layers: list[str]) -> list[str]:
+def compact_due(config: Config, layers: list[str]) -> list[str]:
     """Compact the layers' appended tables that have enough small files; their names."""
     done = []
     for layer in layers:
         for table in catalog.names(layer=layer, appended=True):
             path = str(config.table_path(table))
             if small_files(path) >= config.streams.compact_min_files:
-                compact(spark, path)
+                compact(path)
                 done.append(table)
     return done
 
 
 class Compactor:
-    """`compact_due` every `compact_every_s` in a daemon thread, in scheduler pool
-    "compaction", until `stop()`. A failed round is logged, not raised: the streams
-    go on, and the next round tries again."""
+    """`compact_due` every `compact_every_s` in a daemon thread, until `stop()`. A
+    failed round is logged, not raised: the streams go on, and the next round tries
+    again."""
 
-    POOL = "compaction"
-
-    def __init__(self, spark: SparkSession, config: Config, layers: list[str]) -> None:
-        self.spark, self.config, self.layers = spark, config, layers
+    def __init__(self, config: Config, layers: list[str]) -> None:
+        self.config, self.layers = config, layers
         self.rounds: list[tuple[float, list[str]]] = []  # (seconds, tables compacted)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="compactor", daemon=True)
@@ -105,11 +96,10 @@ class Compactor:
         return self._thread.is_alive()
 
     def _loop(self) -> None:
-        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", self.POOL)
         while not self._stop.wait(self.config.streams.compact_every_s):
             began = time.monotonic()
             try:
-                tables = compact_due(self.spark, self.config, self.layers)
+                tables = compact_due(self.config, self.layers)
             except Exception as exc:  # the streams go on; the next round tries again
                 log.warning("compaction failed: %s", str(exc).splitlines()[0][:300])
                 continue

@@ -38,9 +38,9 @@ def test_a_table_is_compacted_once_it_has_enough_small_files(spark, config) -> N
     config = _scheduled(config, min_files=5)
     path = _append_small_files(spark, config, 4)
     assert small_files(path) == 4
-    assert compact_due(spark, config, ["silver"]) == []  # 4 < 5: left alone
+    assert compact_due(config, ["silver"]) == []  # 4 < 5: left alone
     _append_small_files(spark, config, 1)
-    assert compact_due(spark, config, ["silver"]) == ["readings"]
+    assert compact_due(config, ["silver"]) == ["readings"]
     assert small_files(path) == 1
     assert _energies(spark, path) == [0.0, 0.0, 1.0, 2.0, 3.0]
     last = DeltaTable.forPath(spark, path).history(1).first()
@@ -50,14 +50,14 @@ def test_a_table_is_compacted_once_it_has_enough_small_files(spark, config) -> N
 def test_only_the_layers_run_are_compacted(spark, config) -> None:
     config = _scheduled(config, min_files=2)
     path = _append_small_files(spark, config, 3)
-    assert compact_due(spark, config, ["bronze", "gold"]) == []
+    assert compact_due(config, ["bronze", "gold"]) == []
     assert small_files(path) == 3
 
 
 def test_the_live_run_compacts_beside_the_streams_every_interval(spark, config) -> None:
     config = _scheduled(config, every_s=0.2, min_files=3)
     path = _append_small_files(spark, config, 3)
-    with Compactor(spark, config, ["silver"]) as compactor:
+    with Compactor(config, ["silver"]) as compactor:
         deadline = time.monotonic() + 60
         while not any(tables for _, tables in compactor.rounds):
             assert time.monotonic() < deadline, "no compaction within 60 s"
@@ -75,7 +75,7 @@ def test_a_failed_round_is_logged_and_the_next_round_goes_on(spark, config, capl
     (path / "_delta_log").mkdir()
     (path / "_delta_log" / "00000000000000000000.json").write_text("not json\n")
     with caplog.at_level("WARNING", "meterlake.core.compaction"):
-        with Compactor(spark, config, ["silver"]) as compactor:
+        with Compactor(config, ["silver"]) as compactor:
             deadline = time.monotonic() + 30
             while "compaction failed" not in caplog.text:
                 assert time.monotonic() < deadline, "no failed round within 30 s"
