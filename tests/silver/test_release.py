@@ -61,9 +61,9 @@ def _catch_up(messages: pd.DataFrame, rnd: random.Random, hold: bool) -> pd.Data
             continue
         before = release_horizon(
             {("t", p): read[p] for p in parts}, log_end,
-            {("t", p): int(parts[p]["kafka_ts_us"].iloc[read[p]])
-             for p in parts if read[p] < len(parts[p])},
-            {}, before,
+            {("t", p): int(parts[p]["kafka_ts_us"].iloc[read[p] - 1])
+             for p in parts if read[p]},
+            before,
         )
         out += [decode(result["rows"])
                 for result in step((0,), [from_spark(batch, before), tick(before)], state)]
