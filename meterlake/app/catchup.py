@@ -216,7 +216,8 @@ def watched(
     (rates from `started`, a `clock()` time; a plain line every `[progress] every_s` when
     not on a terminal); it looks at most every `every_s` seconds. `queries`: layer -> its
     running query; `follows`: a layer -> the layer of the run it reads, whose total is
-    known once that layer ended (meterlake.app.pipeline.run_once)."""
+    known once that layer ended (meterlake.app.pipeline.run_once). Leaving the `with`
+    normally shows every layer's last figures."""
     follows = follows or {}
     totals = {layer: None if layer in follows else layer_waiting(config, layer, q)
               for layer, q in queries.items()}
@@ -237,6 +238,7 @@ def watched(
                     waiting = layer_waiting(config, layer, query)
                     if waiting is not None:
                         totals[layer] = finished_rows(query) + waiting
+                        counts[layer].floor = totals[layer] * RUNNING_FLOOR
                         shown.set_total(f"{layer:>6}", totals[layer])
                 total, ended = totals[layer], not query.isActive
                 done = counts[layer](0 if ended else running.get(layer, 0))
@@ -244,3 +246,5 @@ def watched(
                              final=ended)
 
         yield tick
+        looked = -math.inf  # every layer ended: their last figures
+        tick()

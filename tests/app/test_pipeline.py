@@ -225,24 +225,41 @@ def test_time_travel_shows_the_answer_before_later_readings(spark, kafka, config
     assert earlier.rows == before.rows == [("X", pytest.approx(0.7)), ("Y", pytest.approx(0.6))]
 
 
-def test_silver_follows_bronze_side_by_side(spark, kafka, config) -> None:
+def test_silver_follows_bronze_side_by_side(spark, kafka, config, monkeypatch) -> None:
     """run_once starts bronze and silver together: silver judges bronze's batches as
     bronze commits them, so it takes more than one batch (bronze's five files, read
     after bronze ended, would be one batch of `bronze_bytes_per_trigger`), and its first
-    begins before bronze's last; silver ends after bronze, gold after silver; the
-    hand-computed answers."""
+    begins before bronze's last; silver ends after bronze, gold after silver; silver's
+    progress gets its total once bronze ended; the hand-computed answers."""
+    import io
+    import time
     from dataclasses import replace
+    from functools import partial
 
-    one_each = replace(config, streams=replace(config.streams, max_offsets_per_trigger=1))
+    from meterlake.core.progress import Progress
+
+    one_each = replace(config, streams=replace(config.streams, max_offsets_per_trigger=1),
+                       progress=replace(config.progress, every_s=0))
     _send(kafka, config, SMALL)
-    started = []
-    ended = run_once(spark, one_each, ALL, echo=lambda _: None, on_start=started.append)
+    # Bronze's batches slowed to most of a second each (its foreachBatch runs in this
+    # process): five of them leave silver's 250 ms trigger time to follow.
+    import bronze.job
+
+    horizon = bronze.job.Horizons.next
+    monkeypatch.setattr(bronze.job.Horizons, "next",
+                        lambda *a: (time.sleep(0.8), horizon(*a))[1])
+    started, shown = [], io.StringIO()
+    ended = run_once(spark, one_each, ALL, echo=lambda _: None, on_start=started.append,
+                     progress=partial(Progress, stream=shown, tty=False))
     batches = {q.name: [p for p in q.recentProgress if p["numInputRows"]] for q in started}
     assert len(batches["bronze"]) == len(SMALL)
     assert len(batches["silver"]) >= 2
     assert batches["silver"][0]["timestamp"] < batches["bronze"][-1]["timestamp"]
     assert sum(p["numInputRows"] for p in batches["silver"]) == len(SMALL)
     assert ended["bronze"] <= ended["silver"] <= ended["gold"]
+    # silver's total is known once bronze ended: its last line counts 5 of 5
+    silver_lines = [x for x in shown.getvalue().splitlines() if x.startswith("silver:")]
+    assert silver_lines[-1].startswith("silver: 5 of 5 rows (100%)")
     assert _gold(spark, config) == {t: _approx(rows) for t, rows in EXPECTED.items()}
 
 
