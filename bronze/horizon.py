@@ -59,7 +59,8 @@ def release_horizon(
 class Horizons:
     """The release horizon of each bronze batch of one query, with the end of each
     partition's log asked of the broker by a kafka-python consumer (no group, nothing
-    committed), kept open from batch to batch."""
+    committed), kept open from batch to batch until the horizon is ALL (which it stays:
+    a horizon never goes back)."""
 
     def __init__(self, kafka: KafkaConf) -> None:
         self.kafka = kafka
@@ -72,6 +73,8 @@ class Horizons:
         `last_read`: the produce time (µs) of the last message it read of each. When
         the broker does not answer (it may be restarting), every partition counts as
         having more to read: messages beyond what is known wait for a later batch."""
+        if self.before == ALL:
+            return ALL  # a horizon never goes back: nothing left to ask
         self.read.update(last_read)
         try:
             ends = self._log_ends(read_to)
@@ -81,6 +84,8 @@ class Horizons:
             self.close()
             ends = {p: end + 1 for p, end in read_to.items()}
         self.before = release_horizon(read_to, ends, self.read, self.before)
+        if self.before == ALL:
+            self.close()
         return self.before
 
     def _log_ends(self, read_to: Mapping[Partition, int]) -> dict[Partition, int]:

@@ -33,7 +33,7 @@ def test_a_partition_never_read_stands_in_with_the_previous_horizon() -> None:
     assert release_horizon({A: 5}, {A: 9}, {A: 8}, 12) == 12
 
 
-def test_the_broker_tells_which_partitions_are_read_to_their_end(kafka, config) -> None:
+def test_the_broker_tells_which_partitions_are_read_to_their_end(kafka, config, caplog) -> None:
     """Where the logs end is asked of the real broker; what was read is remembered from
     batch to batch, where a batch read nothing of a partition."""
     from kafka import KafkaProducer
@@ -54,7 +54,12 @@ def test_the_broker_tells_which_partitions_are_read_to_their_end(kafka, config) 
     # 2 read to its end; 0 not read by this batch: its last read message stands
     assert horizons.next({p0: 1, p1: 2, p2: 1}, {p2: 500_000}) == 1_000_000
     assert horizons.next({p0: 3, p1: 2, p2: 1}, {p0: 3_000_000}) == ALL
-    horizons.close()
+    # ALL it stays (a horizon never goes back), and no broker is asked again: one
+    # that is away would be said in a warning
+    horizons.kafka = replace(config.kafka, bootstrap=f"127.0.0.1:{free_port()}")
+    with caplog.at_level("WARNING", "bronze.horizon"):
+        assert horizons.next({p0: 3, p1: 2, p2: 1}, {}) == ALL
+    assert "did not answer" not in caplog.text
 
 
 @pytest.mark.kafka  # a Kafka client (and no broker)
