@@ -163,10 +163,11 @@ def query_waiting(config: Config, layer: str, query: str) -> int | None:
     return delta_rows_from(table, delta_first_unread(offset))
 
 
-def layer_waiting(config: Config, layer: str, query: StreamingQuery) -> int | None:
-    """Rows the layer's query has yet to read; None when it cannot be told."""
+def layer_waiting(config: Config, layer: str) -> int | None:
+    """Rows the layer's query (named like the layer) has yet to read; None when it
+    cannot be told."""
     try:
-        return query_waiting(config, layer, query.name)
+        return query_waiting(config, layer, layer)
     except Exception as exc:  # progress is a nicety: never fail the catch-up for it
         log.info("cannot tell how many rows %s has to read: %s", layer, exc)
         return None
@@ -207,6 +208,7 @@ def watched(
     config: Config,
     queries: dict[str, StreamingQuery],
     progress: Callable[..., Progress],
+    totals: dict[str, int | None],
     started: float | None = None,
     follows: Mapping[str, str] | None = None,
     every_s: float = TICK_S,
@@ -215,12 +217,13 @@ def watched(
     """A `tick()` that shows, on a new `progress`, each layer's rows read of its total
     (rates from `started`, a `clock()` time; a plain line every `[progress] every_s` when
     not on a terminal); it looks at most every `every_s` seconds. `queries`: layer -> its
-    running query; `follows`: a layer -> the layer of the run it reads, whose total is
-    known once that layer ended (meterlake.app.pipeline.run_once). Leaving the `with`
-    normally shows every layer's last figures."""
+    running query; `totals`: layer -> its rows waiting when it started (`layer_waiting`,
+    read before the queries start: a small catch-up may be over before the last of them
+    has started), None for a follower; `follows`: a layer -> the layer of the run it
+    reads, whose total is known once that layer ended (meterlake.app.pipeline.run_once).
+    Leaving the `with` normally shows every layer's last figures."""
     follows = follows or {}
-    totals = {layer: None if layer in follows else layer_waiting(config, layer, q)
-              for layer, q in queries.items()}
+    totals = dict(totals)
     counts = {layer: LayerCount(q, totals[layer]) for layer, q in queries.items()}
     looked = -math.inf
     rows = {f"{layer:>6}": total for layer, total in totals.items()}
@@ -235,7 +238,7 @@ def watched(
             for layer, query in queries.items():
                 source = follows.get(layer)
                 if totals[layer] is None and source and not queries[source].isActive:
-                    waiting = layer_waiting(config, layer, query)
+                    waiting = layer_waiting(config, layer)
                     if waiting is not None:
                         totals[layer] = finished_rows(query) + waiting
                         counts[layer].floor = totals[layer] * RUNNING_FLOOR

@@ -200,8 +200,9 @@ def _until_all_ended(
                 continue
             drain = drains.get(layer)
             if drain is not None and drain.done:
-                if drain.error is None:
-                    query.stop()  # idle: it read everything its ended source wrote
+                query.stop()  # idle: it read everything its ended source wrote (or failed)
+                if drain.error is not None and query.exception() is None:
+                    raise failure(layer, drain.error, config)
             elif drain is None and follows.get(layer) in ended:
                 drains[layer] = Drain(query)
             if not query.isActive:
@@ -229,7 +230,7 @@ def run_once(
     How bronze's batches are cut leaves silver's answers as they are (the release
     horizon, bronze.horizon), so the answers are those of the layers one after another,
     in less time: silver judges bronze's first batch while bronze reads the next."""
-    from meterlake.app.catchup import watched
+    from meterlake.app.catchup import layer_waiting, watched
 
     layers = check_layers(layers)
     before = validation.versions(config) if "silver" in layers else None
@@ -244,6 +245,8 @@ def run_once(
         try:
             for layer in step:
                 locks += guard_layer(config, layer)
+            totals = {layer: None if layer in follows or progress is None
+                      else layer_waiting(config, layer) for layer in step}
             for layer in step:
                 run = Run.FOLLOW if layer in follows else Run.ONCE
                 queries[layer] = start_layer(spark, config, layer, run)[0]
@@ -252,7 +255,8 @@ def run_once(
             if progress is None:
                 ended = _until_all_ended(queries, config, follows)
             else:
-                with watched(spark, config, queries, progress, started, follows) as tick:
+                with watched(spark, config, queries, progress, totals, started,
+                             follows) as tick:
                     ended = _until_all_ended(queries, config, follows, tick)
         except BaseException:
             for query in queries.values():
