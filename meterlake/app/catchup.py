@@ -1,6 +1,6 @@
 """How far a catch-up (`run --once`) has to go: each layer's rows waiting and rows read.
 
-Waiting, read when the layer's query starts:
+Waiting, read just before the layer's query starts:
 
 - a query reading the topic (bronze; silver too with `[streams] silver_source =
   "kafka"`): Kafka's end offsets minus where the checkpoint's last finished
