@@ -5,7 +5,8 @@ Each gold table is a sum of silver pieces over its key. A micro-batch of pieces
 sensor and half-hour period (`period_sums`, the finest key of the four answers);
 each answer's increments are then sums of those few rows over its own key, in
 Arrow, and `Answer.add` computes the new rows of the partitions (days, or months
-for Q1) they touch, which the job writes over the old ones (gold.job).
+for Q1; for Q3 the half hours of a day) they touch, which the job writes over the
+old ones (gold.job).
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ class Answer:
     comment: str
     partition: str  # the date key the table is partitioned by: a batch rewrites only these
     by_plan: bool = False  # summed from period_sums priced under every plan (priced_by_plans)
+    # Finer keys within a partition: a batch rewrites only the rows of the values it
+    # touches (a live batch touches a half hour or two of a day's 48).
+    within: tuple[str, ...] = ()
+
+    @property
+    def rewritten_by(self) -> tuple[str, ...]:
+        """The keys whose touched values a batch rewrites: the partition, then finer."""
+        return (self.partition, *self.within)
 
     @property
     def schema(self) -> StructType:
@@ -170,6 +179,7 @@ ANSWERS: dict[str, Answer] = {
             "kwh",
             "Q3: kWh per sensor and half-hour period",
             "day",
+            within=("period_start",),
         ),
         Answer(
             "day_cost",

@@ -5,12 +5,12 @@ Each micro-batch of pieces is summed once in Spark, per sensor and half-hour per
 (gold.answers.period_sums), and comes to the driver as Arrow: a few rows per sensor
 and period, however many pieces the batch held. Each gold table is partitioned by
 its date key (day, or month for Q1): for each table the job reads the partitions
-the batch touches, adds the increments in Arrow (`Answer.add`) and writes those
-partitions back in one commit with delta-rs (the `deltalake` package), an overwrite
-of exactly them (Spark's `replaceWhere`). Spark's own MERGE cost 1.7-2.7 s per table
-and batch on 2 cores, mostly planning and code generation for a few hundred rows
-(bench/README.md). The tables stay plain Delta tables, which Spark, DuckDB and
-delta-rs read alike, with one row per key.
+the batch touches (for Q3 only their touched half hours), adds the increments in
+Arrow (`Answer.add`) and writes those rows back in one commit with delta-rs (the
+`deltalake` package), an overwrite of exactly them (Spark's `replaceWhere`).
+Spark's own MERGE cost 1.7-2.7 s per table and batch on 2 cores, mostly planning
+and code generation for a few hundred rows (bench/README.md). The tables stay plain
+Delta tables, which Spark, DuckDB and delta-rs read alike, with one row per key.
 
 Exactly once: the writes go through meterlake.core.commits (`replace_partitions`),
 whose commits record Delta's transaction (appId = table + this checkpoint's query id,
@@ -53,7 +53,7 @@ def add_increments(writer: BatchWriter, path: str, answer: Answer, steps: list[p
     path: the partitions they touch, rewritten once per step; skipped when app_id's
     batch_id is there already. True when it wrote."""
     return writer.replace_partitions(
-        path, app_id, batch_id, steps, answer.partition, answer.arrow_schema,
+        path, app_id, batch_id, steps, answer.rewritten_by, answer.arrow_schema,
         lambda current, added: answer.add(current, added, datetime.now(UTC)),
     )
 

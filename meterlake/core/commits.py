@@ -34,8 +34,9 @@ refused with the line that says how to rebuild it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs, no py.typed
@@ -94,31 +95,57 @@ class QueryId:
         return self._id
 
 
-class Partitions:
-    """The rows of the partitions of one table a batch touches (`key` in `dates`): read
-    once, then kept as each step of the batch rewrites some of them."""
+def _literal(value: object) -> str:
+    """A key's value in a delta-rs predicate: a date, or an instant in UTC."""
+    if isinstance(value, datetime):
+        return f"'{value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'"
+    assert isinstance(value, date)
+    return f"'{value.isoformat()}'"
 
-    def __init__(self, table: DeltaTable, key: str, schema: pa.Schema, dates: list[date]) -> None:
-        self.key = key
-        self.rows = table.to_pyarrow_dataset().to_table(
-            filter=pc.field(key).isin(dates)).select(schema.names).cast(schema)
+
+class Partitions:
+    """The rows of one table a batch touches, read once, then kept as each step of the
+    batch rewrites some of them. `keys`: the partition column, then any finer columns
+    within it; the rows touched are those whose every key holds a value the batch's
+    increments hold (halfhour_energy: the half hours of the days it touches, not the
+    whole days)."""
+
+    def __init__(self, table: DeltaTable, keys: Sequence[str], schema: pa.Schema,
+                 increments: Sequence[pa.Table]) -> None:
+        self.keys = keys
+        touched = [_values(increments, key) for key in keys]
+        where = pc.field(keys[0]).isin(touched[0])
+        for key, values in zip(keys[1:], touched[1:], strict=True):
+            where = where & pc.field(key).isin(values)
+        self.rows = table.to_pyarrow_dataset().to_table(filter=where) \
+            .select(schema.names).cast(schema)
 
     def replace(self, table: DeltaTable, increments: pa.Table, merge: Merge,
                 transactions: list[Transaction]) -> None:
-        """The partitions increments touch, rewritten (`merge`) in one commit that
-        records `transactions`."""
-        dates = pc.unique(increments[self.key])
-        touched = pc.is_in(self.rows[self.key], value_set=dates)
+        """The rows increments touch, rewritten (`merge`) in one commit that records
+        `transactions`: an overwrite of exactly those rows (delta-rs rewrites the rest
+        of their partitions' files as they were)."""
+        values = [pc.unique(increments[key]) for key in self.keys]
+        masks = [pc.is_in(self.rows[key], value_set=v) for key, v in zip(self.keys, values,
+                                                                          strict=True)]
+        touched = functools.reduce(pc.and_, masks)
+        predicate = " AND ".join(
+            f"{key} IN ({', '.join(_literal(x) for x in sorted(v.to_pylist()))})"
+            for key, v in zip(self.keys, values, strict=True))
         rows = merge(self.rows.filter(touched), increments)
-        listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(dates.to_pylist()))
         write_deltalake(
             table,
             rows,
             mode="overwrite",
-            predicate=f"{self.key} IN ({listed})",
+            predicate=predicate,
             commit_properties=CommitProperties(app_transactions=transactions),
         )
         self.rows = pa.concat_tables([self.rows.filter(pc.invert(touched)), rows])
+
+
+def _values(tables: Sequence[pa.Table], key: str) -> pa.Array:
+    """The distinct values of column key over tables."""
+    return pc.unique(pa.concat_arrays([c for rows in tables for c in rows[key].chunks]))
 
 
 class BatchWriter:
@@ -152,20 +179,18 @@ class BatchWriter:
         return self._once(path, app_id, batch_id, commit)
 
     def replace_partitions(self, path: str, app_id: str, batch_id: int,
-                           steps: Sequence[pa.Table], key: str, schema: pa.Schema,
+                           steps: Sequence[pa.Table], keys: Sequence[str], schema: pa.Schema,
                            merge: Merge) -> bool:
         """Add a batch's increments (one table of them per step, in order; rows of
-        `schema`, partitioned by `key`) unless app_id's batch_id is in the table
-        already: per step, the partitions it touches rewritten by `merge` in one commit.
-        True when it wrote."""
+        `schema`, partitioned by `keys[0]`, rewritten by `keys`: Partitions) unless
+        app_id's batch_id is in the table already: per step, the rows it touches
+        rewritten by `merge` in one commit. True when it wrote."""
         stepped = len(steps) > 1
         step_app = f"{app_id}-step"
 
         def commit(table: DeltaTable) -> None:
             step_done = table.transaction_version(step_app) if stepped else None
-            dates = pc.unique(pa.concat_arrays(
-                [c for rows in steps for c in rows[key].chunks])).to_pylist()
-            partitions = Partitions(table, key, schema, dates)
+            partitions = Partitions(table, keys, schema, steps)
             for number, rows in enumerate(steps):
                 tag = batch_id * STEP_SLOTS + number
                 if step_done is not None and step_done >= tag:

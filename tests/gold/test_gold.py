@@ -169,3 +169,37 @@ def test_month_plan_cost_prices_the_batch_under_every_plan() -> None:
     assert got[("Y", "erse-tri-semanal")] == pytest.approx(-0.0105, abs=1e-12)
     assert got[("Y", "erse-bi-diario")] == pytest.approx(-0.02, abs=1e-12)
     assert set(month["month"].to_pylist()) == {date(2024, 2, 1)}
+
+
+def test_a_batch_rewrites_only_the_half_hours_it_touches_of_a_day(tmp_path) -> None:
+    """halfhour_energy's rows are rewritten by (day, period_start): the day's other half
+    hours, in the same file, stay as they were, and new keys join them."""
+    answer = ANSWERS["halfhour_energy"]
+    path = str(tmp_path / "halfhour_energy")
+    _empty_table(path, "halfhour_energy")
+    writer = BatchWriter(tmp_path / "checkpoint")
+    assert add_increments(writer, path, answer, [answer.increments(SUMS)], "q3-q", 0)
+    before = {(r["sensor_id"], r["period_start"]): r["updated_at"]
+              for r in DeltaTable(path).to_pyarrow_table().to_pylist()}
+    later = pa.table({
+        "sensor_id": ["X", "Z"], "month": [date(2024, 2, 1)] * 2,
+        "day": [date(2024, 2, 3), date(2024, 2, 4)],
+        "period_start": pa.array([_utc("2024-02-03 22:30"), _utc("2024-02-04 08:30")],
+                                 UTC_MICROS),
+        "kwh": [0.25, 2.0], "cost_eur": [0.0, 0.0],
+        "as_of": pa.array([_utc("2024-02-03 22:55"), _utc("2024-02-04 08:45")], UTC_MICROS),
+    })
+    assert add_increments(writer, path, answer, [answer.increments(later)], "q3-q", 1)
+    after = DeltaTable(path).to_pyarrow_table()
+    assert _rows(after, "sensor_id", "day", "period_start", "energy_kwh", "as_of") == [
+        ("X", date(2024, 2, 3), _utc("2024-02-03 22:00"), 0.5, _utc("2024-02-03 22:20")),
+        ("X", date(2024, 2, 3), _utc("2024-02-03 22:30"), 0.5, _utc("2024-02-03 22:55")),
+        ("X", date(2024, 2, 4), _utc("2024-02-04 00:00"), 1.0, _utc("2024-02-04 00:20")),
+        ("Y", date(2024, 2, 4), _utc("2024-02-04 08:30"), -0.1, _utc("2024-02-04 08:50")),
+        ("Z", date(2024, 2, 4), _utc("2024-02-04 08:30"), 2.0, _utc("2024-02-04 08:45")),
+    ]
+    stamps = {(r["sensor_id"], r["period_start"]): r["updated_at"] for r in after.to_pylist()}
+    untouched = [("X", _utc("2024-02-03 22:00")), ("X", _utc("2024-02-04 00:00")),
+                 ("Y", _utc("2024-02-04 08:30"))]
+    assert [stamps[k] for k in untouched] == [before[k] for k in untouched]
+    assert stamps[("X", _utc("2024-02-03 22:30"))] > before[("X", _utc("2024-02-03 22:30"))]
