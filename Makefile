@@ -11,6 +11,7 @@ WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 WEED_STAMP   := .tools/weed-$(WEED_VERSION).installed
 CLASS_ARCHIVE := .jars/spark-driver.jsa
+LOCAL_FS_JAR  := .jars/meterlake/meterlake-localfs.jar
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser demo test test-fast test-unit lint report bench kafka-start kafka-stop s3-start s3-stop clean
@@ -18,7 +19,7 @@ CLASS_ARCHIVE := .jars/spark-driver.jsa
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed .jars/s3/.installed $(CLASS_ARCHIVE) $(WEED_STAMP) browser  ## venv + pinned Python packages + JVM jars (+ the driver's class archive) + the local S3 store + headless Chromium
+setup: $(VENV)/.installed .jars/spark/.installed .jars/kafka/.installed .jars/s3/.installed $(LOCAL_FS_JAR) $(CLASS_ARCHIVE) $(WEED_STAMP) browser  ## venv + pinned Python packages + JVM jars (+ the driver's class archive) + the local S3 store + headless Chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +43,19 @@ $(VENV)/.installed: pyproject.toml
 	$(MVN) -f $< dependency:copy-dependencies
 	touch $@
 
+# Hadoop's local file system without a process per call (meterlake/jvm): compiled
+# against the Hadoop API jar pyspark ships.
+$(LOCAL_FS_JAR): $(wildcard meterlake/jvm/*.java) $(VENV)/.installed
+	rm -rf .jars/meterlake && mkdir -p .jars/meterlake/classes
+	javac --release 17 -d .jars/meterlake/classes \
+	  -cp "$$($(BIN)/python -c 'import pathlib, pyspark; print(*(pathlib.Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))')" \
+	  $(wildcard meterlake/jvm/*.java)
+	jar cf $@ -C .jars/meterlake/classes . && rm -rf .jars/meterlake/classes
+
 # The Spark driver's class archive (meterlake.app.classarchive.py): a driver then
 # starts in about half the CPU. Made from the jars above; without it (an error here
 # is only reported) Spark starts as before.
-$(CLASS_ARCHIVE): $(VENV)/.installed .jars/spark/.installed .jars/s3/.installed
+$(CLASS_ARCHIVE): $(VENV)/.installed .jars/spark/.installed .jars/s3/.installed $(LOCAL_FS_JAR)
 	$(BIN)/python -m meterlake.app.classarchive || echo "no class archive: Spark's driver starts without it"
 
 # The local S3-compatible store (`meterlake s3 start`): SeaweedFS's `weed`, built from
