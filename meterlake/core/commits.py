@@ -49,6 +49,7 @@ from deltalake import (
     write_deltalake,
 )
 
+from meterlake.core.checksum import write_checksum
 from meterlake.core.errors import MeterlakeError
 from meterlake.core.location import Location
 from meterlake.core.sparkinternals import checkpoint_query_id
@@ -140,6 +141,7 @@ class Partitions:
             predicate=predicate,
             commit_properties=CommitProperties(app_transactions=transactions),
         )
+        write_checksum(table)
         self.rows = pa.concat_tables([self.rows.filter(pc.invert(touched)), rows])
 
 
@@ -175,6 +177,7 @@ class BatchWriter:
                             writer_properties=APPENDED,
                             commit_properties=CommitProperties(
                                 app_transactions=[Transaction(app_id, batch_id)]))
+            write_checksum(table)
 
         return self._once(path, app_id, batch_id, commit)
 

@@ -107,8 +107,10 @@ class Progress:
     side) on `stream`: bars redrawn in place on a terminal, else a `status_line` per row
     every `every_s` seconds (default: EVERY_S). Rates and ETAs count from `started` (a
     `clock()` time; default: when the Progress was made); a row `update`d with
-    `final=True` keeps its figures from then on. `write` prints a message line without
-    breaking the bars; `close` (or leaving the `with`) erases them.
+    `final=True` keeps its figures from then on, and once every row is final their
+    lines are shown, however soon (a layer caught up in less than `every_s`). `write`
+    prints a message line without breaking the bars; `close` (or leaving the `with`)
+    erases them.
     """
 
     def __init__(
@@ -151,7 +153,7 @@ class Progress:
                 self._draw(now)
         elif now - (self._shown_at if self._shown_at is not None else self.started) >= (
             self.every_s
-        ):
+        ) or all(shown.seconds is not None for shown in self.rows.values()):
             for name, shown in self.rows.items():
                 seconds = self._seconds(shown, now)
                 self.stream.write(status_line(name, shown.done, shown.total, seconds,

@@ -108,6 +108,20 @@ def test_layers_side_by_side_get_a_line_each_and_a_finished_one_keeps_its_figure
     ]
 
 
+def test_off_a_terminal_the_last_figures_show_once_every_layer_ended_however_soon() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = Progress({"gold": 282, "silver": 190}, "rows", stream=out, tty=False,
+                        every_s=10, clock=clock)
+    clock.now = 0.5
+    progress.update("gold", 282, final=True)  # silver still running: not yet
+    clock.now = 0.9
+    progress.update("silver", 190, final=True)
+    assert out.getvalue().splitlines() == [
+        "gold: 282 of 282 rows (100%), 564 rows/s, ETA 0 s",
+        "silver: 190 of 190 rows (100%), 211 rows/s, ETA 0 s",
+    ]
+
+
 def test_on_a_terminal_the_bar_redraws_in_place_and_is_erased_at_the_end(monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     clock, out = Clock(), io.StringIO()
