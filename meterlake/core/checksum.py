@@ -12,13 +12,14 @@ checksum, 24 ms.
 
 `write_checksum` writes it after each commit of meterlake's writers
 (meterlake.core.commits, meterlake.core.compaction), on local disk: the protocol and
-metadata as the previous version's checksum has them (Spark writes version 0's when
-it creates the table), or the latest checksum before it when the commits since
-changed neither; the size and the file count from delta-rs's state of the table at
-the version. Spark checks a checksum against the state it computes before each of
-its own commits to the table (`tests/core/test_checksum.py` asks it to). Where no
-checksum has them (a commit changed the metadata), none is written and Spark runs its
-job, as before. On an object store nothing is written (yet).
+metadata as the latest checksum before it has them, or else the commit that set
+them (the table's creation by Spark, which writes no checksum when it creates an
+empty table), when the commits since changed neither; the size and the file count
+from delta-rs's state of the table at the version. Spark checks a checksum against
+the state it computes before each of its own commits to the table
+(`tests/core/test_checksum.py` asks it to). Where neither is found (a commit changed
+only one of them), none is written and Spark runs its job, as before. On an object
+store nothing is written (yet).
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ def _name(version: int, suffix: str) -> str:
 
 def write_checksum(table: DeltaTable) -> bool:
     """Write the checksum file of the table's loaded version, unless the table is not on
-    local disk, the file is there, or no earlier checksum within LOOK_BACK versions
-    has the protocol and metadata (one whose later commits up to this one change
-    neither). True when written."""
+    local disk, the file is there, or its protocol and metadata are not found
+    (`_last_checksum`). True when written."""
     if not table.table_uri.startswith(_LOCAL):
         return False
     log = Path(table.table_uri.removeprefix(_LOCAL)) / "_delta_log"
@@ -72,17 +72,24 @@ def write_checksum(table: DeltaTable) -> bool:
 
 
 def _last_checksum(log: Path, version: int) -> dict[str, Any] | None:
-    """The latest checksum before `version` whose protocol and metadata still hold at
-    `version` (its later commits, read back from `version`, change neither), or None.
-    Usually the previous version's; further back after a commit another writer made
-    or a crash between a commit and its checksum."""
-    for earlier in range(version, max(version - LOOK_BACK, 0), -1):
-        commit = log / _name(earlier, "json")
-        if not commit.exists() or any(
-                line.startswith(_CHANGES) for line in commit.read_text().splitlines()):
-            return None
-        crc = log / _name(earlier - 1, "crc")
-        if crc.exists():
+    """The protocol and metadata at `version` ({"protocol": ..., "metadata": ...}) from
+    the latest checksum before it whose later commits change neither, or from the
+    commit that last set both (the table's creation by Spark, which may write no
+    checksum); None when neither is found within LOOK_BACK commits, or a commit changed
+    only one of them."""
+    for earlier in range(version, max(version - LOOK_BACK, -1), -1):
+        crc = log / _name(earlier, "crc")
+        if earlier < version and crc.exists():
             found: dict[str, Any] = json.loads(crc.read_text())
             return found
+        commit = log / _name(earlier, "json")
+        if not commit.exists():
+            return None
+        changes = [json.loads(line) for line in commit.read_text().splitlines()
+                   if line.startswith(_CHANGES)]
+        if changes:
+            actions = {key: value for action in changes for key, value in action.items()}
+            if {"protocol", "metaData"} <= actions.keys():
+                return {"protocol": actions["protocol"], "metadata": actions["metaData"]}
+            return None
     return None
