@@ -93,7 +93,8 @@ def on_open_lake(config: Config, reps: int) -> dict[str, dict[str, float]]:
 
 
 def memory_copy(config: Config) -> duckdb.DuckDBPyConnection:
-    """The gold tables loaded into DuckDB's own tables, with the same views."""
+    """The gold tables loaded into DuckDB's own tables, with the same views (the wide
+    q3 as `connect` makes it: a SQL view up to `[read] sql_q3_max_sensors`)."""
     import duckdb
     from deltalake import DeltaTable
 
@@ -105,7 +106,7 @@ def memory_copy(config: Config) -> duckdb.DuckDBPyConnection:
         con.register("source", DeltaTable(str(config.table_path(table))).to_pyarrow_table())
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM source")
         con.unregister("source")
-    create_views(con, config.semantics.zone, GOLD)
+    create_views(con, config.semantics.zone, GOLD, config.read.sql_q3_max_sensors)
     return con
 
 
