@@ -408,9 +408,11 @@ class Bench:
         """Gold's write of one live batch to the four tables: Spark MERGE (before),
         delta-rs MERGE, and the partition overwrite gold.job does."""
         from bench.writers import compare_compaction, compare_writers
+        from meterlake.core.tariff import load_tariff
 
         self.note("writers: the gold write of a live batch, three ways")
-        self.out["gold_writers"] = compare_writers(self.spark, self.data / "writers")
+        tariff = load_tariff(self.config.semantics.tariff, self.config.semantics.zone)
+        self.out["gold_writers"] = compare_writers(self.spark, self.data / "writers", tariff)
         self.note("writers: small appends with inline compaction and without")
         self.out["compaction"] = compare_compaction(
             self.spark, self.data / "compaction", appends=self.plan.compaction_appends)

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from gold.answers import ANSWERS, UTC_MICROS
+from gold.answers import ANSWERS, UTC_MICROS, priced_by_plans
 from gold.job import add_increments
 from meterlake.core.commits import BatchWriter
+from meterlake.core.tariff import Tariff
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -92,9 +93,10 @@ def _rs_merge(table: DeltaTable, answer, increments: pa.Table, batch: int) -> No
     )
 
 
-def compare_writers(spark: SparkSession, root: Path, meters: int = 11,
+def compare_writers(spark: SparkSession, root: Path, tariff: Tariff, meters: int = 11,
                     batches: int = 24) -> dict[str, Any]:
-    """Median and p90 ms per batch (all four tables) for each writer."""
+    """Median and p90 ms per batch (every gold table; the plans' from the sums priced
+    under every plan of `tariff`, as gold.job does) for each writer."""
     sums = period_batches(meters, batches)
     results: dict[str, Any] = {"meters": meters, "batches": batches}
     for way in ("spark_merge", "delta_rs_merge", "partition_overwrite"):
@@ -111,8 +113,9 @@ def compare_writers(spark: SparkSession, root: Path, meters: int = 11,
         times = []
         for batch, rows in enumerate(sums):
             began = time.perf_counter()
+            priced = priced_by_plans(rows, tariff)
             for name, answer in ANSWERS.items():
-                increments = answer.increments(rows)
+                increments = answer.increments(priced if answer.by_plan else rows)
                 if way == "spark_merge":
                     _spark_merge(spark, tables[name], answer, increments, batch)
                 elif way == "delta_rs_merge":
