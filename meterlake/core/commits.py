@@ -76,8 +76,9 @@ APPENDED = WriterProperties(compression="SNAPPY", max_row_group_size=ROW_GROUP_R
 # sorted by them, in files of about this size, so that a file holds few of their
 # values: an overwrite of some values rewrites only the files that hold them (delta-rs
 # skips the others by their statistics). A day of 100,000 meters' half hours: about 16
-# files of 3 half hours each, and a live batch touching the day's last half hour copies
-# 250,000 rows, not the day's 4.8 million (one file per day for a few thousand meters).
+# files of about 3 half hours each, and a live batch touching the day's last half hour
+# copies a few hundred thousand rows, not the day's 4.8 million (one file per day for a
+# few thousand meters).
 CUT_FILE_BYTES = 4 << 20
 
 
